@@ -1,0 +1,536 @@
+//! The dataplane configuration: plain data, produced by `render` (operator or
+//! standalone mode), validated here, applied atomically by the engine.
+//!
+//! The wire format is JSON and additive-only: every field added later has a
+//! default, and unknown fields are ignored, so an older dataplane accepts a
+//! newer config as long as it does not need the new feature.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// The wire-format revision of this model; bumped only when a field is added.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything one dataplane runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataplaneConfig {
+    /// Wire-format revision the producer wrote ([`SCHEMA_VERSION`]).
+    #[serde(default = "schema_version")]
+    pub schema_version: u32,
+    /// Content version chosen by the producer: increases with every change, so
+    /// the dataplane can report which config it runs. 0 means unversioned.
+    #[serde(default)]
+    pub version: u64,
+    /// Listeners, each with its routing; names are unique.
+    #[serde(default)]
+    pub frontends: Vec<Frontend>,
+    /// Server pools referenced by frontends; names are unique.
+    #[serde(default)]
+    pub backends: Vec<Backend>,
+}
+
+fn schema_version() -> u32 {
+    SCHEMA_VERSION
+}
+
+/// Proxy mode of a frontend or backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Layer-4: bytes are relayed both ways, with half-close.
+    Tcp,
+    /// HTTP/1.1 with keep-alive on both sides (the default).
+    #[default]
+    Http,
+}
+
+/// A listener and the routing behind it (haproxy `frontend`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Frontend {
+    /// Unique name, `namespace/name` when rendered from resources.
+    pub name: String,
+    /// Proxy mode; backends used by this frontend must have the same mode.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Address and port to listen on.
+    pub bind: SocketAddr,
+    /// Backend for requests no route matches; without it they get 503.
+    #[serde(default)]
+    pub default_backend: Option<String>,
+    /// HTTP routes, first match wins (http mode only).
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    /// Client-side inactivity timeout in milliseconds (haproxy `timeout client`);
+    /// in http mode also the limit for receiving a request's headers and for an
+    /// idle keep-alive connection. Default 60000.
+    #[serde(default = "default_client_timeout_ms")]
+    pub client_timeout_ms: u64,
+    /// Connections served at once; further clients wait in the kernel's accept
+    /// queue (haproxy `maxconn`). Default 10000.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// Add `X-Forwarded-For` with the client address (haproxy `option forwardfor`). Default true.
+    #[serde(default = "yes")]
+    pub x_forwarded_for: bool,
+    /// Add an RFC 7239 `Forwarded` header. Default false.
+    #[serde(default)]
+    pub forwarded: bool,
+    /// Largest request head (request line plus headers) in bytes; larger gets 431.
+    /// Default 16384, minimum 8192.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: u32,
+}
+
+/// An HTTP route: every field that is set must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Route {
+    /// Host to match, without port, case-insensitive; `*.example.com` matches one or more labels.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Path prefix to match, on segment boundaries (`/api` matches `/api` and `/api/x`, not `/apix`).
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Exact path to match (query excluded).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Backend that serves matching requests.
+    pub backend: String,
+}
+
+/// Load-balancing algorithm (haproxy `balance`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Balance {
+    /// Weighted round robin (the default).
+    #[default]
+    Roundrobin,
+    /// Fewest active connections relative to weight.
+    Leastconn,
+    /// Consistent hash of the client IP address.
+    Source,
+    /// Consistent hash of the request path (http mode; tcp falls back to source).
+    Uri,
+    /// Random with two choices: the less loaded of two random servers.
+    Random,
+    /// The first server in order that has a free connection slot.
+    First,
+}
+
+/// A pool of servers (haproxy `backend`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backend {
+    /// Unique name, `namespace/name` when rendered from resources.
+    pub name: String,
+    /// Proxy mode; must equal the mode of every frontend using it.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Algorithm choosing a server for each connection or request.
+    #[serde(default)]
+    pub balance: Balance,
+    /// Servers in order; names are unique within the backend.
+    #[serde(default)]
+    pub servers: Vec<Server>,
+    /// Limit for establishing a connection to a server, in ms (haproxy `timeout connect`). Default 10000.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Server-side inactivity timeout in ms (haproxy `timeout server`); in http
+    /// mode the limit for a response's headers, answered with 504. Default 60000.
+    #[serde(default = "default_server_timeout_ms")]
+    pub server_timeout_ms: u64,
+    /// Further connection attempts after a failed connect (haproxy `retries`). Default 3.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Make retries go to another server (haproxy `option redispatch`). Default true.
+    #[serde(default = "yes")]
+    pub redispatch: bool,
+}
+
+/// One server of a backend (haproxy `server` line).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Server {
+    /// Name, unique within the backend.
+    pub name: String,
+    /// IP address or DNS name (resolved when connecting).
+    pub address: String,
+    /// TCP port, 1-65535.
+    pub port: u16,
+    /// Relative weight 1-256. Default 1.
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// Used only while no active (non-backup) server is available. Default false.
+    #[serde(default)]
+    pub backup: bool,
+    /// Connections to this server at once; 0 means no limit. `first` fills
+    /// servers up to this limit. Default 0.
+    #[serde(default)]
+    pub max_connections: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> u32 {
+    1
+}
+fn default_client_timeout_ms() -> u64 {
+    60_000
+}
+fn default_server_timeout_ms() -> u64 {
+    60_000
+}
+fn default_connect_timeout_ms() -> u64 {
+    10_000
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_max_connections() -> u32 {
+    10_000
+}
+fn default_max_header_bytes() -> u32 {
+    16_384
+}
+
+impl Frontend {
+    /// A frontend with every optional field at its default.
+    pub fn new(name: impl Into<String>, mode: Mode, bind: SocketAddr) -> Self {
+        Frontend {
+            name: name.into(),
+            mode,
+            bind,
+            default_backend: None,
+            routes: Vec::new(),
+            client_timeout_ms: default_client_timeout_ms(),
+            max_connections: default_max_connections(),
+            x_forwarded_for: true,
+            forwarded: false,
+            max_header_bytes: default_max_header_bytes(),
+        }
+    }
+
+    /// Client-side inactivity timeout.
+    pub fn client_timeout(&self) -> Duration {
+        Duration::from_millis(self.client_timeout_ms)
+    }
+}
+
+impl Backend {
+    /// A backend with every optional field at its default.
+    pub fn new(
+        name: impl Into<String>,
+        mode: Mode,
+        balance: Balance,
+        servers: Vec<Server>,
+    ) -> Self {
+        Backend {
+            name: name.into(),
+            mode,
+            balance,
+            servers,
+            connect_timeout_ms: default_connect_timeout_ms(),
+            server_timeout_ms: default_server_timeout_ms(),
+            retries: default_retries(),
+            redispatch: true,
+        }
+    }
+
+    /// Limit for establishing a connection to a server.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// Server-side inactivity timeout.
+    pub fn server_timeout(&self) -> Duration {
+        Duration::from_millis(self.server_timeout_ms)
+    }
+}
+
+impl Server {
+    /// A server with weight 1, not a backup, no connection limit.
+    pub fn new(name: impl Into<String>, address: impl Into<String>, port: u16) -> Self {
+        Server {
+            name: name.into(),
+            address: address.into(),
+            port,
+            weight: 1,
+            backup: false,
+            max_connections: 0,
+        }
+    }
+}
+
+impl DataplaneConfig {
+    /// Parses JSON and validates it.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let config: DataplaneConfig =
+            serde_json::from_str(text).map_err(|e| Error::Parse(e.to_string()))?;
+        config.validate()
+    }
+
+    /// Stable JSON for the wire and for golden files.
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).expect("config serializes")
+    }
+
+    /// Checks every rule the engine relies on; returns the config unchanged when valid.
+    /// The error lists every problem, one per line.
+    pub fn validate(self) -> Result<Self> {
+        let mut problems = Vec::new();
+        let mut bad = |object: &str, field: String, reason: String| {
+            problems.push(format!("{object}: {field}: {reason}"));
+        };
+        if self.schema_version > SCHEMA_VERSION {
+            // Additive-only: a newer producer's config is accepted, fields we do not know are ignored.
+            tracing::debug!(schema = self.schema_version, "config from a newer producer");
+        }
+        let mut backends = BTreeMap::new();
+        for (i, b) in self.backends.iter().enumerate() {
+            let object = format!("backend {}", b.name);
+            if b.name.is_empty() {
+                bad(
+                    &object,
+                    format!("backends[{i}].name"),
+                    "must not be empty".into(),
+                );
+            }
+            if backends.insert(b.name.as_str(), b.mode).is_some() {
+                bad(
+                    &object,
+                    format!("backends[{i}].name"),
+                    "duplicate backend name".into(),
+                );
+            }
+            if b.connect_timeout_ms == 0 {
+                bad(
+                    &object,
+                    "connectTimeoutMs".into(),
+                    "must be greater than 0".into(),
+                );
+            }
+            if b.server_timeout_ms == 0 {
+                bad(
+                    &object,
+                    "serverTimeoutMs".into(),
+                    "must be greater than 0".into(),
+                );
+            }
+            let mut names = BTreeSet::new();
+            for (j, s) in b.servers.iter().enumerate() {
+                let field = format!("servers[{j}]");
+                if s.name.is_empty() || !names.insert(s.name.as_str()) {
+                    bad(
+                        &object,
+                        format!("{field}.name"),
+                        format!("{:?} is empty or not unique", s.name),
+                    );
+                }
+                if s.address.is_empty() {
+                    bad(
+                        &object,
+                        format!("{field}.address"),
+                        "must not be empty".into(),
+                    );
+                }
+                if s.port == 0 {
+                    bad(
+                        &object,
+                        format!("{field}.port"),
+                        "0 is not a port (1-65535)".into(),
+                    );
+                }
+                if !(1..=256).contains(&s.weight) {
+                    bad(
+                        &object,
+                        format!("{field}.weight"),
+                        format!("{} is out of range (1-256)", s.weight),
+                    );
+                }
+            }
+        }
+        let mut names = BTreeSet::new();
+        let mut binds = BTreeMap::new();
+        for (i, f) in self.frontends.iter().enumerate() {
+            let object = format!("frontend {}", f.name);
+            if f.name.is_empty() || !names.insert(f.name.as_str()) {
+                bad(
+                    &object,
+                    format!("frontends[{i}].name"),
+                    "empty or duplicate frontend name".into(),
+                );
+            }
+            if let Some(other) = binds.insert(f.bind, f.name.as_str()) {
+                bad(
+                    &object,
+                    "bind".into(),
+                    format!("{} is also bound by frontend {other}", f.bind),
+                );
+            }
+            if f.bind.port() == 0 {
+                bad(
+                    &object,
+                    "bind".into(),
+                    "port 0 is not a port (1-65535)".into(),
+                );
+            }
+            if f.client_timeout_ms == 0 {
+                bad(
+                    &object,
+                    "clientTimeoutMs".into(),
+                    "must be greater than 0".into(),
+                );
+            }
+            if f.max_connections == 0 {
+                bad(
+                    &object,
+                    "maxConnections".into(),
+                    "must be greater than 0".into(),
+                );
+            }
+            if f.max_header_bytes < 8192 {
+                bad(
+                    &object,
+                    "maxHeaderBytes".into(),
+                    format!("{} is below the minimum 8192", f.max_header_bytes),
+                );
+            }
+            if f.mode == Mode::Tcp && !f.routes.is_empty() {
+                bad(&object, "routes".into(), "routes need http mode".into());
+            }
+            let refs = f
+                .default_backend
+                .iter()
+                .map(|b| ("defaultBackend".to_string(), b))
+                .chain(
+                    f.routes
+                        .iter()
+                        .enumerate()
+                        .map(|(j, r)| (format!("routes[{j}].backend"), &r.backend)),
+                );
+            for (field, backend) in refs {
+                match backends.get(backend.as_str()) {
+                    None => bad(
+                        &object,
+                        field,
+                        format!("backend {backend:?} does not exist"),
+                    ),
+                    Some(mode) if *mode != f.mode => bad(
+                        &object,
+                        field,
+                        format!(
+                            "backend {backend:?} is in {mode:?} mode, the frontend in {:?} mode",
+                            f.mode
+                        ),
+                    ),
+                    Some(_) => {}
+                }
+            }
+            for (j, r) in f.routes.iter().enumerate() {
+                for (name, p) in [("pathPrefix", &r.path_prefix), ("path", &r.path)] {
+                    if p.as_deref().is_some_and(|p| !p.starts_with('/')) {
+                        bad(
+                            &object,
+                            format!("routes[{j}].{name}"),
+                            "must start with /".into(),
+                        );
+                    }
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(self)
+        } else {
+            Err(Error::Invalid(problems.join("\n")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> DataplaneConfig {
+        let mut fe = Frontend::new(
+            "default/http-in",
+            Mode::Http,
+            "127.0.0.1:8080".parse().unwrap(),
+        );
+        fe.default_backend = Some("default/app".into());
+        DataplaneConfig {
+            schema_version: SCHEMA_VERSION,
+            version: 1,
+            frontends: vec![fe],
+            backends: vec![Backend::new(
+                "default/app",
+                Mode::Http,
+                Balance::Roundrobin,
+                vec![Server::new("srv1", "127.0.0.1", 9001)],
+            )],
+        }
+    }
+
+    #[test]
+    fn valid_config_round_trips_through_json() {
+        let cfg = sample().validate().unwrap();
+        let back = DataplaneConfig::from_json(&cfg.to_json_pretty()).unwrap();
+        assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_missing_ones_defaulted() {
+        let cfg = DataplaneConfig::from_json(
+            r#"{"frontends":[{"name":"f","bind":"127.0.0.1:1","futureField":1}],"backends":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.frontends[0].client_timeout_ms, 60_000);
+        assert_eq!(cfg.frontends[0].mode, Mode::Http);
+        assert_eq!(cfg.schema_version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_object_and_field() {
+        let mut cfg = sample();
+        cfg.backends[0].servers[0].port = 0;
+        cfg.backends[0].servers[0].weight = 300;
+        cfg.frontends[0].default_backend = Some("default/missing".into());
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("backend default/app: servers[0].port: 0 is not a port"),
+            "{err}"
+        );
+        assert!(
+            err.contains("servers[0].weight: 300 is out of range"),
+            "{err}"
+        );
+        assert!(err.contains(
+            "frontend default/http-in: defaultBackend: backend \"default/missing\" does not exist"
+        ));
+    }
+
+    #[test]
+    fn mode_mismatch_and_duplicate_bind_are_rejected() {
+        let mut cfg = sample();
+        cfg.backends[0].mode = Mode::Tcp;
+        let mut twin = cfg.frontends[0].clone();
+        twin.name = "default/twin".into();
+        cfg.frontends.push(twin);
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("is in Tcp mode, the frontend in Http mode"),
+            "{err}"
+        );
+        assert!(
+            err.contains("127.0.0.1:8080 is also bound by frontend default/http-in"),
+            "{err}"
+        );
+    }
+}
