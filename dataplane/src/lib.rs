@@ -3,10 +3,16 @@
 //! with atomic, hitless config changes. It knows nothing of Kubernetes: it runs
 //! a [`DataplaneConfig`] that `render` produced.
 
+pub mod backend;
 pub mod balance;
 pub mod config;
+pub mod engine;
+pub mod http;
+mod pool;
+pub mod tcp;
 
 pub use config::DataplaneConfig;
+pub use engine::Engine;
 
 /// Errors of the dataplane library.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,164 @@
+//! The engine runs one [`DataplaneConfig`] at a time and swaps in the next
+//! atomically: see `LIFECYCLE.md` beside this file.
+
+mod listener;
+mod route;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::backend::BackendRuntime;
+use crate::config::{self, DataplaneConfig};
+use crate::{Error, Result};
+use listener::{Connections, Listener};
+pub(crate) use listener::stop_signal;
+pub use route::RouteRuntime;
+
+/// A frontend ready to serve: its spec with backends resolved.
+#[derive(Debug)]
+pub struct FrontendRuntime {
+    pub spec: config::Frontend,
+    pub default_backend: Option<Arc<BackendRuntime>>,
+    pub routes: Vec<RouteRuntime>,
+    /// Connection slots (maxconn); kept across applies while the limit is unchanged.
+    pub slots: Arc<Semaphore>,
+}
+
+/// Runs listeners for the current config; `apply` replaces it.
+pub struct Engine {
+    /// Serialises applies; holds the running listeners and backends.
+    running: Mutex<Running>,
+    version: AtomicU64,
+    connections: Arc<Connections>,
+}
+
+#[derive(Default)]
+struct Running {
+    listeners: HashMap<SocketAddr, Listener>,
+    backends: HashMap<String, Arc<BackendRuntime>>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Engine {
+    /// An engine with no listeners; call from within a tokio runtime.
+    pub fn new() -> Engine {
+        Engine { running: Mutex::new(Running::default()), version: AtomicU64::new(0), connections: Arc::default() }
+    }
+
+    /// Version of the running config (0 before the first apply).
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Client connections being served now.
+    pub fn active_connections(&self) -> usize {
+        self.connections.count()
+    }
+
+    /// Validates `config`, opens listeners it adds, then swaps it in: unchanged
+    /// listeners keep their sockets, removed ones stop accepting, established
+    /// connections finish. On any error nothing changes.
+    pub async fn apply(&self, config: DataplaneConfig) -> Result<()> {
+        let config = config.validate()?;
+        let mut running = self.running.lock().await;
+
+        let mut shared = HashMap::new();
+        for b in running.backends.values() {
+            b.shared_states(&mut shared);
+        }
+        let backends: HashMap<String, Arc<BackendRuntime>> = config
+            .backends
+            .iter()
+            .map(|b| (b.name.clone(), Arc::new(BackendRuntime::build(b.clone(), &shared))))
+            .collect();
+
+        // Build every frontend and open new sockets before touching anything running.
+        let mut frontends = Vec::with_capacity(config.frontends.len());
+        let mut opened = HashMap::new();
+        for spec in &config.frontends {
+            let old = running.listeners.get(&spec.bind);
+            let slots = match old.map(|l| l.current.load()) {
+                Some(fe) if fe.spec.max_connections == spec.max_connections => fe.slots.clone(),
+                _ => Arc::new(Semaphore::new(spec.max_connections as usize)),
+            };
+            frontends.push(Arc::new(FrontendRuntime::build(spec.clone(), &backends, slots)?));
+            if old.is_none() {
+                let socket = listener::bind(spec.bind).map_err(|source| Error::Bind {
+                    frontend: spec.name.clone(),
+                    addr: spec.bind,
+                    source,
+                })?;
+                opened.insert(spec.bind, socket);
+            }
+        }
+
+        // Commit: swap frontends into kept listeners, start new ones, stop the rest.
+        let mut listeners = HashMap::with_capacity(frontends.len());
+        for fe in frontends {
+            let bind = fe.spec.bind;
+            let l = match running.listeners.remove(&bind) {
+                Some(l) => {
+                    l.current.store(fe);
+                    l
+                }
+                None => {
+                    let socket = opened.remove(&bind).expect("opened above");
+                    Listener::start(socket, fe, self.connections.clone())
+                }
+            };
+            listeners.insert(bind, l);
+        }
+        for (addr, old) in running.listeners.drain() {
+            tracing::info!(%addr, frontend = %old.current.load().spec.name, "listener closed");
+            old.stop();
+        }
+        running.listeners = listeners;
+        running.backends = backends;
+        self.version.store(config.version, Ordering::Release);
+        Ok(())
+    }
+
+    /// Stops every listener, asks open connections to finish, and waits for
+    /// them up to `grace`.
+    pub async fn shutdown(&self, grace: Duration) {
+        let mut running = self.running.lock().await;
+        for (_, l) in running.listeners.drain() {
+            l.stop();
+        }
+        running.backends.clear();
+        self.connections.wait_idle(grace).await;
+    }
+}
+
+impl FrontendRuntime {
+    fn build(
+        spec: config::Frontend,
+        backends: &HashMap<String, Arc<BackendRuntime>>,
+        slots: Arc<Semaphore>,
+    ) -> Result<Self> {
+        // validate() has checked that every referenced backend exists.
+        let lookup = |name: &str| {
+            backends
+                .get(name)
+                .cloned()
+                .ok_or_else(|| Error::Invalid(format!("frontend {}: backend {name:?} does not exist", spec.name)))
+        };
+        let default_backend = spec.default_backend.as_deref().map(lookup).transpose()?;
+        let routes = spec
+            .routes
+            .iter()
+            .map(|r| Ok(RouteRuntime::new(r, lookup(&r.backend)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(FrontendRuntime { spec, default_backend, routes, slots })
+    }
+}

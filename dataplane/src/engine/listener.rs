@@ -1,0 +1,148 @@
+//! A listening socket and its accept loop.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+
+use super::FrontendRuntime;
+use crate::config::Mode;
+use crate::{http, tcp};
+
+/// Pending connections the kernel queues per listener.
+const BACKLOG: i32 = 1024;
+
+/// Opens a listening socket (SO_REUSEADDR; IPv6 sockets are v6-only).
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// A running listener: the frontend it serves now, and its stop switch.
+pub struct Listener {
+    pub current: Arc<ArcSwap<FrontendRuntime>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Listener {
+    /// Starts accepting on `socket` for `frontend`.
+    pub fn start(socket: TcpListener, frontend: Arc<FrontendRuntime>, connections: Arc<Connections>) -> Listener {
+        let current = Arc::new(ArcSwap::new(frontend));
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(accept_loop(socket, current.clone(), stopped, connections));
+        Listener { current, stop }
+    }
+
+    /// Closes the socket; HTTP connections finish their request and close,
+    /// TCP sessions run to their end.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn accept_loop(
+    socket: TcpListener,
+    current: Arc<ArcSwap<FrontendRuntime>>,
+    mut stopped: watch::Receiver<bool>,
+    connections: Arc<Connections>,
+) {
+    loop {
+        // Take a connection slot first: at maxconn, clients wait in the backlog.
+        let slots = current.load().slots.clone();
+        let permit = tokio::select! {
+            p = slots.acquire_owned() => p.expect("semaphores are never closed"),
+            _ = stop_signal(&mut stopped) => return,
+        };
+        let (stream, peer) = tokio::select! {
+            r = socket.accept() => match r {
+                Ok(ok) => ok,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            _ = stop_signal(&mut stopped) => return,
+        };
+        let frontend = current.load_full();
+        let guard = connections.open();
+        let stop = stopped.clone();
+        let current = current.clone();
+        tokio::spawn(async move {
+            serve(frontend, current, stream, peer, stop).await;
+            drop(permit);
+            drop(guard);
+        });
+    }
+}
+
+async fn serve(
+    frontend: Arc<FrontendRuntime>,
+    current: Arc<ArcSwap<FrontendRuntime>>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+) {
+    match frontend.spec.mode {
+        Mode::Tcp => tcp::serve(frontend, stream, peer).await,
+        Mode::Http => http::serve(current, stream, peer, stop).await,
+    }
+}
+
+/// Resolves once the stop switch is on (or its sender is gone).
+pub async fn stop_signal(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Counts open client connections so shutdown can wait for them.
+#[derive(Default)]
+pub struct Connections {
+    open: AtomicUsize,
+    idle: Notify,
+}
+
+/// Counts one connection until dropped.
+pub struct ConnectionGuard(Arc<Connections>);
+
+impl Connections {
+    fn open(self: &Arc<Self>) -> ConnectionGuard {
+        self.open.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(self.clone())
+    }
+
+    pub fn count(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Waits until no connection is open, at most `grace`.
+    pub async fn wait_idle(&self, grace: Duration) {
+        let _ = tokio::time::timeout(grace, async {
+            while self.count() > 0 {
+                self.idle.notified().await;
+            }
+        })
+        .await;
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        if self.0.open.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}

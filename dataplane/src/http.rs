@@ -1,0 +1,206 @@
+//! HTTP mode: HTTP/1.1 with keep-alive on both sides, routing by host and
+//! path, pooled server connections, streamed bodies, Upgrade/WebSocket.
+
+mod body;
+mod headers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::backend::{ActiveGuard, BackendRuntime, ServerRuntime};
+use crate::balance::SelectKey;
+use crate::engine::FrontendRuntime;
+pub use body::ProxyBody;
+
+/// Serves one client connection of an http-mode frontend. Each request uses
+/// the listener's current config; when `stop` fires, the connection finishes
+/// its request in flight and closes.
+pub async fn serve(
+    current: Arc<ArcSwap<FrontendRuntime>>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let spec = &current.load().spec;
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(spec.client_timeout())
+        .max_header_size(spec.max_header_bytes as usize);
+    let client = Client { peer, peer_header: headers::ip_value(peer.ip()) };
+    let service = service_fn(move |req| {
+        let frontend = current.load_full();
+        let client = client.clone();
+        async move { Ok::<_, std::convert::Infallible>(proxy(&frontend, req, &client).await) }
+    });
+    let conn = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = crate::engine::stop_signal(&mut stop) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
+}
+
+/// What a request needs to know about its connection.
+#[derive(Clone)]
+struct Client {
+    peer: SocketAddr,
+    peer_header: HeaderValue,
+}
+
+/// Proxies one request; every failure becomes an HTTP error response.
+async fn proxy(frontend: &FrontendRuntime, mut req: Request<Incoming>, client: &Client) -> Response<ProxyBody> {
+    let Some(backend) = frontend.route(&req) else {
+        return body::local(StatusCode::SERVICE_UNAVAILABLE, "No backend serves this request.");
+    };
+    let upgrade = headers::is_upgrade(&req);
+    headers::prepare_request(&mut req, frontend, &client.peer_header, client.peer, upgrade);
+    let key = SelectKey { client_ip: client.peer.ip(), path: Some(req.uri().path()) };
+    let Some((mut sender, guard)) = connect(backend, &key, upgrade).await else {
+        return body::local(StatusCode::SERVICE_UNAVAILABLE, "No server is available to handle this request.");
+    };
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let timeout = backend.spec.server_timeout();
+    let sent = tokio::time::timeout(timeout, sender.try_send_request(req)).await;
+    let result = match sent {
+        Err(_) => return timeout_response(backend, guard.server()),
+        Ok(Ok(resp)) => Ok(resp),
+        // A pooled connection the server closed while idle: the request was
+        // not sent, so send it once more on a new connection.
+        Ok(Err(mut e)) => match e.take_message() {
+            Some(req) => match new_connection(guard.server(), backend, upgrade).await {
+                Some(mut fresh) => {
+                    let sent = tokio::time::timeout(timeout, fresh.send_request(req)).await;
+                    sender = fresh;
+                    match sent {
+                        Err(_) => return timeout_response(backend, guard.server()),
+                        Ok(r) => r,
+                    }
+                }
+                None => return body::local(StatusCode::SERVICE_UNAVAILABLE, "No server is available to handle this request."),
+            },
+            None => Err(e.into_error()),
+        },
+    };
+    let mut resp = match result {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::warn!(backend = %backend.spec.name, server = %guard.server().label(), error = %e, "bad response from server");
+            return body::local(StatusCode::BAD_GATEWAY, "The server returned an invalid or incomplete response.");
+        }
+    };
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_upgrade) = client_upgrade {
+            tunnel(client_upgrade, hyper::upgrade::on(&mut resp), guard);
+        }
+        return resp.map(|_| ProxyBody::empty());
+    }
+    headers::clean_response(&mut resp);
+    let reuse = (!upgrade).then_some(sender);
+    resp.map(|b| ProxyBody::upstream(b, reuse, guard))
+}
+
+fn timeout_response(backend: &BackendRuntime, server: &ServerRuntime) -> Response<ProxyBody> {
+    tracing::warn!(backend = %backend.spec.name, server = %server.label(), "server timeout waiting for response");
+    body::local(StatusCode::GATEWAY_TIMEOUT, "The server did not respond in time.")
+}
+
+/// A sender for one request: a pooled connection when one is idle, else a new
+/// one, trying `retries` more servers (redispatch) or times when connecting fails.
+async fn connect(
+    backend: &BackendRuntime,
+    key: &SelectKey<'_>,
+    upgrade: bool,
+) -> Option<(SendRequest<Incoming>, ActiveGuard)> {
+    let mut tried = Vec::new();
+    let mut server = backend.select(key, &tried)?;
+    for _ in 0..=backend.spec.retries {
+        let guard = server.track();
+        if !upgrade && let Some(sender) = server.shared.pool.take().await {
+            return Some((sender, guard));
+        }
+        if let Some(sender) = new_connection(server, backend, upgrade).await {
+            return Some((sender, guard));
+        }
+        if backend.spec.redispatch {
+            tried.push(backend.servers.iter().position(|s| Arc::ptr_eq(s, server))?);
+            server = backend.select(key, &tried)?;
+        }
+    }
+    None
+}
+
+/// Connects and handshakes; the connection's task lives as long as it is used.
+async fn new_connection(
+    server: &ServerRuntime,
+    backend: &BackendRuntime,
+    upgrade: bool,
+) -> Option<SendRequest<Incoming>> {
+    let stream = match tokio::time::timeout(backend.spec.connect_timeout(), server.connect()).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(backend = %backend.spec.name, server = %server.label(), error = %e, "connect to server failed");
+            return None;
+        }
+        Err(_) => {
+            tracing::warn!(backend = %backend.spec.name, server = %server.label(), "connect to server timed out");
+            return None;
+        }
+    };
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
+    if upgrade {
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+    } else {
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    Some(sender)
+}
+
+/// Joins both upgraded halves and relays bytes until either side closes.
+fn tunnel(client: hyper::upgrade::OnUpgrade, server: hyper::upgrade::OnUpgrade, guard: ActiveGuard) {
+    tokio::spawn(async move {
+        let (Ok(c), Ok(s)) = tokio::join!(client, server) else {
+            return;
+        };
+        let mut c = TokioIo::new(c);
+        let mut s = TokioIo::new(s);
+        let _ = tokio::io::copy_bidirectional(&mut c, &mut s).await;
+        drop(guard);
+    });
+}
+
+impl FrontendRuntime {
+    /// The backend for a request: the first matching route's, else the default.
+    fn route<B>(&self, req: &Request<B>) -> Option<&Arc<BackendRuntime>> {
+        if self.routes.is_empty() {
+            return self.default_backend.as_ref();
+        }
+        let host = headers::request_host(req);
+        let path = req.uri().path();
+        self.routes
+            .iter()
+            .find(|r| r.matches(host, path))
+            .map(|r| &r.backend)
+            .or(self.default_backend.as_ref())
+    }
+}
