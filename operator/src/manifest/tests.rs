@@ -1,0 +1,182 @@
+use super::*;
+
+fn load_str(name: &str, text: &str) -> Manifests {
+    load_text(Path::new(name), text, "default")
+}
+
+fn lines(manifests: &Manifests) -> Vec<String> {
+    manifests.errors.iter().map(ToString::to_string).collect()
+}
+
+const BACKEND: &str = "apiVersion: fairlead.io/v1alpha1
+kind: Backend
+metadata:
+  name: app
+spec:
+  servers:
+    - {name: srv1, address: 127.0.0.1, port: 9001}
+";
+
+#[test]
+fn objects_get_the_default_namespace_and_their_origin() {
+    let text = format!(
+        "# comment\n{BACKEND}---\n{}",
+        BACKEND.replace("name: app", "{name: app, namespace: other}")
+    );
+    let m = load_str("f.yaml", &text);
+    assert!(m.errors.is_empty(), "{:?}", lines(&m));
+    assert_eq!(m.snapshot.backends.len(), 2);
+    assert_eq!(
+        m.snapshot.backends[0].metadata.namespace.as_deref(),
+        Some("default")
+    );
+    assert_eq!(
+        m.origins["Backend default/app"],
+        Origin {
+            file: "f.yaml".into(),
+            line: 2
+        }
+    );
+    assert_eq!(m.origins["Backend other/app"].line, 10);
+}
+
+#[test]
+fn unknown_fields_are_errors_with_their_path() {
+    let text = BACKEND.replace("port: 9001}", "port: 9001, wieght: 2}") + "  defaultbackend: x\n";
+    let m = load_str("f.yaml", &text);
+    assert_eq!(
+        lines(&m),
+        [
+            "f.yaml:1: Backend default/app: spec.defaultbackend: unknown field",
+            "f.yaml:1: Backend default/app: spec.servers[0].wieght: unknown field",
+        ]
+    );
+    assert!(m.snapshot.backends.is_empty());
+}
+
+#[test]
+fn type_errors_name_the_field() {
+    let m = load_str("f.yaml", &BACKEND.replace("port: 9001", "port: high"));
+    let errors = lines(&m);
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].starts_with("f.yaml:1: Backend default/app: spec.servers[0].port: invalid type"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn duplicates_point_at_the_first_definition() {
+    let m = load_str("f.yaml", &format!("{BACKEND}---\n{BACKEND}"));
+    assert_eq!(
+        lines(&m),
+        ["f.yaml:9: Backend default/app: duplicate object, first defined at f.yaml:1"]
+    );
+}
+
+#[test]
+fn other_kinds_are_skipped_with_a_warning() {
+    let m = load_str(
+        "f.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n",
+    );
+    assert!(m.errors.is_empty());
+    assert_eq!(
+        m.warnings,
+        ["f.yaml:1: skipping Deployment default/web (apps/v1): fairlead does not read this kind"]
+    );
+}
+
+#[test]
+fn a_wrong_version_of_a_known_kind_is_an_error() {
+    let m = load_str("f.yaml", &BACKEND.replace("v1alpha1", "v1"));
+    assert_eq!(
+        lines(&m),
+        [
+            "f.yaml:1: Backend default/app: apiVersion: apiVersion fairlead.io/v1 is not served; use fairlead.io/v1alpha1"
+        ]
+    );
+}
+
+#[test]
+fn documents_without_kind_or_name_are_errors() {
+    let m = load_str(
+        "f.yaml",
+        "metadata: {name: x}\n---\n- a list\n---\napiVersion: v1\nkind: Service\n",
+    );
+    assert_eq!(
+        lines(&m),
+        [
+            "f.yaml:1: apiVersion and kind must be set",
+            "f.yaml:3: a manifest must be a mapping with apiVersion and kind",
+            "f.yaml:5: Service default/: metadata.name: must be set",
+        ]
+    );
+}
+
+#[test]
+fn kubernetes_kinds_are_read_strictly_too() {
+    let text = "apiVersion: v1
+kind: Service
+metadata: {name: app}
+spec:
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: app-1, labels: {kubernetes.io/service-name: app}}
+addressType: IPv4
+endpoints: [{addresses: [10.0.0.1], conditions: {ready: true}}]
+ports: [{name: http, port: 8080}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: tls}
+stringData: {a: b}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: bad}
+spec: {prots: []}
+";
+    let m = load_str("f.yaml", text);
+    assert_eq!(
+        lines(&m),
+        ["f.yaml:19: Service default/bad: spec.prots: unknown field"]
+    );
+    assert_eq!(m.snapshot.services.len(), 1);
+    assert_eq!(m.snapshot.endpoint_slices.len(), 1);
+    assert_eq!(m.snapshot.secrets.len(), 1);
+}
+
+#[test]
+fn json_files_and_syntax_errors() {
+    let m = load_str(
+        "f.json",
+        r#"{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}"#,
+    );
+    assert!(m.errors.is_empty(), "{:?}", lines(&m));
+    assert_eq!(m.origins["Secret default/s"].line, 1);
+    let m = load_str("f.yaml", &format!("{BACKEND}---\nkind: [\n"));
+    assert_eq!(m.snapshot.backends.len(), 1);
+    let errors = lines(&m);
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].starts_with("f.yaml:9: YAML syntax: unclosed bracket"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn render_errors_are_placed_at_their_object() {
+    let m = load_str("f.yaml", BACKEND);
+    let error = RenderError {
+        object: "Backend default/app".into(),
+        field: "spec.retries".into(),
+        message: "-1 is negative".into(),
+    };
+    assert_eq!(
+        m.locate(&error).to_string(),
+        "f.yaml:1: Backend default/app: spec.retries: -1 is negative"
+    );
+}

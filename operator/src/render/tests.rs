@@ -1,0 +1,227 @@
+use std::path::Path;
+
+use super::*;
+use crate::manifest::load_text;
+
+fn snapshot(yaml: &str) -> Snapshot {
+    let manifests = load_text(Path::new("test.yaml"), yaml, "default");
+    assert!(manifests.errors.is_empty(), "{:?}", manifests.errors);
+    manifests.snapshot
+}
+
+fn errors(yaml: &str) -> Vec<String> {
+    render(&snapshot(yaml))
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+const BACKEND: &str = "apiVersion: fairlead.io/v1alpha1
+kind: Backend
+metadata: {name: app}
+spec:
+  servers: [{name: srv1, address: 127.0.0.1, port: 9001}]
+";
+
+fn frontend(name: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: fairlead.io/v1alpha1\nkind: Frontend\nmetadata: {{name: {name}}}\nspec:\n{spec}"
+    )
+}
+
+#[test]
+fn a_valid_pair_renders_with_defaults() {
+    let rendered = render(&snapshot(
+        &(BACKEND.to_string() + &frontend("web", "  bind: {port: 8080}\n  defaultBackend: app\n")),
+    ));
+    assert_eq!(rendered.errors, []);
+    let f = &rendered.config.frontends[0];
+    assert_eq!(f.name, "default/web");
+    assert_eq!(f.bind, "0.0.0.0:8080".parse().unwrap());
+    assert_eq!(f.default_backend.as_deref(), Some("default/app"));
+    assert_eq!(rendered.config.backends[0].connect_timeout_ms, 10_000);
+}
+
+#[test]
+fn every_unimplemented_field_is_an_error() {
+    let backend =
+        BACKEND.to_string() + "  tls: {serverName: app.internal}\n  healthCheck: {interval: 2s}\n";
+    let spec = "  bind: {port: 8443, virtualIp: vip1}
+  tls: {mode: terminate, certificates: [{secret: my-tls}]}
+  requestRules: [{setHeader: {name: X-A, value: b}}]
+  responseRules: [{removeHeader: {name: Server}}]
+  logging: {format: httplog}
+  stats: {path: /stats}
+  routes: [{match: {sni: a.example.com}, backend: app}]
+";
+    let vip = "---\napiVersion: fairlead.io/v1alpha1\nkind: VirtualIP\nmetadata: {name: vip1}\nspec: {addresses: [192.0.2.1/24], virtualRouterId: 51}\n";
+    let got = errors(&(backend + &frontend("web", spec) + vip));
+    let not = NOT_IMPLEMENTED_SUFFIX;
+    let expected: Vec<String> = [
+        "Backend default/app: spec.tls",
+        "Backend default/app: spec.healthCheck",
+        "Frontend default/web: spec.tls",
+        "Frontend default/web: spec.requestRules",
+        "Frontend default/web: spec.responseRules",
+        "Frontend default/web: spec.logging",
+        "Frontend default/web: spec.stats",
+        "Frontend default/web: spec.bind.virtualIp",
+        "Frontend default/web: spec.routes[0].match.sni",
+        "VirtualIP default/vip1: spec",
+    ]
+    .iter()
+    .map(|prefix| format!("{prefix}{not}"))
+    .collect();
+    assert_eq!(got, expected);
+}
+
+const NOT_IMPLEMENTED_SUFFIX: &str = ": not implemented yet in this version of fairlead";
+
+#[test]
+fn a_missing_backend_leaves_the_frontend_out() {
+    let rendered = render(&snapshot(&frontend(
+        "web",
+        "  bind: {port: 8080}\n  defaultBackend: nope\n",
+    )));
+    assert!(rendered.config.frontends.is_empty());
+    let got: Vec<String> = rendered.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        [
+            "Frontend default/web: spec.defaultBackend: Backend \"nope\" does not exist in namespace default"
+        ]
+    );
+}
+
+#[test]
+fn an_invalid_backend_leaves_its_frontends_out_and_others_render() {
+    let bad = BACKEND.replace("port: 9001", "port: 70000");
+    let good = BACKEND.replace("name: app", "name: other");
+    let yaml = format!(
+        "{bad}---\n{good}{}{}",
+        frontend("web", "  bind: {port: 8080}\n  defaultBackend: app\n"),
+        frontend("ok", "  bind: {port: 8081}\n  defaultBackend: other\n")
+    );
+    let rendered = render(&snapshot(&yaml));
+    let got: Vec<String> = rendered.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        [
+            "Backend default/app: spec.servers[0].port: 70000 is not a port (1-65535)",
+            "Frontend default/web: spec.defaultBackend: Backend \"app\" is invalid (see its errors)",
+        ]
+    );
+    let names: Vec<&str> = rendered
+        .config
+        .frontends
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(names, ["default/ok"]);
+    assert_eq!(rendered.config.backends.len(), 1);
+}
+
+#[test]
+fn a_bad_duration_names_its_field() {
+    let backend = BACKEND.to_string() + "  timeouts: {connect: 10 seconds}\n";
+    let got = errors(&backend);
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].starts_with("Backend default/app: spec.timeouts.connect: "),
+        "{got:?}"
+    );
+    assert!(got[0].contains("10 seconds"), "{got:?}");
+}
+
+#[test]
+fn modes_must_match_and_routes_need_http() {
+    let tcp_backend = BACKEND.to_string() + "  mode: tcp\n";
+    let spec = "  mode: tcp\n  bind: {port: 8080}\n  routes: [{match: {pathPrefix: /api}, backend: app}]\n";
+    let yaml = tcp_backend
+        + &frontend("web", spec)
+        + &frontend("h", "  bind: {port: 8081}\n  defaultBackend: app\n");
+    assert_eq!(
+        errors(&yaml),
+        [
+            "Frontend default/h: spec.defaultBackend: Backend \"app\" is in tcp mode, this Frontend in http mode",
+            "Frontend default/web: spec.routes: routes need http mode; a tcp Frontend has only a defaultBackend",
+        ]
+    );
+}
+
+#[test]
+fn conflicting_binds_leave_both_frontends_out() {
+    let yaml = BACKEND.to_string()
+        + &frontend("a", "  bind: {port: 8080}\n  defaultBackend: app\n")
+        + &frontend(
+            "b",
+            "  bind: {address: 127.0.0.1, port: 8080}\n  defaultBackend: app\n",
+        )
+        + &frontend(
+            "c",
+            "  bind: {address: 127.0.0.1, port: 8081}\n  defaultBackend: app\n",
+        );
+    let rendered = render(&snapshot(&yaml));
+    let got: Vec<String> = rendered.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        [
+            "Frontend default/a: spec.bind: 0.0.0.0:8080 conflicts with 127.0.0.1:8080 of Frontend default/b",
+            "Frontend default/b: spec.bind: 127.0.0.1:8080 conflicts with 0.0.0.0:8080 of Frontend default/a",
+        ]
+    );
+    assert_eq!(rendered.config.frontends.len(), 1);
+}
+
+#[test]
+fn server_and_frontend_limits_are_checked() {
+    let backend = BACKEND.replace(
+        "port: 9001}]",
+        "port: 9001, weight: 0}, {name: srv1, address: 127.0.0.1, port: 9002}]\n  retries: -1",
+    );
+    let spec = "  bind: {address: localhost, port: 8080}\n  maxConnections: 0\n  routes: [{match: {path: api}, backend: app}]\n";
+    let got = errors(&(backend + &frontend("web", spec)));
+    assert_eq!(
+        got,
+        [
+            "Backend default/app: spec.servers[0].weight: 0 is out of range (1-256)",
+            "Backend default/app: spec.servers[1].name: \"srv1\" is used by another server",
+            "Backend default/app: spec.retries: -1 is negative",
+            "Frontend default/web: spec.bind.address: \"localhost\" is not an IP address",
+            "Frontend default/web: spec.routes[0].backend: Backend \"app\" is invalid (see its errors)",
+            "Frontend default/web: spec.routes[0].match.path: must start with /",
+            "Frontend default/web: spec.maxConnections: 0 must be greater than 0",
+        ]
+    );
+}
+
+#[test]
+fn service_errors_name_the_service_field() {
+    let backend = "apiVersion: fairlead.io/v1alpha1
+kind: Backend
+metadata: {name: app}
+spec: {service: {name: web, port: http}}
+";
+    assert_eq!(
+        errors(backend),
+        [
+            "Backend default/app: spec.service.name: Service \"web\" does not exist in namespace default"
+        ]
+    );
+    let service = "---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{name: metrics, port: 9090}]}\n";
+    assert_eq!(
+        errors(&(backend.to_string() + service)),
+        ["Backend default/app: spec.service.port: Service \"web\" has no port \"http\""]
+    );
+}
+
+#[test]
+fn output_does_not_depend_on_input_order() {
+    let a = BACKEND.to_string()
+        + &BACKEND
+            .replace("name: app", "name: zed")
+            .replace("apiVersion", "---\napiVersion");
+    let b = BACKEND.replace("name: app", "name: zed") + "---\n" + BACKEND;
+    assert_eq!(render(&snapshot(&a)), render(&snapshot(&b)));
+}

@@ -1,0 +1,45 @@
+//! Fields of the API that this version of fairlead does not implement yet.
+//! Setting one is an error, never silently ignored; remove an entry when its
+//! feature lands.
+
+use fairlead_crds::{BackendSpec, FrontendSpec};
+
+/// The message for a field that is not built yet.
+pub(super) const NOT_IMPLEMENTED: &str = "not implemented yet in this version of fairlead";
+
+/// Field paths set in a Frontend spec that are not implemented.
+pub(super) fn frontend_fields(spec: &FrontendSpec) -> Vec<String> {
+    let mut fields: Vec<String> = [
+        ("spec.tls", spec.tls.is_some()),
+        ("spec.requestRules", !spec.request_rules.is_empty()),
+        ("spec.responseRules", !spec.response_rules.is_empty()),
+        ("spec.logging", spec.logging.is_some()),
+        ("spec.stats", spec.stats.is_some()),
+        ("spec.bind.virtualIp", spec.bind.virtual_ip.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, set)| *set)
+    .map(|(field, _)| field.to_string())
+    .collect();
+    for (i, route) in spec.routes.iter().enumerate() {
+        if route.match_.sni.is_some() {
+            fields.push(format!("spec.routes[{i}].match.sni"));
+        }
+    }
+    fields
+}
+
+/// Field paths set in a Backend spec that are not implemented.
+pub(super) fn backend_fields(spec: &BackendSpec) -> Vec<String> {
+    [
+        ("spec.tls", spec.tls.is_some()),
+        ("spec.healthCheck", spec.health_check.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, set)| *set)
+    .map(|(field, _)| field.to_string())
+    .collect()
+}
+
+/// The field reported for a VirtualIP: the whole kind is not implemented.
+pub(super) const VIRTUAL_IP_FIELD: &str = "spec";

@@ -1,0 +1,251 @@
+//! The `fairlead` binary: `check`, `render` and `run` as a user runs them.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn fairlead(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fairlead"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("FAIRLEAD_FILES")
+        .output()
+        .expect("fairlead runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn check_accepts_the_examples() {
+    let out = fairlead(&["check", "-f", "../deploy/examples"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "Configuration file is valid (2 frontends, 2 backends, 4 objects from 2 files)\n"
+    );
+}
+
+#[test]
+fn check_reports_each_broken_manifest_with_file_line_object_and_field() {
+    let cases: [(&str, &[&str]); 7] = [
+        (
+            "bad-port.yaml",
+            &[
+                "tests/broken/bad-port.yaml:1: Backend default/app: spec.servers[1].port: 70000 is not a port (1-65535)",
+            ],
+        ),
+        (
+            "unknown-field.yaml",
+            &[
+                "tests/broken/unknown-field.yaml:1: Frontend default/http-in: spec.defaultbackend: unknown field",
+            ],
+        ),
+        (
+            "missing-backend.yaml",
+            &[
+                "tests/broken/missing-backend.yaml:1: Frontend default/http-in: spec.defaultBackend: Backend \"app\" does not exist in namespace default",
+            ],
+        ),
+        ("bad-duration.yaml", &[BAD_DURATION]),
+        (
+            "duplicate.yaml",
+            &[
+                "tests/broken/duplicate.yaml:7: Backend default/app: duplicate object, first defined at tests/broken/duplicate.yaml:1",
+            ],
+        ),
+        (
+            "unsupported.yaml",
+            &[
+                "tests/broken/unsupported.yaml:1: Backend default/app: spec.healthCheck: not implemented yet in this version of fairlead",
+            ],
+        ),
+        ("syntax.yaml", &[SYNTAX]),
+    ];
+    for (file, expected) in cases {
+        let path = format!("tests/broken/{file}");
+        let out = fairlead(&["check", "-f", &path]);
+        assert_eq!(out.status.code(), Some(1), "{file}");
+        let lines: Vec<String> = stderr(&out).lines().map(str::to_string).collect();
+        assert_eq!(lines, expected, "{file}");
+        assert_eq!(stdout(&out), "", "{file}");
+    }
+}
+
+const BAD_DURATION: &str = "tests/broken/bad-duration.yaml:1: Backend default/app: spec.timeouts.connect: \"10 seconds\" is not a duration (expected a unit: ms, s, m or h); write e.g. 10s, 1m30s, 100ms or 1h";
+const SYNTAX: &str = "tests/broken/syntax.yaml:5: YAML syntax: unclosed bracket '['";
+
+#[test]
+fn check_reports_every_broken_file_at_once() {
+    let out = fairlead(&[
+        "check",
+        "-f",
+        "tests/broken/unknown-field.yaml,tests/broken/syntax.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).lines().count(), 2, "{}", stderr(&out));
+}
+
+#[test]
+fn render_prints_the_golden_config_of_the_tutorial() {
+    let out = fairlead(&["render", "-f", "../deploy/examples/http-in.yaml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let golden = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/tutorial.json"),
+    )
+    .unwrap();
+    assert_eq!(stdout(&out), golden);
+}
+
+#[test]
+fn render_fails_on_errors_and_reads_files_from_the_environment() {
+    let out = Command::new(env!("CARGO_BIN_EXE_fairlead"))
+        .arg("render")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("FAIRLEAD_FILES", "tests/broken/bad-port.yaml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    assert!(
+        stderr(&out).contains("spec.servers[1].port"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn warnings_name_skipped_kinds() {
+    let dir = scratch("warn");
+    let file = dir.join("x.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n",
+    )
+    .unwrap();
+    let out = fairlead(&["check", "-f", file.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "warning: {}:1: skipping Deployment default/web (apps/v1): fairlead does not read this kind\n",
+            file.display()
+        )
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fairlead-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A free loopback port (there is a small race until fairlead binds it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn manifests(port: u16, backend_port: u16) -> String {
+    format!(
+        "apiVersion: fairlead.io/v1alpha1
+kind: Frontend
+metadata: {{name: web}}
+spec:
+  bind: {{address: 127.0.0.1, port: {port}}}
+  defaultBackend: app
+---
+apiVersion: fairlead.io/v1alpha1
+kind: Backend
+metadata: {{name: app}}
+spec:
+  servers: [{{name: s, address: 127.0.0.1, port: {backend_port}}}]
+"
+    )
+}
+
+#[test]
+fn run_reloads_on_change_keeps_serving_on_a_bad_change_and_stops_on_sigterm() {
+    let dir = scratch("run");
+    let file = dir.join("lb.yaml");
+    let port = free_port();
+    std::fs::write(&file, manifests(port, 9001)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fairlead"))
+        .args([
+            "run",
+            "-f",
+            dir.to_str().unwrap(),
+            "--watch-interval",
+            "50ms",
+            "--threads",
+            "1",
+        ])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, log) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let wait_for = |needle: &str| {
+        let mut seen = Vec::new();
+        while let Ok(line) = log.recv_timeout(Duration::from_secs(10)) {
+            if line.contains(needle) {
+                return;
+            }
+            seen.push(line);
+        }
+        panic!("no log line with {needle:?}; saw:\n{}", seen.join("\n"));
+    };
+    wait_for("applied config version 1 (1 frontends, 1 backends)");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+
+    std::fs::write(&file, manifests(port, 9002)).unwrap();
+    wait_for("applied config version 2 (1 frontends, 1 backends)");
+
+    std::fs::write(
+        &file,
+        manifests(port, 9002).replace("port: 9002", "port: 0"),
+    )
+    .unwrap();
+    wait_for("spec.servers[0].port: 0 is not a port (1-65535)");
+    wait_for("keeping version 2");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for("stopped");
+    assert!(child.wait().unwrap().success());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn run_exits_1_on_invalid_manifests_at_start() {
+    let out = fairlead(&["run", "-f", "tests/broken/missing-backend.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("spec.defaultBackend"),
+        "{}",
+        stderr(&out)
+    );
+}
