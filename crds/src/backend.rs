@@ -47,6 +47,10 @@ pub enum Balance {
     "(has(self.servers) && size(self.servers) > 0) || has(self.service)",
     "spec: set servers, service or both"
 ))]
+#[x_kube(validation = (
+    "!has(self.balance) || self.balance != 'uri' || !has(self.mode) || self.mode == 'http'",
+    "spec.balance uri needs spec.mode http"
+))]
 #[serde(rename_all = "camelCase")]
 pub struct BackendSpec {
     /// Proxy mode, `tcp` or `http`; must match the frontends that use this backend. Default: `http`.

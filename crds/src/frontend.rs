@@ -69,14 +69,17 @@ pub struct FrontendSpec {
     /// Backend (by name, same namespace) for traffic that no route matches. Default: none (such traffic is refused).
     #[schemars(length(min = 1))]
     pub default_backend: Option<String>,
-    /// Routes to backends, tried in order; the first match wins. Default: none.
+    /// Routes to backends, tried in order; the first match wins. At most 256. Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
     pub routes: Vec<Route>,
-    /// HTTP request rules, applied in order (http mode). Default: none.
+    /// HTTP request rules, applied in order (http mode). At most 128. Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 128))]
     pub request_rules: Vec<RequestRule>,
-    /// HTTP response rules, applied in order (http mode). Default: none.
+    /// HTTP response rules, applied in order (http mode). At most 128. Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 128))]
     pub response_rules: Vec<ResponseRule>,
     /// Client-side timeouts. Default: client 1m.
     pub timeouts: Option<FrontendTimeouts>,

@@ -16,6 +16,7 @@ pub mod backend;
 pub mod duration;
 pub mod frontend;
 pub mod rules;
+pub mod validate;
 
 pub mod virtual_ip;
 
@@ -35,6 +36,7 @@ pub use rules::{
     Deny, HeaderMatch, HeaderName, HeaderValue, Predicate, Redirect, ReplaceHeaderValue,
     RequestRule, ResponseRule, RuleCondition,
 };
+pub use validate::{FieldError, validate_backend, validate_frontend, validate_virtual_ip};
 pub use virtual_ip::{
     GratuitousArp, NodePriority, NodeVrrpState, PeerMode, Peers, Track, VirtualIP, VirtualIPSpec,
     VirtualIPStatus,

@@ -138,11 +138,13 @@ pub struct Deny {
 ))]
 #[serde(rename_all = "camelCase")]
 pub struct RuleCondition {
-    /// Predicates that must all hold. Default: none.
+    /// Predicates that must all hold; at most 16. Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub all: Vec<Predicate>,
-    /// Predicates of which at least one must hold, when not empty. Default: none.
+    /// Predicates of which at least one must hold, when not empty; at most 16. Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub any: Vec<Predicate>,
 }
 

@@ -58,7 +58,7 @@ pub struct VirtualIPSpec {
     #[schemars(range(min = 1, max = 255))]
     pub virtual_router_id: i32,
     /// Time between advertisements; version 3 allows 10ms-40950ms, version 2 whole seconds 1s-255s. Default: 1s.
-    #[schemars(pattern(duration::PATTERN))]
+    #[schemars(pattern(duration::PATTERN), length(max = 32))]
     pub advert_interval: Option<String>,
     /// VRRP version, 2 (to join existing keepalived groups) or 3. Default: 3.
     #[schemars(range(min = 2, max = 3))]
@@ -97,7 +97,11 @@ pub struct NodePriority {
 }
 
 /// How VRRP advertisements reach the other nodes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[x_kube(validation = (
+    "!has(self.addresses) || size(self.addresses) == 0 || (has(self.mode) && self.mode == 'unicast')",
+    "peers.addresses need peers.mode unicast"
+))]
 #[serde(rename_all = "camelCase")]
 pub struct Peers {
     /// `multicast` or `unicast`. Default: `multicast`.
