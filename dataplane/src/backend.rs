@@ -2,6 +2,7 @@
 //! applies, the selector, and connecting with retries and redispatch.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,8 +35,16 @@ pub struct ServerRuntime {
 
 impl ServerRuntime {
     fn new(spec: config::Server, shared: Arc<ServerShared>) -> Self {
-        let ip_addr = spec.address.parse().ok().map(|ip| SocketAddr::new(ip, spec.port));
-        ServerRuntime { spec, ip_addr, shared }
+        let ip_addr = spec
+            .address
+            .parse()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, spec.port));
+        ServerRuntime {
+            spec,
+            ip_addr,
+            shared,
+        }
     }
 
     /// Opens a TCP connection to the server.
@@ -76,6 +85,9 @@ impl Candidate for Arc<ServerRuntime> {
     fn max_connections(&self) -> u32 {
         self.spec.max_connections
     }
+    fn hash_id(&self) -> Option<&str> {
+        Some(&self.spec.name)
+    }
 }
 
 /// Decrements the server's active count when dropped.
@@ -93,15 +105,6 @@ impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.0.shared.active.fetch_sub(1, Ordering::Relaxed);
     }
-}
-
-/// Why no server connection could be made.
-#[derive(Debug)]
-pub enum ConnectError {
-    /// No server was eligible (none configured, all down or full).
-    NoServer,
-    /// Every attempt failed; the last error.
-    Failed(io::Error),
 }
 
 /// A backend ready to serve: spec, servers and selector.
@@ -124,58 +127,85 @@ impl BackendRuntime {
             .map(|s| {
                 let key = (spec.name.clone(), s.name.clone(), s.address.clone(), s.port);
                 let shared = previous.get(&key).cloned().unwrap_or_else(|| {
-                    Arc::new(ServerShared { up: AtomicBool::new(true), active: AtomicU32::new(0), pool: Pool::default() })
+                    Arc::new(ServerShared {
+                        up: AtomicBool::new(true),
+                        active: AtomicU32::new(0),
+                        pool: Pool::default(),
+                    })
                 });
                 Arc::new(ServerRuntime::new(s.clone(), shared))
             })
             .collect();
         let selector = Selector::new(spec.balance, &servers);
-        BackendRuntime { spec, servers, selector }
+        BackendRuntime {
+            spec,
+            servers,
+            selector,
+        }
     }
 
     /// The live state of every server, for the next apply to reuse.
     pub fn shared_states(&self, into: &mut HashMap<ServerKey, Arc<ServerShared>>) {
         for s in &self.servers {
-            let key = (self.spec.name.clone(), s.spec.name.clone(), s.spec.address.clone(), s.spec.port);
+            let key = (
+                self.spec.name.clone(),
+                s.spec.name.clone(),
+                s.spec.address.clone(),
+                s.spec.port,
+            );
             into.insert(key, s.shared.clone());
         }
     }
 
     /// Picks a server, skipping those in `tried`.
     pub fn select(&self, key: &SelectKey, tried: &[usize]) -> Option<&Arc<ServerRuntime>> {
-        let i = self.selector.select(key, &self.servers, &|i| tried.contains(&i))?;
+        let i = self
+            .selector
+            .select(key, &self.servers, &|i| tried.contains(&i))?;
         Some(&self.servers[i])
     }
 
-    /// Connects to a server chosen for `key`, retrying `retries` more times on
-    /// failure: on another server with redispatch, else on the same one.
-    pub async fn connect(&self, key: &SelectKey<'_>) -> Result<(TcpStream, ActiveGuard), ConnectError> {
+    /// Runs `attempt` on a server chosen for `key`, and up to `retries` more
+    /// times while it fails: on another server with redispatch (the same one
+    /// when no other is eligible), else on the same server. The guard counts
+    /// the request as active on the server that succeeded.
+    pub async fn try_servers<T, F, Fut>(
+        &self,
+        key: &SelectKey<'_>,
+        mut attempt: F,
+    ) -> Option<(T, ActiveGuard)>
+    where
+        F: FnMut(Arc<ServerRuntime>) -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
         let mut tried: Vec<usize> = Vec::new();
-        let mut last: Option<io::Error> = None;
-        let mut server = self.select(key, &tried).ok_or(ConnectError::NoServer)?.clone();
-        for attempt in 0..=self.spec.retries {
+        let mut server = self.select(key, &tried)?.clone();
+        for _ in 0..=self.spec.retries {
             let guard = server.track();
-            match tokio::time::timeout(self.spec.connect_timeout(), server.connect()).await {
-                Ok(Ok(stream)) => return Ok((stream, guard)),
-                Ok(Err(e)) => last = Some(e),
-                Err(_) => last = Some(io::Error::new(io::ErrorKind::TimedOut, "connect timeout")),
+            if let Some(ok) = attempt(server.clone()).await {
+                return Some((ok, guard));
             }
-            drop(guard);
-            tracing::warn!(
-                backend = %self.spec.name, server = %server.spec.name, addr = %server.label(),
-                attempt, error = %last.as_ref().map(|e| e.to_string()).unwrap_or_default(),
-                "connect to server failed"
-            );
             if self.spec.redispatch {
                 if let Some(i) = self.servers.iter().position(|s| Arc::ptr_eq(s, &server)) {
                     tried.push(i);
                 }
-                match self.select(key, &tried) {
-                    Some(next) => server = next.clone(),
-                    None => break,
+                if let Some(next) = self.select(key, &tried) {
+                    server = next.clone();
                 }
             }
         }
-        Err(ConnectError::Failed(last.unwrap_or_else(|| io::Error::other("no attempt made"))))
+        None
+    }
+
+    /// Opens a TCP connection to `server` within the connect timeout; logs failures.
+    pub async fn connect_to(&self, server: &ServerRuntime) -> Option<TcpStream> {
+        let error = match tokio::time::timeout(self.spec.connect_timeout(), server.connect()).await
+        {
+            Ok(Ok(stream)) => return Some(stream),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "connect timeout".to_string(),
+        };
+        tracing::warn!(backend = %self.spec.name, server = %server.spec.name, addr = %server.label(), %error, "connect to server failed");
+        None
     }
 }

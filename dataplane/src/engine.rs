@@ -15,8 +15,8 @@ use tokio::sync::{Mutex, Semaphore};
 use crate::backend::BackendRuntime;
 use crate::config::{self, DataplaneConfig};
 use crate::{Error, Result};
-use listener::{Connections, Listener};
 pub(crate) use listener::stop_signal;
+use listener::{Connections, Listener};
 pub use route::RouteRuntime;
 
 /// A frontend ready to serve: its spec with backends resolved.
@@ -52,7 +52,11 @@ impl Default for Engine {
 impl Engine {
     /// An engine with no listeners; call from within a tokio runtime.
     pub fn new() -> Engine {
-        Engine { running: Mutex::new(Running::default()), version: AtomicU64::new(0), connections: Arc::default() }
+        Engine {
+            running: Mutex::new(Running::default()),
+            version: AtomicU64::new(0),
+            connections: Arc::default(),
+        }
     }
 
     /// Version of the running config (0 before the first apply).
@@ -79,7 +83,12 @@ impl Engine {
         let backends: HashMap<String, Arc<BackendRuntime>> = config
             .backends
             .iter()
-            .map(|b| (b.name.clone(), Arc::new(BackendRuntime::build(b.clone(), &shared))))
+            .map(|b| {
+                (
+                    b.name.clone(),
+                    Arc::new(BackendRuntime::build(b.clone(), &shared)),
+                )
+            })
             .collect();
 
         // Build every frontend and open new sockets before touching anything running.
@@ -91,7 +100,11 @@ impl Engine {
                 Some(fe) if fe.spec.max_connections == spec.max_connections => fe.slots.clone(),
                 _ => Arc::new(Semaphore::new(spec.max_connections as usize)),
             };
-            frontends.push(Arc::new(FrontendRuntime::build(spec.clone(), &backends, slots)?));
+            frontends.push(Arc::new(FrontendRuntime::build(
+                spec.clone(),
+                &backends,
+                slots,
+            )?));
             if old.is_none() {
                 let socket = listener::bind(spec.bind).map_err(|source| Error::Bind {
                     frontend: spec.name.clone(),
@@ -148,10 +161,12 @@ impl FrontendRuntime {
     ) -> Result<Self> {
         // validate() has checked that every referenced backend exists.
         let lookup = |name: &str| {
-            backends
-                .get(name)
-                .cloned()
-                .ok_or_else(|| Error::Invalid(format!("frontend {}: backend {name:?} does not exist", spec.name)))
+            backends.get(name).cloned().ok_or_else(|| {
+                Error::Invalid(format!(
+                    "frontend {}: backend {name:?} does not exist",
+                    spec.name
+                ))
+            })
         };
         let default_backend = spec.default_backend.as_deref().map(lookup).transpose()?;
         let routes = spec
@@ -159,6 +174,11 @@ impl FrontendRuntime {
             .iter()
             .map(|r| Ok(RouteRuntime::new(r, lookup(&r.backend)?)))
             .collect::<Result<Vec<_>>>()?;
-        Ok(FrontendRuntime { spec, default_backend, routes, slots })
+        Ok(FrontendRuntime {
+            spec,
+            default_backend,
+            routes,
+            slots,
+        })
     }
 }

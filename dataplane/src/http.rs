@@ -38,13 +38,18 @@ pub async fn serve(
         .keep_alive(true)
         .header_read_timeout(spec.client_timeout())
         .max_header_size(spec.max_header_bytes as usize);
-    let client = Client { peer, peer_header: headers::ip_value(peer.ip()) };
+    let client = Client {
+        peer,
+        peer_header: headers::ip_value(peer.ip()),
+    };
     let service = service_fn(move |req| {
         let frontend = current.load_full();
         let client = client.clone();
         async move { Ok::<_, std::convert::Infallible>(proxy(&frontend, req, &client).await) }
     });
-    let conn = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+    let conn = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => return,
@@ -62,15 +67,34 @@ struct Client {
 }
 
 /// Proxies one request; every failure becomes an HTTP error response.
-async fn proxy(frontend: &FrontendRuntime, mut req: Request<Incoming>, client: &Client) -> Response<ProxyBody> {
+async fn proxy(
+    frontend: &FrontendRuntime,
+    mut req: Request<Incoming>,
+    client: &Client,
+) -> Response<ProxyBody> {
     let Some(backend) = frontend.route(&req) else {
-        return body::local(StatusCode::SERVICE_UNAVAILABLE, "No backend serves this request.");
+        return body::local(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "No backend serves this request.",
+        );
     };
     let upgrade = headers::is_upgrade(&req);
-    headers::prepare_request(&mut req, frontend, &client.peer_header, client.peer, upgrade);
-    let key = SelectKey { client_ip: client.peer.ip(), path: Some(req.uri().path()) };
+    headers::prepare_request(
+        &mut req,
+        frontend,
+        &client.peer_header,
+        client.peer,
+        upgrade,
+    );
+    let key = SelectKey {
+        client_ip: client.peer.ip(),
+        path: Some(req.uri().path()),
+    };
     let Some((mut sender, guard)) = connect(backend, &key, upgrade).await else {
-        return body::local(StatusCode::SERVICE_UNAVAILABLE, "No server is available to handle this request.");
+        return body::local(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "No server is available to handle this request.",
+        );
     };
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let timeout = backend.spec.server_timeout();
@@ -90,7 +114,12 @@ async fn proxy(frontend: &FrontendRuntime, mut req: Request<Incoming>, client: &
                         Ok(r) => r,
                     }
                 }
-                None => return body::local(StatusCode::SERVICE_UNAVAILABLE, "No server is available to handle this request."),
+                None => {
+                    return body::local(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "No server is available to handle this request.",
+                    );
+                }
             },
             None => Err(e.into_error()),
         },
@@ -99,7 +128,10 @@ async fn proxy(frontend: &FrontendRuntime, mut req: Request<Incoming>, client: &
         Ok(resp) => resp,
         Err(e) => {
             tracing::warn!(backend = %backend.spec.name, server = %guard.server().label(), error = %e, "bad response from server");
-            return body::local(StatusCode::BAD_GATEWAY, "The server returned an invalid or incomplete response.");
+            return body::local(
+                StatusCode::BAD_GATEWAY,
+                "The server returned an invalid or incomplete response.",
+            );
         }
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -115,32 +147,27 @@ async fn proxy(frontend: &FrontendRuntime, mut req: Request<Incoming>, client: &
 
 fn timeout_response(backend: &BackendRuntime, server: &ServerRuntime) -> Response<ProxyBody> {
     tracing::warn!(backend = %backend.spec.name, server = %server.label(), "server timeout waiting for response");
-    body::local(StatusCode::GATEWAY_TIMEOUT, "The server did not respond in time.")
+    body::local(
+        StatusCode::GATEWAY_TIMEOUT,
+        "The server did not respond in time.",
+    )
 }
 
 /// A sender for one request: a pooled connection when one is idle, else a new
-/// one, trying `retries` more servers (redispatch) or times when connecting fails.
+/// one, with the backend's retries and redispatch.
 async fn connect(
     backend: &BackendRuntime,
     key: &SelectKey<'_>,
     upgrade: bool,
 ) -> Option<(SendRequest<Incoming>, ActiveGuard)> {
-    let mut tried = Vec::new();
-    let mut server = backend.select(key, &tried)?;
-    for _ in 0..=backend.spec.retries {
-        let guard = server.track();
-        if !upgrade && let Some(sender) = server.shared.pool.take().await {
-            return Some((sender, guard));
-        }
-        if let Some(sender) = new_connection(server, backend, upgrade).await {
-            return Some((sender, guard));
-        }
-        if backend.spec.redispatch {
-            tried.push(backend.servers.iter().position(|s| Arc::ptr_eq(s, server))?);
-            server = backend.select(key, &tried)?;
-        }
-    }
-    None
+    backend
+        .try_servers(key, |server| async move {
+            if !upgrade && let Some(sender) = server.shared.pool.take().await {
+                return Some(sender);
+            }
+            new_connection(&server, backend, upgrade).await
+        })
+        .await
 }
 
 /// Connects and handshakes; the connection's task lives as long as it is used.
@@ -149,17 +176,7 @@ async fn new_connection(
     backend: &BackendRuntime,
     upgrade: bool,
 ) -> Option<SendRequest<Incoming>> {
-    let stream = match tokio::time::timeout(backend.spec.connect_timeout(), server.connect()).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::warn!(backend = %backend.spec.name, server = %server.label(), error = %e, "connect to server failed");
-            return None;
-        }
-        Err(_) => {
-            tracing::warn!(backend = %backend.spec.name, server = %server.label(), "connect to server timed out");
-            return None;
-        }
-    };
+    let stream = backend.connect_to(server).await?;
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await
@@ -177,7 +194,11 @@ async fn new_connection(
 }
 
 /// Joins both upgraded halves and relays bytes until either side closes.
-fn tunnel(client: hyper::upgrade::OnUpgrade, server: hyper::upgrade::OnUpgrade, guard: ActiveGuard) {
+fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    server: hyper::upgrade::OnUpgrade,
+    guard: ActiveGuard,
+) {
     tokio::spawn(async move {
         let (Ok(c), Ok(s)) = tokio::join!(client, server) else {
             return;

@@ -20,13 +20,17 @@ pub struct Pool {
 
 impl Default for Pool {
     fn default() -> Self {
-        Pool { idle: ArrayQueue::new(MAX_IDLE) }
+        Pool {
+            idle: ArrayQueue::new(MAX_IDLE),
+        }
     }
 }
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool").field("idle", &self.idle.len()).finish()
+        f.debug_struct("Pool")
+            .field("idle", &self.idle.len())
+            .finish()
     }
 }
 
@@ -42,7 +46,9 @@ impl Pool {
             if sender.is_ready() {
                 return Some(sender);
             }
-            if let Ok(Ok(())) = tokio::time::timeout(Duration::from_millis(50), sender.ready()).await {
+            if let Ok(Ok(())) =
+                tokio::time::timeout(Duration::from_millis(50), sender.ready()).await
+            {
                 return Some(sender);
             }
         }

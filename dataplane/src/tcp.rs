@@ -10,7 +10,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::backend::ConnectError;
 use crate::balance::SelectKey;
 use crate::engine::FrontendRuntime;
 
@@ -22,27 +21,38 @@ pub async fn serve(frontend: Arc<FrontendRuntime>, client: TcpStream, peer: Sock
         tracing::debug!(frontend = %frontend.spec.name, %peer, "no default backend; closing");
         return;
     };
-    let key = SelectKey { client_ip: peer.ip(), path: None };
-    let (server, guard) = match backend.connect(&key).await {
-        Ok(ok) => ok,
-        Err(ConnectError::NoServer) => {
-            tracing::warn!(frontend = %frontend.spec.name, backend = %backend.spec.name, %peer, "no server available");
-            return;
-        }
-        Err(ConnectError::Failed(e)) => {
-            tracing::warn!(frontend = %frontend.spec.name, backend = %backend.spec.name, %peer, error = %e, "all connect attempts failed");
-            return;
-        }
+    let key = SelectKey {
+        client_ip: peer.ip(),
+        path: None,
+    };
+    let b = &backend;
+    let Some((server, guard)) = backend
+        .try_servers(&key, |s| async move { b.connect_to(&s).await })
+        .await
+    else {
+        tracing::warn!(frontend = %frontend.spec.name, backend = %backend.spec.name, %peer, "no server available");
+        return;
     };
     let _ = client.set_nodelay(true);
-    let (up, down) = relay(client, server, frontend.spec.client_timeout(), backend.spec.server_timeout()).await;
+    let (up, down) = relay(
+        client,
+        server,
+        frontend.spec.client_timeout(),
+        backend.spec.server_timeout(),
+    )
+    .await;
     tracing::debug!(frontend = %frontend.spec.name, server = %guard.server().label(), %peer, up, down, "tcp session closed");
 }
 
 /// Relays until both directions have ended, or until nothing moved in either
 /// direction for the timeout of the side being waited on. Returns the bytes
 /// sent client→server and server→client.
-pub async fn relay(client: TcpStream, server: TcpStream, client_idle: Duration, server_idle: Duration) -> (u64, u64) {
+pub async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    client_idle: Duration,
+    server_idle: Duration,
+) -> (u64, u64) {
     let start = Instant::now();
     let last = AtomicU64::new(0);
     let (mut cr, mut cw) = client.into_split();
@@ -63,7 +73,13 @@ pub async fn relay(client: TcpStream, server: TcpStream, client_idle: Duration, 
 
 /// Copies until EOF (then half-closes the writer): Ok(bytes). On an error or
 /// when idle too long: Err(bytes copied so far).
-async fn pipe<R, W>(r: &mut R, w: &mut W, idle: Duration, start: Instant, last: &AtomicU64) -> Result<u64, u64>
+async fn pipe<R, W>(
+    r: &mut R,
+    w: &mut W,
+    idle: Duration,
+    start: Instant,
+    last: &AtomicU64,
+) -> Result<u64, u64>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,

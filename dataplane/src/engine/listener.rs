@@ -39,7 +39,11 @@ pub struct Listener {
 
 impl Listener {
     /// Starts accepting on `socket` for `frontend`.
-    pub fn start(socket: TcpListener, frontend: Arc<FrontendRuntime>, connections: Arc<Connections>) -> Listener {
+    pub fn start(
+        socket: TcpListener,
+        frontend: Arc<FrontendRuntime>,
+        connections: Arc<Connections>,
+    ) -> Listener {
         let current = Arc::new(ArcSwap::new(frontend));
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(accept_loop(socket, current.clone(), stopped, connections));

@@ -30,8 +30,16 @@ impl RouteRuntime {
                 None => HostPattern::Exact(h),
             }
         });
-        let path_prefix = route.path_prefix.as_ref().map(|p| p.trim_end_matches('/').to_string());
-        RouteRuntime { host, path_prefix, path: route.path.clone(), backend }
+        let path_prefix = route
+            .path_prefix
+            .as_ref()
+            .map(|p| p.trim_end_matches('/').to_string());
+        RouteRuntime {
+            host,
+            path_prefix,
+            path: route.path.clone(),
+            backend,
+        }
     }
 
     /// True when every set field matches.
@@ -48,7 +56,8 @@ impl RouteRuntime {
             && self.path.as_ref().is_none_or(|p| p == path)
             && self.path_prefix.as_ref().is_none_or(|p| {
                 // Segment boundary: `/api` matches `/api` and `/api/x`, not `/apix`; `/` matches all.
-                path.starts_with(p.as_str()) && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
+                path.starts_with(p.as_str())
+                    && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
             })
     }
 }

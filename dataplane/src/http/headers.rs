@@ -16,7 +16,8 @@ static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// The client address as a header value, made once per connection.
 pub fn ip_value(ip: IpAddr) -> HeaderValue {
-    HeaderValue::from_str(&ip.to_canonical().to_string()).expect("an IP address is a valid header value")
+    HeaderValue::from_str(&ip.to_canonical().to_string())
+        .expect("an IP address is a valid header value")
 }
 
 /// True when the client asks to switch protocols (WebSocket and others).
@@ -48,7 +49,14 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         }
         headers.remove(header::CONNECTION);
     }
-    for name in [&KEEP_ALIVE, &PROXY_CONNECTION, &header::TE, &header::TRAILER, &header::TRANSFER_ENCODING, &header::UPGRADE] {
+    for name in [
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &header::TE,
+        &header::TRAILER,
+        &header::TRANSFER_ENCODING,
+        &header::UPGRADE,
+    ] {
         headers.remove(name);
     }
 }
@@ -64,14 +72,23 @@ pub fn prepare_request<B>(
 ) {
     if req.uri().authority().is_some() {
         if !req.headers().contains_key(header::HOST)
-            && let Some(Ok(host)) = req.uri().authority().map(|a| HeaderValue::from_str(a.as_str()))
+            && let Some(Ok(host)) = req
+                .uri()
+                .authority()
+                .map(|a| HeaderValue::from_str(a.as_str()))
         {
             req.headers_mut().insert(header::HOST, host);
         }
-        let path = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let path = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
         *req.uri_mut() = Uri::from(path);
     }
-    let upgrade_to = upgrade.then(|| req.headers().get(header::UPGRADE).cloned()).flatten();
+    let upgrade_to = upgrade
+        .then(|| req.headers().get(header::UPGRADE).cloned())
+        .flatten();
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
     if let Some(to) = upgrade_to {
@@ -98,7 +115,10 @@ fn forwarded_value(ip: IpAddr, host: Option<&str>) -> String {
         IpAddr::V6(v6) => format!("\"[{v6}]\""),
     };
     match host {
-        Some(h) if h.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') => {
+        Some(h)
+            if h.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') =>
+        {
             format!("for={for_};proto=http;host=\"{h}\"")
         }
         _ => format!("for={for_};proto=http"),
@@ -145,7 +165,10 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_and_named_ones_are_removed() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("x-kept", HeaderValue::from_static("1"));
@@ -156,7 +179,13 @@ mod tests {
 
     #[test]
     fn forwarded_quotes_ipv6_and_host() {
-        assert_eq!(forwarded_value("::1".parse().unwrap(), Some("a.example")), "for=\"[::1]\";proto=http;host=\"a.example\"");
-        assert_eq!(forwarded_value("10.1.2.3".parse().unwrap(), None), "for=10.1.2.3;proto=http");
+        assert_eq!(
+            forwarded_value("::1".parse().unwrap(), Some("a.example")),
+            "for=\"[::1]\";proto=http;host=\"a.example\""
+        );
+        assert_eq!(
+            forwarded_value("10.1.2.3".parse().unwrap(), None),
+            "for=10.1.2.3;proto=http"
+        );
     }
 }

@@ -1,0 +1,23 @@
+# The README's commands. Build caches live outside the checkout.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/fairlead-target
+
+.PHONY: quickstart test lint bench deps
+
+## Two demo backends and fairlead on deploy/examples/: curl localhost:8080
+quickstart:
+	scripts/quickstart.sh
+
+## Everything CI checks: formatting, clippy, generated files, all tests.
+test: deps lint
+	cargo test --workspace
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+## fairlead vs HAProxy on loopback (not a test: prints figures and ratios).
+bench: deps
+	python3 scripts/bench.py
+
+deps:
+	scripts/install-deps.sh

@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Benchmark fairlead against HAProxy on loopback, side by side in one run.
+
+Method (see ../shared/BENCHMARKING.md): nginx (1 worker) is the backend for
+both proxies; nginx and the proxy run pinned to core 0, wrk to core 1; the
+proxy runs one worker thread (HAProxy nbthread 1, fairlead --threads 1).
+Each scenario runs RUNS times per target, alternating targets; medians and
+min-max are printed with the fairlead/HAProxy ratios. The headline figure is
+the proxy's CPU time per request, from /proc/PID/stat.
+
+Usage: scripts/bench.py [--duration 10] [--runs 3] [--fairlead PATH]
+Needs: wrk, nginx, haproxy (scripts/install-deps.sh installs them).
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import socket
+
+NGINX_PORT, HAPROXY_PORT, FAIRLEAD_PORT = 19100, 19200, 19300
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+SCENARIOS = [
+    # name, path, extra wrk args
+    ("keep-alive 2 B", "/", []),
+    ("keep-alive 16 KiB", "/16k", []),
+    ("Connection: close 2 B", "/", ["-H", "Connection: close"]),
+]
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location = / {{ default_type text/plain; return 200 "ok"; }}
+        location = /16k {{ root {dir}/www; }}
+    }}
+}}
+"""
+
+HAPROXY_CONF = """
+global
+    nbthread 1
+    maxconn 20000
+defaults
+    mode http
+    timeout connect 10s
+    timeout client 1m
+    timeout server 1m
+    option forwardfor
+frontend http-in
+    bind 127.0.0.1:{port}
+    default_backend app
+backend app
+    balance roundrobin
+    server nginx 127.0.0.1:{backend} maxconn 0
+"""
+
+FAIRLEAD_YAML = """
+apiVersion: fairlead.io/v1alpha1
+kind: Frontend
+metadata: {{name: http-in}}
+spec:
+  mode: http
+  bind: {{address: 127.0.0.1, port: {port}}}
+  defaultBackend: app
+  maxConnections: 20000
+---
+apiVersion: fairlead.io/v1alpha1
+kind: Backend
+metadata: {{name: app}}
+spec:
+  mode: http
+  balance: roundrobin
+  servers:
+    - {{name: nginx, address: 127.0.0.1, port: {backend}}}
+"""
+
+
+def wait_port(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on port {port} after {timeout}s")
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process and its threads, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def run_wrk(port, path, extra, duration, connections):
+    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
+    cmd += extra + [f"http://127.0.0.1:{port}{path}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    p99 = parse_latency(re.search(r"99%\s+([\d.]+\w+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    if errors or socket_errors:
+        print(f"    note: {errors.group(0) if errors else ''} {socket_errors.group(0) if socket_errors else ''}")
+    return rps, p99, total
+
+
+def parse_latency(text):
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def fmt(values, unit, digits=1):
+    med = statistics.median(values)
+    return f"{med:.{digits}f}{unit} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
+    ap.add_argument("--runs", type=int, default=3, help="runs per target and scenario (default 3)")
+    ap.add_argument("--connections", type=int, default=50, help="wrk connections (default 50)")
+    ap.add_argument("--fairlead", default=None, help="path of the fairlead binary (default: release build)")
+    args = ap.parse_args()
+
+    for tool in ("wrk", "nginx", "haproxy", "taskset"):
+        if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
+            raise SystemExit(f"{tool} is missing: run scripts/install-deps.sh")
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/fairlead-target"))
+    fairlead = args.fairlead or os.path.join(target, "release", "fairlead")
+    if not args.fairlead:
+        subprocess.run(["cargo", "build", "--release", "-p", "fairlead-operator", "--bin", "fairlead"], check=True,
+                       env={**os.environ, "CARGO_TARGET_DIR": target})
+
+    work = tempfile.mkdtemp(prefix="fairlead-bench-")
+    os.makedirs(f"{work}/www")
+    with open(f"{work}/www/16k", "wb") as f:
+        f.write(b"x" * 16384)
+    with open(f"{work}/nginx.conf", "w") as f:
+        f.write(NGINX_CONF.format(dir=work, port=NGINX_PORT))
+    with open(f"{work}/haproxy.cfg", "w") as f:
+        f.write(HAPROXY_CONF.format(port=HAPROXY_PORT, backend=NGINX_PORT))
+    with open(f"{work}/fairlead.yaml", "w") as f:
+        f.write(FAIRLEAD_YAML.format(port=FAIRLEAD_PORT, backend=NGINX_PORT))
+
+    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+    haproxy_bin = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    procs = []
+    try:
+        pin = ["taskset", "-c", "0"]
+        procs.append(subprocess.Popen(pin + [nginx_bin, "-c", f"{work}/nginx.conf"]))
+        haproxy = subprocess.Popen(pin + [haproxy_bin, "-f", f"{work}/haproxy.cfg"])
+        procs.append(haproxy)
+        fl = subprocess.Popen(pin + [fairlead, "run", "-f", f"{work}/fairlead.yaml", "--threads", "1"],
+                              env={**os.environ, "RUST_LOG": "warn"})
+        procs.append(fl)
+        for port in (NGINX_PORT, HAPROXY_PORT, FAIRLEAD_PORT):
+            wait_port(port)
+        haproxy_ver = subprocess.run([haproxy_bin, "-v"], capture_output=True, text=True).stdout.split("\n")[0]
+        print(f"# fairlead vs {haproxy_ver}; {args.runs} runs x {args.duration}s, wrk -t1 -c{args.connections}; "
+              "proxy+nginx on core 0, wrk on core 1; medians (min-max)")
+        targets = [("direct", NGINX_PORT, None), ("haproxy", HAPROXY_PORT, haproxy.pid), ("fairlead", FAIRLEAD_PORT, fl.pid)]
+        for name, path, extra in SCENARIOS:
+            results = {t[0]: {"rps": [], "p99": [], "cpu": []} for t in targets}
+            for _ in range(args.runs):
+                for tname, port, pid in targets:
+                    before = cpu_seconds(pid) if pid else 0.0
+                    rps, p99, total = run_wrk(port, path, extra, args.duration, args.connections)
+                    results[tname]["rps"].append(rps)
+                    results[tname]["p99"].append(p99)
+                    if pid:
+                        results[tname]["cpu"].append((cpu_seconds(pid) - before) * 1e6 / max(total, 1))
+            print(f"\n## {name}")
+            for tname, _, pid in targets:
+                r = results[tname]
+                line = f"  {tname:9} {fmt([x / 1000 for x in r['rps']], 'k req/s')}  p99 {fmt(r['p99'], ' ms', 2)}"
+                if pid:
+                    line += f"  CPU {fmt(r['cpu'], ' us/req')}"
+                print(line)
+            fr, hr = results["fairlead"], results["haproxy"]
+            med = statistics.median
+            print(f"  ratio fairlead/haproxy: req/s {med(fr['rps']) / med(hr['rps']):.2f}, "
+                  f"p99 {med(fr['p99']) / med(hr['p99']):.2f}, CPU/req {med(fr['cpu']) / med(hr['cpu']):.2f} "
+                  "(aim: req/s >= 1, p99 <= 1, CPU <= 0.8)")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

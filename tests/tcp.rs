@@ -1,0 +1,150 @@
+//! TCP mode over real sockets: relay with half-close, retries, timeouts, maxconn.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use fairlead_dataplane::config::{Balance, Mode};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+async fn greeting(c: &mut Conn) -> String {
+    let mut line = String::new();
+    tokio::time::timeout(STEP, c.io.read_line(&mut line))
+        .await
+        .expect("greeting in time")
+        .unwrap();
+    line.trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn relays_both_ways_and_honours_half_close() {
+    let demo = Demo::start("echo", "tcp");
+    let fe = frontend("fe", Mode::Tcp, "be");
+    let addr = fe.bind;
+    let _e = engine(config(
+        1,
+        vec![fe],
+        vec![backend(
+            "be",
+            Mode::Tcp,
+            Balance::Roundrobin,
+            vec![demo.server("s")],
+        )],
+    ))
+    .await;
+    let mut c = Conn::open(addr).await;
+    assert_eq!(greeting(&mut c).await, "echo");
+    let payload: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let (mut r, mut w) = c.io.into_inner().into_split();
+    let send = payload.clone();
+    let writer = tokio::spawn(async move {
+        w.write_all(&send).await.unwrap();
+        w.shutdown().await.unwrap(); // half-close: the server still answers after this
+    });
+    let mut back = Vec::new();
+    tokio::time::timeout(STEP, r.read_to_end(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    writer.await.unwrap();
+    assert_eq!(&back[..payload.len()], &payload[..]);
+    assert_eq!(
+        String::from_utf8_lossy(&back[payload.len()..]).trim(),
+        "bye echo"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_connect_is_retried_on_another_server() {
+    let demo = Demo::start("alive", "tcp");
+    let fe = frontend("fe", Mode::Tcp, "be");
+    let addr = fe.bind;
+    let servers = vec![dead_server("d1"), dead_server("d2"), demo.server("alive")];
+    let _e = engine(config(
+        1,
+        vec![fe],
+        vec![backend("be", Mode::Tcp, Balance::Roundrobin, servers)],
+    ))
+    .await;
+    for _ in 0..6 {
+        assert_eq!(greeting(&mut Conn::open(addr).await).await, "alive");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_session_is_closed_after_timeout_but_busy_one_lives() {
+    let demo = Demo::start("echo", "tcp");
+    let mut fe = frontend("fe", Mode::Tcp, "be");
+    fe.client_timeout_ms = 400;
+    let addr = fe.bind;
+    let mut be = backend("be", Mode::Tcp, Balance::Roundrobin, vec![demo.server("s")]);
+    be.server_timeout_ms = 400;
+    let _e = engine(config(1, vec![fe], vec![be])).await;
+    let mut busy = Conn::open(addr).await;
+    greeting(&mut busy).await;
+    // Traffic every 150 ms for 1.2 s keeps a session alive past the 400 ms timeout.
+    let mut last = std::time::Instant::now();
+    for i in 0..8 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        busy.send_raw(format!("ping{i}\n").as_bytes()).await;
+        assert_eq!(greeting(&mut busy).await, format!("ping{i}"));
+        last = std::time::Instant::now();
+    }
+    assert!(
+        busy.closed_within(Duration::from_secs(3)).await,
+        "idle session stayed open"
+    );
+    let idle = last.elapsed();
+    assert!(
+        idle >= Duration::from_millis(350),
+        "closed after only {idle:?} idle"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_connections_queues_further_clients() {
+    let demo = Demo::start("echo", "tcp");
+    let mut fe = frontend("fe", Mode::Tcp, "be");
+    fe.max_connections = 2;
+    let addr = fe.bind;
+    let _e = engine(config(
+        1,
+        vec![fe],
+        vec![backend(
+            "be",
+            Mode::Tcp,
+            Balance::Roundrobin,
+            vec![demo.server("s")],
+        )],
+    ))
+    .await;
+    let mut first = Conn::open(addr).await;
+    let mut second = Conn::open(addr).await;
+    greeting(&mut first).await;
+    greeting(&mut second).await;
+    let mut third = Conn::open(addr).await; // the kernel accepts it; fairlead does not serve it yet
+    let mut line = String::new();
+    let early =
+        tokio::time::timeout(Duration::from_millis(500), third.io.read_line(&mut line)).await;
+    assert!(
+        early.is_err(),
+        "third client served beyond maxconn: {line:?}"
+    );
+    drop(first);
+    assert_eq!(greeting(&mut third).await, "echo");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_server_closes_the_client() {
+    let fe = frontend("fe", Mode::Tcp, "be");
+    let addr = fe.bind;
+    let _e = engine(config(
+        1,
+        vec![fe],
+        vec![backend("be", Mode::Tcp, Balance::Roundrobin, vec![])],
+    ))
+    .await;
+    let mut c = Conn::open(addr).await;
+    assert!(c.closed_within(Duration::from_secs(2)).await);
+}
