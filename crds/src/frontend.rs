@@ -97,8 +97,8 @@ pub struct FrontendSpec {
 /// Where a frontend listens: an address, or a VirtualIP, and a port.
 #[derive(KubeSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[x_kube(validation = (
-    "!(has(self.address) && has(self.virtualIp))",
-    "bind: address and virtualIp are mutually exclusive"
+    "!(has(self.address) && has(self.virtualIP))",
+    "bind: address and virtualIP are mutually exclusive"
 ))]
 #[serde(rename_all = "camelCase")]
 pub struct Bind {
@@ -108,6 +108,7 @@ pub struct Bind {
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
     /// Name of a VirtualIP (same namespace) whose addresses to listen on; exclusive with `address`. Default: none.
+    #[serde(rename = "virtualIP")]
     pub virtual_ip: Option<String>,
 }
 

@@ -34,7 +34,7 @@ pub enum PeerMode {
     shortname = "vip",
     category = "fairlead",
     printcolumn = r#"{"name": "Addresses", "type": "string", "jsonPath": ".spec.addresses"}"#,
-    printcolumn = r#"{"name": "VRID", "type": "integer", "jsonPath": ".spec.virtualRouterId"}"#,
+    printcolumn = r#"{"name": "VRID", "type": "integer", "jsonPath": ".spec.virtualRouterID"}"#,
     printcolumn = r#"{"name": "Master", "type": "string", "jsonPath": ".status.master"}"#,
     printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
@@ -56,6 +56,7 @@ pub struct VirtualIPSpec {
     pub interface: Option<String>,
     /// VRRP virtual router ID, 1-255, unique among the routers on the link. Required.
     #[schemars(range(min = 1, max = 255))]
+    #[serde(rename = "virtualRouterID")]
     pub virtual_router_id: i32,
     /// Time between advertisements; version 3 allows 10ms-40950ms, version 2 whole seconds 1s-255s. Default: 1s.
     #[schemars(pattern(duration::PATTERN), length(max = 32))]

@@ -181,7 +181,7 @@ fn every_rule_compiles_and_names_a_field() {
 #[test]
 fn frontend_rules() {
     let good = json!({"spec": {
-        "bind": {"port": 8443, "virtualIp": "vip1"},
+        "bind": {"port": 8443, "virtualIP": "vip1"},
         "tls": {"certificates": [{"secret": "my-tls"}], "minVersion": "1.2"},
         "defaultBackend": "app",
         "routes": [{"match": {"host": "api.example.com", "pathPrefix": "/v1"}, "backend": "api"}],
@@ -196,7 +196,7 @@ fn frontend_rules() {
     let bad = vec![
         (
             json!({"spec": {"bind": {"address": "0.0.0.0"}}}),
-            "bind: address and virtualIp are mutually exclusive",
+            "bind: address and virtualIP are mutually exclusive",
         ),
         (
             json!({"spec": {"tls": {"certificates": []}}}),
@@ -306,7 +306,7 @@ fn backend_rules() {
 fn virtual_ip_rules() {
     let good = json!({"spec": {
         "addresses": ["192.0.2.100/24"],
-        "virtualRouterId": 51,
+        "virtualRouterID": 51,
         "advertInterval": "100ms",
         "peers": {"mode": "unicast", "addresses": ["10.0.0.2"]},
     }});

@@ -72,10 +72,10 @@ fn bind(errors: &mut Errors, bind: &Bind) {
         errors.ip("spec.bind.address", address);
     }
     if let Some(vip) = &bind.virtual_ip {
-        errors.not_empty("spec.bind.virtualIp", vip);
+        errors.not_empty("spec.bind.virtualIP", vip);
     }
     if bind.address.is_some() && bind.virtual_ip.is_some() {
-        errors.push("spec.bind", "address and virtualIp are mutually exclusive");
+        errors.push("spec.bind", "address and virtualIP are mutually exclusive");
     }
 }
 
@@ -247,7 +247,7 @@ mod tests {
             [
                 "spec.bind.port: 70000 is not a port (1-65535)",
                 "spec.bind.address: \"0.0.0.0.0\" is not an IP address",
-                "spec.bind: address and virtualIp are mutually exclusive",
+                "spec.bind: address and virtualIP are mutually exclusive",
             ]
         );
     }

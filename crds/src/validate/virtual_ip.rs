@@ -19,7 +19,7 @@ pub fn validate_virtual_ip(spec: &VirtualIPSpec) -> Vec<FieldError> {
             format!("{interface:?} is not an interface name (1-15 characters, no / or space)"),
         );
     }
-    errors.range("spec.virtualRouterId", Some(spec.virtual_router_id), 1, 255);
+    errors.range("spec.virtualRouterID", Some(spec.virtual_router_id), 1, 255);
     errors.range("spec.version", spec.version, 2, 3);
     advert_interval(&mut errors, spec);
     errors.duration("spec.preemptDelay", spec.preempt_delay.as_ref());

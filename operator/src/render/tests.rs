@@ -47,7 +47,7 @@ fn a_valid_pair_renders_with_defaults() {
 fn every_unimplemented_field_is_an_error() {
     let backend =
         BACKEND.to_string() + "  tls: {serverName: app.internal}\n  healthCheck: {interval: 2s}\n";
-    let spec = "  bind: {port: 8443, virtualIp: vip1}
+    let spec = "  bind: {port: 8443, virtualIP: vip1}
   tls: {mode: terminate, certificates: [{secret: my-tls}]}
   requestRules: [{setHeader: {name: X-A, value: b}}]
   responseRules: [{removeHeader: {name: Server}}]
@@ -55,7 +55,7 @@ fn every_unimplemented_field_is_an_error() {
   stats: {path: /stats}
   routes: [{match: {sni: a.example.com}, backend: app}]
 ";
-    let vip = "---\napiVersion: fairlead.io/v1alpha1\nkind: VirtualIP\nmetadata: {name: vip1}\nspec: {addresses: [192.0.2.1/24], virtualRouterId: 51}\n";
+    let vip = "---\napiVersion: fairlead.io/v1alpha1\nkind: VirtualIP\nmetadata: {name: vip1}\nspec: {addresses: [192.0.2.1/24], virtualRouterID: 51}\n";
     let got = errors(&(backend + &frontend("web", spec) + vip));
     let not = NOT_IMPLEMENTED_SUFFIX;
     let expected: Vec<String> = [
@@ -66,7 +66,7 @@ fn every_unimplemented_field_is_an_error() {
         "Frontend default/web: spec.responseRules",
         "Frontend default/web: spec.logging",
         "Frontend default/web: spec.stats",
-        "Frontend default/web: spec.bind.virtualIp",
+        "Frontend default/web: spec.bind.virtualIP",
         "Frontend default/web: spec.routes[0].match.sni",
         "VirtualIP default/vip1: spec",
     ]

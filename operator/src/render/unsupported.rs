@@ -15,7 +15,7 @@ pub(super) fn frontend_fields(spec: &FrontendSpec) -> Vec<String> {
         ("spec.responseRules", !spec.response_rules.is_empty()),
         ("spec.logging", spec.logging.is_some()),
         ("spec.stats", spec.stats.is_some()),
-        ("spec.bind.virtualIp", spec.bind.virtual_ip.is_some()),
+        ("spec.bind.virtualIP", spec.bind.virtual_ip.is_some()),
     ]
     .into_iter()
     .filter(|(_, set)| *set)
