@@ -61,6 +61,7 @@ fn every_unimplemented_field_is_an_error() {
     let expected: Vec<String> = [
         "Backend default/app: spec.tls",
         "Backend default/app: spec.healthCheck",
+        "Frontend default/web: spec.routes[0].match.sni: sni needs spec.tls.mode passthrough",
         "Frontend default/web: spec.tls",
         "Frontend default/web: spec.requestRules",
         "Frontend default/web: spec.responseRules",
@@ -71,7 +72,13 @@ fn every_unimplemented_field_is_an_error() {
         "VirtualIP default/vip1: spec",
     ]
     .iter()
-    .map(|prefix| format!("{prefix}{not}"))
+    .map(|line| {
+        if line.contains("needs") {
+            line.to_string()
+        } else {
+            format!("{line}{not}")
+        }
+    })
     .collect();
     assert_eq!(got, expected);
 }
@@ -145,7 +152,7 @@ fn modes_must_match_and_routes_need_http() {
         errors(&yaml),
         [
             "Frontend default/h: spec.defaultBackend: Backend \"app\" is in tcp mode, this Frontend in http mode",
-            "Frontend default/web: spec.routes: routes need http mode; a tcp Frontend has only a defaultBackend",
+            "Frontend default/web: spec.routes[0].match: host, pathPrefix and path need spec.mode http",
         ]
     );
 }
@@ -185,13 +192,12 @@ fn server_and_frontend_limits_are_checked() {
     assert_eq!(
         got,
         [
-            "Backend default/app: spec.servers[0].weight: 0 is out of range (1-256)",
-            "Backend default/app: spec.servers[1].name: \"srv1\" is used by another server",
-            "Backend default/app: spec.retries: -1 is negative",
+            "Backend default/app: spec.servers[0].weight: 0 is out of range (1 to 256)",
+            "Backend default/app: spec.servers[1].name: \"srv1\" is used by an earlier server",
+            "Backend default/app: spec.retries: -1 is out of range (0 to 10)",
             "Frontend default/web: spec.bind.address: \"localhost\" is not an IP address",
-            "Frontend default/web: spec.routes[0].backend: Backend \"app\" is invalid (see its errors)",
-            "Frontend default/web: spec.routes[0].match.path: must start with /",
-            "Frontend default/web: spec.maxConnections: 0 must be greater than 0",
+            "Frontend default/web: spec.routes[0].match.path: \"api\" does not start with /",
+            "Frontend default/web: spec.maxConnections: 0 is out of range (1 to 2147483647)",
         ]
     );
 }
