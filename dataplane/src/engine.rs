@@ -133,7 +133,7 @@ impl Engine {
         }
         for (addr, old) in running.listeners.drain() {
             tracing::info!(%addr, frontend = %old.current.load().spec.name, "listener closed");
-            old.stop();
+            old.stop().await;
         }
         running.listeners = listeners;
         running.backends = backends;
@@ -146,7 +146,7 @@ impl Engine {
     pub async fn shutdown(&self, grace: Duration) {
         let mut running = self.running.lock().await;
         for (_, l) in running.listeners.drain() {
-            l.stop();
+            l.stop().await;
         }
         running.backends.clear();
         self.connections.wait_idle(grace).await;

@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
 
 use super::FrontendRuntime;
 use crate::config::Mode;
@@ -35,6 +36,7 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 pub struct Listener {
     pub current: Arc<ArcSwap<FrontendRuntime>>,
     stop: watch::Sender<bool>,
+    accepting: JoinHandle<()>,
 }
 
 impl Listener {
@@ -46,14 +48,19 @@ impl Listener {
     ) -> Listener {
         let current = Arc::new(ArcSwap::new(frontend));
         let (stop, stopped) = watch::channel(false);
-        tokio::spawn(accept_loop(socket, current.clone(), stopped, connections));
-        Listener { current, stop }
+        let accepting = tokio::spawn(accept_loop(socket, current.clone(), stopped, connections));
+        Listener {
+            current,
+            stop,
+            accepting,
+        }
     }
 
-    /// Closes the socket; HTTP connections finish their request and close,
-    /// TCP sessions run to their end.
-    pub fn stop(&self) {
+    /// Closes the socket, returning once it is closed; HTTP connections
+    /// finish their request and close, TCP sessions run to their end.
+    pub async fn stop(self) {
         let _ = self.stop.send(true);
+        let _ = self.accepting.await;
     }
 }
 
