@@ -117,7 +117,8 @@ pub struct HealthCheck {
     /// Time between two checks of a server. Default: 2s.
     #[schemars(pattern(duration::PATTERN))]
     pub interval: Option<String>,
-    /// How long a check may take before it counts as failed. Default: 1s.
+    /// How long a check may take before it counts as failed; at most the
+    /// interval. Default: 1s, or the interval when that is shorter.
     #[schemars(pattern(duration::PATTERN))]
     pub timeout: Option<String>,
     /// Consecutive failed checks that mark a server down, at least 1. Default: 3.

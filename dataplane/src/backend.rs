@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 
 use crate::balance::{Candidate, SelectKey, Selector};
 use crate::config;
+use crate::health::HealthRecord;
 use crate::pool::Pool;
 
 /// Live state of one server that survives config applies while the server's
@@ -22,6 +23,20 @@ pub struct ServerShared {
     active: AtomicU32,
     /// Idle HTTP connections to this server.
     pub pool: Pool,
+    /// Its health checks, for the status API.
+    pub health: HealthRecord,
+}
+
+impl ServerShared {
+    /// Whether the server is in rotation (servers start up).
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Puts the server in or out of rotation (health checks).
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::Relaxed);
+    }
 }
 
 /// One server as the running config sees it.
@@ -77,7 +92,7 @@ impl Candidate for Arc<ServerRuntime> {
         self.spec.backup
     }
     fn is_up(&self) -> bool {
-        self.shared.up.load(Ordering::Relaxed)
+        self.shared.is_up()
     }
     fn active(&self) -> u32 {
         self.shared.active.load(Ordering::Relaxed)
@@ -131,6 +146,7 @@ impl BackendRuntime {
                         up: AtomicBool::new(true),
                         active: AtomicU32::new(0),
                         pool: Pool::default(),
+                        health: HealthRecord::default(),
                     })
                 });
                 Arc::new(ServerRuntime::new(s.clone(), shared))

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+mod health;
+pub use health::{HealthCheck, HttpCheck, StatusRange};
+
 /// The wire-format revision of this model; bumped only when a field is added.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -152,6 +155,9 @@ pub struct Backend {
     /// Make retries go to another server (haproxy `option redispatch`). Default true.
     #[serde(default = "yes")]
     pub redispatch: bool,
+    /// Active health checks of every server. Default none: servers are always up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
 }
 
 /// One server of a backend (haproxy `server` line).
@@ -241,6 +247,7 @@ impl Backend {
             server_timeout_ms: default_server_timeout_ms(),
             retries: default_retries(),
             redispatch: true,
+            health_check: None,
         }
     }
 
@@ -323,6 +330,9 @@ impl DataplaneConfig {
                     "serverTimeoutMs".into(),
                     "must be greater than 0".into(),
                 );
+            }
+            for (field, reason) in b.health_check.iter().flat_map(|h| h.problems()) {
+                bad(&object, format!("healthCheck.{field}"), reason);
             }
             let mut names = BTreeSet::new();
             for (j, s) in b.servers.iter().enumerate() {

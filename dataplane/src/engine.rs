@@ -14,6 +14,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 use crate::backend::BackendRuntime;
 use crate::config::{self, DataplaneConfig};
+use crate::health::{self, Checkers, status::EngineStatus};
 use crate::{Error, Result};
 pub(crate) use listener::stop_signal;
 use listener::{Connections, Listener};
@@ -41,6 +42,8 @@ pub struct Engine {
 struct Running {
     listeners: HashMap<SocketAddr, Listener>,
     backends: HashMap<String, Arc<BackendRuntime>>,
+    /// Health checkers of the running backends' servers.
+    checkers: Checkers,
 }
 
 impl Default for Engine {
@@ -67,6 +70,12 @@ impl Engine {
     /// Client connections being served now.
     pub fn active_connections(&self) -> usize {
         self.connections.count()
+    }
+
+    /// The running version and every server's health (waits for an apply in progress).
+    pub async fn status(&self) -> EngineStatus {
+        let running = self.running.lock().await;
+        health::status::engine_status(self.version(), running.backends.values())
     }
 
     /// Validates `config`, opens listeners it adds, then swaps it in: unchanged
@@ -136,6 +145,7 @@ impl Engine {
             old.stop().await;
         }
         running.listeners = listeners;
+        running.checkers.sync(backends.values());
         running.backends = backends;
         self.version.store(config.version, Ordering::Release);
         Ok(())
@@ -148,6 +158,7 @@ impl Engine {
         for (_, l) in running.listeners.drain() {
             l.stop().await;
         }
+        running.checkers.clear();
         running.backends.clear();
         self.connections.wait_idle(grace).await;
     }

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod balance;
 pub mod config;
 pub mod engine;
+pub mod health;
 pub mod http;
 mod pool;
 pub mod tcp;

@@ -9,6 +9,7 @@ mod backend;
 mod backstop;
 mod endpoints;
 mod frontend;
+mod health;
 mod unsupported;
 
 use std::fmt;

@@ -4,7 +4,7 @@
 use fairlead_crds::{Backend, Balance};
 use fairlead_dataplane::config;
 
-use super::{Report, Snapshot, endpoints, millis, mode};
+use super::{Report, Snapshot, endpoints, health, millis, mode};
 
 /// Default `timeouts.connect` (haproxy `timeout connect`).
 const CONNECT_TIMEOUT: &str = "10s";
@@ -88,6 +88,7 @@ pub(super) fn render_backend(
         ),
         retries,
         redispatch: spec.redispatch.unwrap_or(true),
+        health_check: (spec.health_check.as_ref()).map(|h| health::health_check(h, report)),
         ..config::Backend::new(name, mode(spec.mode), balance(spec.balance), servers)
     }
 }

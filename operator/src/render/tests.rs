@@ -45,8 +45,7 @@ fn a_valid_pair_renders_with_defaults() {
 
 #[test]
 fn every_unimplemented_field_is_an_error() {
-    let backend =
-        BACKEND.to_string() + "  tls: {serverName: app.internal}\n  healthCheck: {interval: 2s}\n";
+    let backend = BACKEND.to_string() + "  tls: {serverName: app.internal}\n";
     let spec = "  bind: {port: 8443, virtualIP: vip1}
   tls: {mode: terminate, certificates: [{secret: my-tls}]}
   requestRules: [{setHeader: {name: X-A, value: b}}]
@@ -60,7 +59,6 @@ fn every_unimplemented_field_is_an_error() {
     let not = NOT_IMPLEMENTED_SUFFIX;
     let expected: Vec<String> = [
         "Backend default/app: spec.tls",
-        "Backend default/app: spec.healthCheck",
         "Frontend default/web: spec.routes[0].match.sni: sni needs spec.tls.mode passthrough",
         "Frontend default/web: spec.tls",
         "Frontend default/web: spec.requestRules",

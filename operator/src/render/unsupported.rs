@@ -31,14 +31,11 @@ pub(super) fn frontend_fields(spec: &FrontendSpec) -> Vec<String> {
 
 /// Field paths set in a Backend spec that are not implemented.
 pub(super) fn backend_fields(spec: &BackendSpec) -> Vec<String> {
-    [
-        ("spec.tls", spec.tls.is_some()),
-        ("spec.healthCheck", spec.health_check.is_some()),
-    ]
-    .into_iter()
-    .filter(|(_, set)| *set)
-    .map(|(field, _)| field.to_string())
-    .collect()
+    [("spec.tls", spec.tls.is_some())]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(field, _)| field.to_string())
+        .collect()
 }
 
 /// The field reported for a VirtualIP: the whole kind is not implemented.
