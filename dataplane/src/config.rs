@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+mod tls;
+pub use tls::{Certificate, FrontendTls, TlsMode};
+
 mod health;
 pub use health::{HealthCheck, HttpCheck, StatusRange};
 
@@ -89,6 +92,9 @@ pub struct Frontend {
     /// Default 16384, minimum 8192.
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: u32,
+    /// TLS on the socket. Default none (plain TCP).
+    #[serde(default)]
+    pub tls: Option<FrontendTls>,
 }
 
 /// An HTTP route: every field that is set must match.
@@ -221,6 +227,7 @@ impl Frontend {
             x_forwarded_for: true,
             forwarded: false,
             max_header_bytes: default_max_header_bytes(),
+            tls: None,
         }
     }
 
@@ -411,6 +418,19 @@ impl DataplaneConfig {
                     &object,
                     "maxHeaderBytes".into(),
                     format!("{} is below the minimum 8192", f.max_header_bytes),
+                );
+            }
+            for (field, reason) in f.tls.iter().flat_map(|t| t.problems()) {
+                bad(&object, field, reason);
+            }
+            if f.tls
+                .as_ref()
+                .is_some_and(|t| t.mode == TlsMode::Passthrough)
+            {
+                bad(
+                    &object,
+                    "tls.mode".into(),
+                    "passthrough is not implemented yet".into(),
                 );
             }
             if f.mode == Mode::Tcp && !f.routes.is_empty() {

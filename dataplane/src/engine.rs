@@ -28,6 +28,8 @@ pub struct FrontendRuntime {
     pub routes: Vec<RouteRuntime>,
     /// Connection slots (maxconn); kept across applies while the limit is unchanged.
     pub slots: Arc<Semaphore>,
+    /// TLS termination, when the frontend terminates TLS.
+    pub tls: Option<crate::tls::Terminator>,
 }
 
 /// Runs listeners for the current config; `apply` replaces it.
@@ -185,11 +187,17 @@ impl FrontendRuntime {
             .iter()
             .map(|r| Ok(RouteRuntime::new(r, lookup(&r.backend)?)))
             .collect::<Result<Vec<_>>>()?;
+        let tls = spec
+            .tls
+            .as_ref()
+            .map(|t| crate::tls::Terminator::build(&spec, t))
+            .transpose()?;
         Ok(FrontendRuntime {
             spec,
             default_backend,
             routes,
             slots,
+            tls,
         })
     }
 }

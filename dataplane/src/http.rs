@@ -12,8 +12,9 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpStream;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder as AutoBuilder;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
 use crate::backend::{ActiveGuard, BackendRuntime, ServerRuntime};
@@ -23,15 +24,19 @@ pub use body::ProxyBody;
 
 /// Serves one client connection of an http-mode frontend. Each request uses
 /// the listener's current config; when `stop` fires, the connection finishes
-/// its request in flight and closes.
-pub async fn serve(
+/// its request in flight and closes. A `tls` connection (already decrypted)
+/// speaks HTTP/1.1 or HTTP/2, whichever the client starts with.
+pub async fn serve<S>(
     current: Arc<ArcSwap<FrontendRuntime>>,
-    stream: TcpStream,
+    stream: S,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
+    tls: bool,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let spec = &current.load().spec;
+    let (header_timeout, max_header) = (spec.client_timeout(), spec.max_header_bytes as usize);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -47,6 +52,24 @@ pub async fn serve(
         let client = client.clone();
         async move { Ok::<_, std::convert::Infallible>(proxy(&frontend, req, &client).await) }
     });
+    if tls {
+        let mut auto = AutoBuilder::new(TokioExecutor::new());
+        auto.http1()
+            .timer(TokioTimer::new())
+            .keep_alive(true)
+            .header_read_timeout(header_timeout)
+            .max_buf_size(max_header.max(8192));
+        auto.http2().timer(TokioTimer::new());
+        let conn = auto.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = crate::engine::stop_signal(&mut stop) => {}
+        }
+        conn.as_mut().graceful_shutdown();
+        let _ = conn.await;
+        return;
+    }
     let conn = builder
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();

@@ -11,6 +11,7 @@ pub mod health;
 pub mod http;
 mod pool;
 pub mod tcp;
+pub mod tls;
 
 pub use config::DataplaneConfig;
 pub use engine::Engine;

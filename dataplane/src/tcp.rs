@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::balance::SelectKey;
@@ -15,8 +14,12 @@ use crate::engine::FrontendRuntime;
 
 const BUFFER: usize = 16 * 1024;
 
-/// Serves one client connection of a tcp-mode frontend.
-pub async fn serve(frontend: Arc<FrontendRuntime>, client: TcpStream, peer: SocketAddr) {
+/// Serves one client connection of a tcp-mode frontend (plain TCP, or the
+/// decrypted stream of a TLS-terminating frontend).
+pub async fn serve<C>(frontend: Arc<FrontendRuntime>, client: C, peer: SocketAddr)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
     let Some(backend) = frontend.default_backend.clone() else {
         tracing::debug!(frontend = %frontend.spec.name, %peer, "no default backend; closing");
         return;
@@ -33,7 +36,6 @@ pub async fn serve(frontend: Arc<FrontendRuntime>, client: TcpStream, peer: Sock
         tracing::warn!(frontend = %frontend.spec.name, backend = %backend.spec.name, %peer, "no server available");
         return;
     };
-    let _ = client.set_nodelay(true);
     let (up, down) = relay(
         client,
         server,
@@ -47,16 +49,20 @@ pub async fn serve(frontend: Arc<FrontendRuntime>, client: TcpStream, peer: Sock
 /// Relays until both directions have ended, or until nothing moved in either
 /// direction for the timeout of the side being waited on. Returns the bytes
 /// sent client→server and server→client.
-pub async fn relay(
-    client: TcpStream,
-    server: TcpStream,
+pub async fn relay<C, S>(
+    client: C,
+    server: S,
     client_idle: Duration,
     server_idle: Duration,
-) -> (u64, u64) {
+) -> (u64, u64)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let start = Instant::now();
     let last = AtomicU64::new(0);
-    let (mut cr, mut cw) = client.into_split();
-    let (mut sr, mut sw) = server.into_split();
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut sr, mut sw) = tokio::io::split(server);
     let up = pipe(&mut cr, &mut sw, client_idle, start, &last);
     let down = pipe(&mut sr, &mut cw, server_idle, start, &last);
     tokio::pin!(up, down);

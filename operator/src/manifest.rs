@@ -7,6 +7,7 @@
 
 mod documents;
 mod files;
+mod pem;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -98,6 +99,10 @@ pub fn load_text(file: &Path, text: &str, namespace: &str) -> Manifests {
 
 /// Adds the objects of one file's text to `manifests`.
 fn add_text(manifests: &mut Manifests, file: &Path, text: &str, namespace: &str) {
+    if pem::is_pem(file) {
+        let document = pem::secret_document(file, text);
+        return load_object(manifests, file, document, namespace);
+    }
     let is_json = file
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));

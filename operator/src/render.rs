@@ -9,6 +9,7 @@ mod backend;
 mod backstop;
 mod endpoints;
 mod frontend;
+mod tls;
 mod health;
 mod unsupported;
 
@@ -39,7 +40,7 @@ pub struct Snapshot {
     pub services: Vec<Service>,
     /// Endpoints of those Services.
     pub endpoint_slices: Vec<EndpointSlice>,
-    /// TLS material and credentials (read by features to come).
+    /// TLS material (kubernetes.io/tls Secrets, CA bundles) and credentials.
     pub secrets: Vec<Secret>,
 }
 
@@ -103,7 +104,12 @@ pub fn render(snapshot: &Snapshot) -> Rendered {
         let key = format!("{namespace}/{name}");
         let rendered = report
             .is_clean()
-            .then(|| frontend::render_frontend(&key, namespace, f, &modes, &mut report))
+            .then(|| {
+                let mut fe = frontend::render_frontend(&key, namespace, f, &modes, &mut report);
+                fe.tls = (f.spec.tls.as_ref())
+                    .map(|t| tls::frontend_tls(namespace, t, snapshot, &mut report));
+                fe
+            })
             .filter(|_| report.is_clean());
         frontends.extend(rendered);
         errors.append(&mut report.errors);

@@ -108,9 +108,19 @@ async fn serve(
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
 ) {
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = frontend.tls.clone() else {
+        return match frontend.spec.mode {
+            Mode::Tcp => tcp::serve(frontend, stream, peer).await,
+            Mode::Http => http::serve(current, stream, peer, stop, false).await,
+        };
+    };
+    let Some(stream) = tls.accept(stream, frontend.spec.client_timeout()).await else {
+        return;
+    };
     match frontend.spec.mode {
         Mode::Tcp => tcp::serve(frontend, stream, peer).await,
-        Mode::Http => http::serve(current, stream, peer, stop).await,
+        Mode::Http => http::serve(current, stream, peer, stop, true).await,
     }
 }
 

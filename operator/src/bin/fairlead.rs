@@ -14,6 +14,8 @@ fn main() -> anyhow::Result<ExitCode> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    // Library code names its provider; this covers any rustls use that does not.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     Ok(cli.execute()?)
 }

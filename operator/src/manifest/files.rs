@@ -1,5 +1,6 @@
 //! Which files `-f PATH...` names: files as given, directories walked
-//! recursively for `.yaml`, `.yml` and `.json`, in sorted order.
+//! recursively for `.yaml`, `.yml`, `.json` and `.pem` (TLS material), in
+//! sorted order.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,7 @@ use std::time::SystemTime;
 use crate::SourceError;
 
 /// Extensions read when walking a directory.
-const EXTENSIONS: [&str; 3] = ["yaml", "yml", "json"];
+const EXTENSIONS: [&str; 4] = ["yaml", "yml", "json", "pem"];
 
 /// Deepest directory nesting walked, a guard against symlink loops.
 const MAX_DEPTH: usize = 32;

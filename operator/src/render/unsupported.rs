@@ -2,7 +2,7 @@
 //! Setting one is an error, never silently ignored; remove an entry when its
 //! feature lands.
 
-use fairlead_crds::{BackendSpec, FrontendSpec};
+use fairlead_crds::{BackendSpec, FrontendSpec, TlsMode};
 
 /// The message for a field that is not built yet.
 pub(super) const NOT_IMPLEMENTED: &str = "not implemented yet in this version of fairlead";
@@ -10,7 +10,10 @@ pub(super) const NOT_IMPLEMENTED: &str = "not implemented yet in this version of
 /// Field paths set in a Frontend spec that are not implemented.
 pub(super) fn frontend_fields(spec: &FrontendSpec) -> Vec<String> {
     let mut fields: Vec<String> = [
-        ("spec.tls", spec.tls.is_some()),
+        (
+            "spec.tls.mode",
+            spec.tls.as_ref().and_then(|t| t.mode) == Some(TlsMode::Passthrough),
+        ),
         ("spec.requestRules", !spec.request_rules.is_empty()),
         ("spec.responseRules", !spec.response_rules.is_empty()),
         ("spec.logging", spec.logging.is_some()),

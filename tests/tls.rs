@@ -1,0 +1,192 @@
+//! TLS over real sockets with real peers from Debian: `openssl s_client` and
+//! `curl` against fairlead's termination (SNI, versions, ALPN h2), and a
+//! rustls client for the decrypted tcp-mode relay.
+
+mod common;
+#[path = "tls/pki.rs"]
+mod pki;
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+
+use common::*;
+use fairlead_dataplane::config::{Balance, Certificate, FrontendTls, Mode};
+use pki::{Pki, arg};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+/// A CA with `a.example.com` (the default) and `*.b.example.com` certificates.
+fn site_pki() -> Pki {
+    let pki = Pki::new("fairlead test CA");
+    pki.issue("a", "a.example.com", &["a.example.com"]);
+    pki.issue("b", "b.example.com", &["b.example.com", "*.b.example.com"]);
+    pki
+}
+
+fn certificate(pki: &Pki, file: &str) -> Certificate {
+    Certificate {
+        source: format!("file {file}"),
+        cert_pem: pki.read(&format!("{file}.crt")),
+        key_pem: pki.read(&format!("{file}.key")),
+    }
+}
+
+/// An engine with a TLS-terminating frontend in `mode` in front of `demo`.
+async fn terminating(
+    pki: &Pki,
+    mode: Mode,
+    demo: &Demo,
+    min_version: &str,
+) -> (fairlead_dataplane::Engine, SocketAddr) {
+    let mut fe = frontend("fe", mode, "be");
+    let mut tls = FrontendTls::terminate(vec![certificate(pki, "a"), certificate(pki, "b")]);
+    tls.min_version = min_version.into();
+    fe.tls = Some(tls);
+    let addr = fe.bind;
+    let be = backend("be", mode, Balance::Roundrobin, vec![demo.server("s")]);
+    (engine(config(1, vec![fe], vec![be])).await, addr)
+}
+
+/// Runs a command with a time limit; (success, stdout + stderr).
+async fn run(program: &str, args: &[String]) -> (bool, String) {
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output();
+    let out = tokio::time::timeout(STEP, child)
+        .await
+        .unwrap_or_else(|_| panic!("{program} {args:?} timed out"))
+        .expect("command runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// `openssl s_client` to `addr` with `extra` flags; (handshake ok, output).
+async fn s_client(addr: SocketAddr, extra: &[&str]) -> (bool, String) {
+    let mut args = vec!["s_client".to_string(), "-connect".into(), addr.to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    run("openssl", &args).await
+}
+
+/// The leaf certificate's subject printed by s_client, spaces removed.
+fn subject(output: &str) -> String {
+    output
+        .lines()
+        .find(|l| l.starts_with("subject="))
+        .unwrap_or("")
+        .replace(' ', "")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sni_picks_the_certificate_and_unknown_names_get_the_default() {
+    let pki = site_pki();
+    let demo = Demo::http("s");
+    let (_e, addr) = terminating(&pki, Mode::Http, &demo, "1.2").await;
+    for (sni, expected) in [
+        ("a.example.com", "subject=CN=a.example.com"),
+        ("b.example.com", "subject=CN=b.example.com"),
+        ("x.b.example.com", "subject=CN=b.example.com"),
+        ("unknown.test", "subject=CN=a.example.com"),
+    ] {
+        let (ok, out) = s_client(addr, &["-servername", sni]).await;
+        assert!(ok, "{sni}: {out}");
+        assert_eq!(subject(&out), expected, "{sni}");
+    }
+    let (ok, out) = s_client(addr, &["-noservername"]).await;
+    assert!(ok, "{out}");
+    assert_eq!(subject(&out), "subject=CN=a.example.com");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn old_versions_are_refused() {
+    let pki = site_pki();
+    let demo = Demo::http("s");
+    let (_e12, addr12) = terminating(&pki, Mode::Http, &demo, "1.2").await;
+    let (_e13, addr13) = terminating(&pki, Mode::Http, &demo, "1.3").await;
+    let tls11 = ["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"];
+    let (ok, out) = s_client(addr12, &tls11).await;
+    assert!(!ok, "TLS 1.1 handshake succeeded: {out}");
+    let (ok, out) = s_client(addr12, &["-tls1_2"]).await;
+    assert!(ok && out.contains("New, TLSv1.2"), "{out}");
+    let (ok, out) = s_client(addr13, &["-tls1_2"]).await;
+    assert!(!ok, "TLS 1.2 accepted with minimum 1.3: {out}");
+    let (ok, out) = s_client(addr13, &["-tls1_3"]).await;
+    assert!(ok && out.contains("New, TLSv1.3"), "{out}");
+}
+
+/// curl to `https://a.example.com:PORT{path}` resolved to `addr`, trusting the CA.
+async fn curl(pki: &Pki, addr: SocketAddr, version: &str, path: &str) -> (bool, String) {
+    let host = format!("a.example.com:{}", addr.port());
+    let args = [
+        "-sS",
+        version,
+        "--cacert",
+        &arg(&pki.path("ca.crt")),
+        "--resolve",
+        &format!("{host}:127.0.0.1"),
+        "-w",
+        "\n%{http_version}",
+        &format!("https://{host}{path}"),
+    ];
+    run("curl", &args.map(String::from)).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alpn_h2_and_http1_work_end_to_end() {
+    let pki = site_pki();
+    let demo = Demo::http("s");
+    let (_e, addr) = terminating(&pki, Mode::Http, &demo, "1.2").await;
+    let (ok, out) = curl(&pki, addr, "--http2", "/").await;
+    assert!(ok, "{out}");
+    assert_eq!(out, "s\n\n2");
+    let (ok, out) = curl(&pki, addr, "--http1.1", "/").await;
+    assert!(ok, "{out}");
+    assert_eq!(out, "s\n\n1.1");
+    // An HTTP/2 request reaches the server as HTTP/1.1 with the right Host.
+    let (ok, out) = curl(&pki, addr, "--http2", "/headers").await;
+    assert!(ok, "{out}");
+    let host = format!("host: a.example.com:{}", addr.port());
+    assert!(out.to_ascii_lowercase().contains(&host), "{out}");
+    assert!(out.ends_with("\n2"), "{out}");
+}
+
+/// A rustls client trusting the PKI's CA.
+fn client_config(pki: &Pki) -> Arc<rustls::ClientConfig> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(pki.path("ca.crt")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_mode_relays_the_decrypted_stream() {
+    let pki = site_pki();
+    let demo = Demo::start("t", "tcp");
+    let (_e, addr) = terminating(&pki, Mode::Tcp, &demo, "1.2").await;
+    let connector = tokio_rustls::TlsConnector::from(client_config(&pki));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("b.example.com").unwrap();
+    let mut tls = tokio::time::timeout(STEP, connector.connect(name, tcp))
+        .await
+        .unwrap()
+        .expect("handshake with the b.example.com certificate verifies");
+    tls.write_all(b"hello\n").await.unwrap();
+    tls.shutdown().await.unwrap();
+    let mut got = String::new();
+    tokio::time::timeout(STEP, tls.read_to_string(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, "t\nhello\nbye t\n");
+}
