@@ -9,8 +9,8 @@ mod backend;
 mod backstop;
 mod endpoints;
 mod frontend;
-mod tls;
 mod health;
+mod tls;
 mod unsupported;
 
 use std::fmt;

@@ -43,6 +43,25 @@ impl Demo {
         Demo::start(name, "http")
     }
 
+    /// Starts `demo-backend` on `addr`, e.g. again on the port of one that was stopped.
+    pub fn start_at(addr: SocketAddr, name: &str, mode: &str) -> Demo {
+        let listen = addr.to_string();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_demo-backend"))
+            .args(["--listen", &listen, "--name", name, "--mode", mode])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("demo-backend starts");
+        let mut line = String::new();
+        StdBufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.ends_with(&format!(" {listen}\n")),
+            "demo-backend printed {line:?}"
+        );
+        Demo { addr, child }
+    }
+
     pub fn server(&self, name: &str) -> Server {
         Server::new(name, self.addr.ip().to_string(), self.addr.port())
     }
