@@ -163,7 +163,8 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
+    // Real time: a paused clock could fire the check timeout while the refused connect is in flight.
+    #[tokio::test]
     async fn refused_server_goes_down_after_fall_checks_and_back_without_checks() {
         let free = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = free.local_addr().unwrap().port();
@@ -174,13 +175,16 @@ mod tests {
         checkers.sync([&b]);
         assert_eq!(checkers.len(), 1);
         assert!(shared.is_up(), "a new server starts up");
-        for _ in 0..100 {
+        let started = Instant::now();
+        for _ in 0..500 {
             if !shared.is_up() {
                 break;
             }
             sleep(Duration::from_millis(10)).await;
         }
         assert!(!shared.is_up(), "down after two refused connects");
+        // The second of two checks one interval apart.
+        assert!(started.elapsed() >= Duration::from_millis(100));
         let (last, changed) = shared.health.snapshot();
         assert_eq!(last.unwrap().reason, "connection refused");
         assert!(changed.is_some());

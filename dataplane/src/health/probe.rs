@@ -201,6 +201,10 @@ mod tests {
         let (port, _server) = one_shot(b"HTTP/1.1 9999 nope\r\n\r\n").await;
         let outcome = probe(port, Some(HttpCheck::default())).run().await;
         assert_eq!(outcome.reason, "malformed status line");
+
+        let (port, _server) = one_shot(&[b'x'; 2000]).await;
+        let outcome = probe(port, Some(HttpCheck::default())).run().await;
+        assert_eq!(outcome.reason, "status line too long");
     }
 
     #[tokio::test]
