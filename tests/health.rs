@@ -249,3 +249,33 @@ async fn http_checks_judge_status_ranges_timeouts_and_garbage_and_tcp_checks_use
     assert_eq!((s.state, s.last_check), (ServerState::Unchecked, None));
     assert_eq!(get(addr, "/").await.status, 503, "strict has no server up");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_connections_avoid_a_server_marked_down() {
+    use tokio::io::AsyncBufReadExt;
+
+    let a = Demo::start("a", "tcp");
+    let b = Demo::start("b", "tcp");
+    let mut be = backend(
+        "app",
+        Mode::Tcp,
+        Balance::Roundrobin,
+        vec![a.server("a"), b.server("b")],
+    );
+    be.retries = 0;
+    be.health_check = Some(fast_check());
+    let fe = frontend("tcp-in", Mode::Tcp, "app");
+    let addr = fe.bind;
+    let engine = engine(config(1, vec![fe], vec![be])).await;
+    drop(a);
+    wait_for(&engine, "app", "a", is(ServerState::Down)).await;
+    for _ in 0..20 {
+        let mut conn = Conn::open(addr).await;
+        let mut greeting = String::new();
+        tokio::time::timeout(STEP, conn.io.read_line(&mut greeting))
+            .await
+            .expect("greeting in time")
+            .unwrap();
+        assert_eq!(greeting, "b\n");
+    }
+}
