@@ -86,6 +86,7 @@ async fn a_stopped_server_leaves_rotation_in_time_and_returns_when_started_again
     let down = wait_for(&engine, "app", "a", is(ServerState::Down)).await;
     let took = stopped.elapsed();
     let bound = INTERVAL * FALL + TIMEOUT;
+    eprintln!("left rotation {took:?} after the stop (bound {bound:?})");
     assert!(
         took <= bound + SLACK,
         "down after {took:?}, bound {bound:?}"
@@ -119,6 +120,7 @@ async fn a_stopped_server_leaves_rotation_in_time_and_returns_when_started_again
     let up = wait_for(&engine, "app", "a", is(ServerState::Up)).await;
     let took = started.elapsed();
     let bound = INTERVAL * RISE;
+    eprintln!("back in rotation {took:?} after the start (bound {bound:?})");
     assert!(took <= bound + SLACK, "up after {took:?}, bound {bound:?}");
     assert!(
         took >= INTERVAL * (RISE - 1),
