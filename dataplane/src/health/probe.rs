@@ -5,7 +5,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::CheckOutcome;
@@ -78,7 +78,7 @@ impl Probe {
 }
 
 /// Reads up to the end of the status line and returns its status code.
-async fn read_status(stream: &mut TcpStream) -> Result<u16, String> {
+async fn read_status(stream: &mut (impl AsyncRead + Unpin)) -> Result<u16, String> {
     let mut buf = Vec::with_capacity(128);
     let mut chunk = [0u8; 256];
     while !buf.contains(&b'\n') {
