@@ -59,7 +59,7 @@ http {{
 HAPROXY_CONF = """
 global
     nbthread 1
-    maxconn 20000
+    maxconn 4096
 defaults
     mode http
     timeout connect 10s
@@ -82,7 +82,7 @@ spec:
   mode: http
   bind: {{address: 127.0.0.1, port: {port}}}
   defaultBackend: app
-  maxConnections: 20000
+  maxConnections: 4096
 ---
 apiVersion: fairlead.io/v1alpha1
 kind: Backend
@@ -120,9 +120,11 @@ def run_wrk(port, path, extra, duration, connections):
     total = int(re.search(r"(\d+) requests in", out).group(1))
     p99 = parse_latency(re.search(r"99%\s+([\d.]+\w+)", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise SystemExit(f"port {port}{path}: {errors.group(0)}; figures would be meaningless")
     socket_errors = re.search(r"Socket errors: (.*)", out)
-    if errors or socket_errors:
-        print(f"    note: {errors.group(0) if errors else ''} {socket_errors.group(0) if socket_errors else ''}")
+    if socket_errors:
+        print(f"    note: port {port}: {socket_errors.group(0)}")
     return rps, p99, total
 
 
@@ -141,6 +143,7 @@ def main():
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
     ap.add_argument("--runs", type=int, default=3, help="runs per target and scenario (default 3)")
     ap.add_argument("--connections", type=int, default=50, help="wrk connections (default 50)")
+    ap.add_argument("--only", default=None, help="run only scenarios whose name contains this text")
     ap.add_argument("--fairlead", default=None, help="path of the fairlead binary (default: release build)")
     args = ap.parse_args()
 
@@ -154,6 +157,7 @@ def main():
                        env={**os.environ, "CARGO_TARGET_DIR": target})
 
     work = tempfile.mkdtemp(prefix="fairlead-bench-")
+    os.chmod(work, 0o755)  # nginx's worker user reads the files
     os.makedirs(f"{work}/www")
     with open(f"{work}/www/16k", "wb") as f:
         f.write(b"x" * 16384)
@@ -177,11 +181,15 @@ def main():
         procs.append(fl)
         for port in (NGINX_PORT, HAPROXY_PORT, FAIRLEAD_PORT):
             wait_port(port)
+        time.sleep(0.5)
+        for p in procs:
+            if p.poll() is not None:
+                raise SystemExit(f"{p.args} exited with {p.returncode}: is its port taken by another process?")
         haproxy_ver = subprocess.run([haproxy_bin, "-v"], capture_output=True, text=True).stdout.split("\n")[0]
         print(f"# fairlead vs {haproxy_ver}; {args.runs} runs x {args.duration}s, wrk -t1 -c{args.connections}; "
               "proxy+nginx on core 0, wrk on core 1; medians (min-max)")
         targets = [("direct", NGINX_PORT, None), ("haproxy", HAPROXY_PORT, haproxy.pid), ("fairlead", FAIRLEAD_PORT, fl.pid)]
-        for name, path, extra in SCENARIOS:
+        for name, path, extra in [s for s in SCENARIOS if not args.only or args.only in s[0]]:
             results = {t[0]: {"rps": [], "p99": [], "cpu": []} for t in targets}
             for _ in range(args.runs):
                 for tname, port, pid in targets:

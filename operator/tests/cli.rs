@@ -1,6 +1,6 @@
 //! The `fairlead` binary: `check`, `render` and `run` as a user runs them.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
@@ -176,67 +176,144 @@ spec:
     )
 }
 
-#[test]
-fn run_reloads_on_change_keeps_serving_on_a_bad_change_and_stops_on_sigterm() {
-    let dir = scratch("run");
-    let file = dir.join("lb.yaml");
-    let port = free_port();
-    std::fs::write(&file, manifests(port, 9001)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fairlead"))
-        .args([
-            "run",
-            "-f",
-            dir.to_str().unwrap(),
-            "--watch-interval",
-            "50ms",
-            "--threads",
-            "1",
-        ])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (lines, log) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
-    let wait_for = |needle: &str| {
+/// A `fairlead run` process and its log lines.
+struct Running {
+    child: std::process::Child,
+    log: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(dir: &Path, watch_interval: &str) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fairlead"))
+            .args(["run", "-f", dir.to_str().unwrap()])
+            .args(["--watch-interval", watch_interval, "--threads", "1"])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (lines, log) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+        Running { child, log }
+    }
+
+    /// Waits (10 s at most between lines) for a log line containing `needle`.
+    fn wait_for(&self, needle: &str) {
         let mut seen = Vec::new();
-        while let Ok(line) = log.recv_timeout(Duration::from_secs(10)) {
+        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(10)) {
             if line.contains(needle) {
                 return;
             }
             seen.push(line);
         }
         panic!("no log line with {needle:?}; saw:\n{}", seen.join("\n"));
-    };
-    wait_for("applied config version 1 (1 frontends, 1 backends)");
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGTERM, then expects a clean exit.
+    fn stop(mut self) {
+        self.signal("TERM");
+        self.wait_for("stopped");
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+/// A test that fails midway must not leave fairlead running.
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn run_reloads_on_change_keeps_serving_on_a_bad_change_and_stops_on_sigterm() {
+    let dir = scratch("run");
+    let file = dir.join("lb.yaml");
+    let port = free_port();
+    std::fs::write(&file, manifests(port, 9001)).unwrap();
+    let run = Running::start(&dir, "50ms");
+    run.wait_for("applied config version 1 (1 frontends, 1 backends)");
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
 
     std::fs::write(&file, manifests(port, 9002)).unwrap();
-    wait_for("applied config version 2 (1 frontends, 1 backends)");
+    run.wait_for("applied config version 2 (1 frontends, 1 backends)");
 
     std::fs::write(
         &file,
         manifests(port, 9002).replace("port: 9002", "port: 0"),
     )
     .unwrap();
-    wait_for("spec.servers[0].port: 0 is not a port (1-65535)");
-    wait_for("keeping version 2");
+    run.wait_for("spec.servers[0].port: 0 is not a port (1-65535)");
+    run.wait_for("keeping version 2");
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    wait_for("stopped");
-    assert!(child.wait().unwrap().success());
+    run.stop();
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn sighup_reloads_and_traffic_moves_to_the_new_backend() {
+    let (a, b) = (named_server("a"), named_server("b"));
+    let dir = scratch("hup");
+    let file = dir.join("lb.yaml");
+    let port = free_port();
+    std::fs::write(&file, manifests(port, a)).unwrap();
+    // File polling is effectively off: only SIGHUP can reload.
+    let run = Running::start(&dir, "1h");
+    run.wait_for("applied config version 1");
+    assert_eq!(http_get(port), "a");
+    std::fs::write(&file, manifests(port, b)).unwrap();
+    run.signal("HUP");
+    run.wait_for("applied config version 2");
+    assert_eq!(http_get(port), "b");
+    run.stop();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A loopback HTTP server answering every request with `name`; returns its port.
+fn named_server(name: &'static str) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().map_while(Result::ok) {
+            let mut head = [0u8; 4096];
+            let _ = conn.read(&mut head);
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{name}",
+                name.len()
+            );
+            let _ = conn.write_all(reply.as_bytes());
+        }
+    });
+    port
+}
+
+/// GET / through fairlead on `port`; the response body.
+fn http_get(port: u16) -> String {
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    response
+        .rsplit("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]

@@ -26,30 +26,11 @@ pub(super) fn render_backend(
     for (i, s) in spec.servers.iter().enumerate() {
         let field = format!("spec.servers[{i}]");
         let port = report.port(&format!("{field}.port"), s.port);
-        let weight = s.weight.unwrap_or(1);
-        if !(1..=256).contains(&weight) {
-            report.error(
-                format!("{field}.weight"),
-                format!("{weight} is out of range (1-256)"),
-            );
-        }
-        let max_connections = s.max_connections.unwrap_or(0);
-        if max_connections < 0 {
-            report.error(
-                format!("{field}.maxConnections"),
-                format!("{max_connections} is negative"),
-            );
-        }
-        if spec.servers[..i].iter().any(|other| other.name == s.name) {
-            report.error(
-                format!("{field}.name"),
-                format!("{:?} is used by another server", s.name),
-            );
-        }
+        // validate_backend has checked the ranges.
         servers.push(config::Server {
-            weight: weight.clamp(1, 256) as u32,
+            weight: s.weight.map_or(1, |w| w as u32),
             backup: s.backup.unwrap_or(false),
-            max_connections: max_connections.max(0) as u32,
+            max_connections: s.max_connections.map_or(0, |m| m as u32),
             ..config::Server::new(s.name.clone(), s.address.clone(), port)
         });
     }
@@ -65,12 +46,7 @@ pub(super) fn render_backend(
         }
     }
     let timeouts = spec.timeouts.as_ref();
-    let retries = spec.retries.map_or(RETRIES, |r| {
-        if r < 0 {
-            report.error("spec.retries", format!("{r} is negative"));
-        }
-        r.max(0) as u32
-    });
+    let retries = spec.retries.map_or(RETRIES, |r| r as u32);
     config::Backend {
         connect_timeout_ms: millis(
             report,
