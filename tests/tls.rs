@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use common::*;
-use fairlead_dataplane::config::{Balance, Certificate, FrontendTls, Mode};
+use fairlead_dataplane::config::{Balance, Certificate, FrontendTls, Mode, Route, TlsMode};
 use pki::{Pki, arg};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
@@ -189,4 +189,114 @@ async fn tcp_mode_relays_the_decrypted_stream() {
         .unwrap()
         .unwrap();
     assert_eq!(got, "t\nhello\nbye t\n");
+}
+
+/// `openssl s_server -www` with `{file}.crt` of `pki`, extra flags, on a free
+/// port; killed on drop.
+struct SServer {
+    addr: SocketAddr,
+    _child: tokio::process::Child,
+}
+
+impl SServer {
+    async fn start(pki: &Pki, file: &str, extra: &[String]) -> SServer {
+        let addr = free_addr();
+        let mut args = vec![
+            "s_server".to_string(),
+            "-www".into(),
+            "-accept".into(),
+            addr.to_string(),
+            "-cert".into(),
+            arg(&pki.path(&format!("{file}.crt"))),
+            "-key".into(),
+            arg(&pki.path(&format!("{file}.key"))),
+        ];
+        args.extend(extra.iter().cloned());
+        let child = Command::new("openssl")
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("openssl s_server starts");
+        let deadline = tokio::time::Instant::now() + STEP;
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "s_server did not listen"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        SServer {
+            addr,
+            _child: child,
+        }
+    }
+
+    fn server(&self, name: &str) -> fairlead_dataplane::config::Server {
+        fairlead_dataplane::config::Server::new(name, "127.0.0.1", self.addr.port())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passthrough_delivers_each_servers_own_certificate() {
+    let pki = Pki::new("passthrough test CA");
+    pki.issue("pass", "srv.pass.test", &["*.pass.test"]);
+    pki.issue("other", "default.test", &["default.test"]);
+    let pass = SServer::start(&pki, "pass", &[]).await;
+    let other = SServer::start(&pki, "other", &[]).await;
+    let mut fe = frontend("fe", Mode::Tcp, "other");
+    fe.tls = Some(FrontendTls {
+        mode: TlsMode::Passthrough,
+        ..FrontendTls::terminate(Vec::new())
+    });
+    fe.routes = vec![Route {
+        sni: Some("*.pass.test".into()),
+        backend: "pass".into(),
+        ..Route::default()
+    }];
+    let addr = fe.bind;
+    let backends = vec![
+        backend(
+            "pass",
+            Mode::Tcp,
+            Balance::Roundrobin,
+            vec![pass.server("p")],
+        ),
+        backend(
+            "other",
+            Mode::Tcp,
+            Balance::Roundrobin,
+            vec![other.server("o")],
+        ),
+    ];
+    let _e = engine(config(1, vec![fe], backends)).await;
+    for (sni, expected) in [
+        ("x.pass.test", "subject=CN=srv.pass.test"),
+        ("unknown.test", "subject=CN=default.test"),
+    ] {
+        let (ok, out) = s_client(addr, &["-servername", sni]).await;
+        assert!(ok, "{sni}: {out}");
+        assert_eq!(subject(&out), expected, "{sni}");
+    }
+    // The session is the server's own: curl gets s_server's status page.
+    let ca = arg(&pki.path("ca.crt"));
+    let host = format!("www.pass.test:{}", addr.port());
+    let args = [
+        "-sS",
+        "--cacert",
+        &ca,
+        "--resolve",
+        &format!("{host}:127.0.0.1"),
+        &format!("https://{host}/"),
+    ];
+    let (ok, out) = run("curl", &args.map(String::from)).await;
+    assert!(ok && out.contains("s_server"), "{out}");
+    // A client that does not speak TLS is closed.
+    let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
+    plain.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(STEP, plain.read_to_end(&mut rest)).await;
+    assert!(matches!(read, Ok(Ok(0))), "{read:?}");
 }

@@ -110,6 +110,10 @@ pub struct Route {
     /// Exact path to match (query excluded).
     #[serde(default)]
     pub path: Option<String>,
+    /// TLS server name to match (passthrough frontends only, and then the
+    /// only field set); `*.example.com` matches one or more labels. Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
     /// Backend that serves matching requests.
     pub backend: String,
 }
@@ -420,20 +424,10 @@ impl DataplaneConfig {
                     format!("{} is below the minimum 8192", f.max_header_bytes),
                 );
             }
-            for (field, reason) in f.tls.iter().flat_map(|t| t.problems()) {
+            for (field, reason) in tls::frontend_problems(f) {
                 bad(&object, field, reason);
             }
-            if f.tls
-                .as_ref()
-                .is_some_and(|t| t.mode == TlsMode::Passthrough)
-            {
-                bad(
-                    &object,
-                    "tls.mode".into(),
-                    "passthrough is not implemented yet".into(),
-                );
-            }
-            if f.mode == Mode::Tcp && !f.routes.is_empty() {
+            if f.mode == Mode::Tcp && !f.routes.is_empty() && !tls::is_passthrough(f) {
                 bad(&object, "routes".into(), "routes need http mode".into());
             }
             let refs = f

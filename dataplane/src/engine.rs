@@ -190,6 +190,7 @@ impl FrontendRuntime {
         let tls = spec
             .tls
             .as_ref()
+            .filter(|t| t.mode == config::TlsMode::Terminate)
             .map(|t| crate::tls::Terminator::build(&spec, t))
             .transpose()?;
         Ok(FrontendRuntime {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
+use crate::backend::BackendRuntime;
 use crate::balance::SelectKey;
 use crate::engine::FrontendRuntime;
 
@@ -24,6 +25,20 @@ where
         tracing::debug!(frontend = %frontend.spec.name, %peer, "no default backend; closing");
         return;
     };
+    serve_to(&frontend, backend, client, peer, &[]).await;
+}
+
+/// Connects to a server of `backend`, sends `first` (bytes already read from
+/// the client), then relays.
+pub async fn serve_to<C>(
+    frontend: &FrontendRuntime,
+    backend: Arc<BackendRuntime>,
+    client: C,
+    peer: SocketAddr,
+    first: &[u8],
+) where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
     let key = SelectKey {
         client_ip: peer.ip(),
         path: None,
@@ -36,6 +51,10 @@ where
         tracing::warn!(frontend = %frontend.spec.name, backend = %backend.spec.name, %peer, "no server available");
         return;
     };
+    let mut server = server;
+    if !first.is_empty() && server.write_all(first).await.is_err() {
+        return;
+    }
     let (up, down) = relay(
         client,
         server,

@@ -2,6 +2,8 @@
 //! with the certificate chosen by the client's SNI.
 
 pub mod certs;
+pub mod passthrough;
+pub mod sni;
 
 use std::collections::HashMap;
 use std::sync::Arc;

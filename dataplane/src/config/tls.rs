@@ -1,6 +1,8 @@
-//! TLS settings of frontends (termination) in the config model.
+//! TLS settings of frontends (termination, passthrough) in the config model.
 
 use serde::{Deserialize, Serialize};
+
+use super::{Frontend, Mode};
 
 /// What a frontend does with TLS.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,5 +96,107 @@ impl FrontendTls {
             }
         }
         out
+    }
+}
+
+/// Whether `f` passes TLS through, routing on SNI.
+pub(crate) fn is_passthrough(f: &Frontend) -> bool {
+    f.tls
+        .as_ref()
+        .is_some_and(|t| t.mode == TlsMode::Passthrough)
+}
+
+/// Problems of a frontend's TLS and SNI routes, as (field, reason).
+pub(crate) fn frontend_problems(f: &Frontend) -> Vec<(String, String)> {
+    let mut out = f
+        .tls
+        .as_ref()
+        .map(FrontendTls::problems)
+        .unwrap_or_default();
+    let passthrough = is_passthrough(f);
+    if passthrough && f.mode != Mode::Tcp {
+        out.push(("tls.mode".into(), "passthrough needs tcp mode".into()));
+    }
+    for (j, r) in f.routes.iter().enumerate() {
+        match (&r.sni, passthrough) {
+            (Some(_), false) => out.push((
+                format!("routes[{j}].sni"),
+                "sni needs tls.mode passthrough".into(),
+            )),
+            (Some(name), true) if name.is_empty() => {
+                out.push((format!("routes[{j}].sni"), "must not be empty".into()));
+            }
+            (None, true) => out.push((
+                format!("routes[{j}].sni"),
+                "a passthrough route needs sni".into(),
+            )),
+            _ => {}
+        }
+        let http_match = r.host.is_some() || r.path.is_some() || r.path_prefix.is_some();
+        if passthrough && http_match {
+            out.push((
+                format!("routes[{j}]"),
+                "a passthrough route matches on sni only".into(),
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Route;
+
+    fn passthrough(mode: Mode, routes: Vec<Route>) -> Frontend {
+        let mut f = Frontend::new("fe", mode, "127.0.0.1:8443".parse().unwrap());
+        f.tls = Some(FrontendTls {
+            mode: TlsMode::Passthrough,
+            ..FrontendTls::terminate(Vec::new())
+        });
+        f.routes = routes;
+        f
+    }
+
+    fn route(sni: Option<&str>, host: Option<&str>) -> Route {
+        Route {
+            sni: sni.map(Into::into),
+            host: host.map(Into::into),
+            backend: "be".into(),
+            ..Route::default()
+        }
+    }
+
+    fn fields(f: &Frontend) -> Vec<String> {
+        frontend_problems(f)
+            .into_iter()
+            .map(|(f, r)| format!("{f}: {r}"))
+            .collect()
+    }
+
+    #[test]
+    fn passthrough_routes_match_on_sni_only_in_tcp_mode() {
+        let ok = passthrough(Mode::Tcp, vec![route(Some("*.example.com"), None)]);
+        assert_eq!(fields(&ok), Vec::<String>::new());
+        let http = passthrough(Mode::Http, vec![]);
+        assert_eq!(fields(&http), ["tls.mode: passthrough needs tcp mode"]);
+        let bad = passthrough(
+            Mode::Tcp,
+            vec![route(None, Some("a")), route(Some(""), None)],
+        );
+        assert_eq!(
+            fields(&bad),
+            [
+                "routes[0].sni: a passthrough route needs sni",
+                "routes[0]: a passthrough route matches on sni only",
+                "routes[1].sni: must not be empty",
+            ]
+        );
+        let mut terminate = Frontend::new("fe", Mode::Http, "127.0.0.1:8443".parse().unwrap());
+        terminate.routes = vec![route(Some("a"), None)];
+        assert_eq!(
+            fields(&terminate),
+            ["routes[0].sni: sni needs tls.mode passthrough"]
+        );
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use super::FrontendRuntime;
-use crate::config::Mode;
+use crate::config::{Mode, TlsMode};
 use crate::{http, tcp};
 
 /// Pending connections the kernel queues per listener.
@@ -109,6 +109,9 @@ async fn serve(
     stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    if (frontend.spec.tls.as_ref()).is_some_and(|t| t.mode == TlsMode::Passthrough) {
+        return crate::tls::passthrough::serve(frontend, stream, peer).await;
+    }
     let Some(tls) = frontend.tls.clone() else {
         return match frontend.spec.mode {
             Mode::Tcp => tcp::serve(frontend, stream, peer).await,

@@ -57,6 +57,7 @@ pub(super) fn render_frontend(
             host: m.host.clone(),
             path_prefix: m.path_prefix.clone(),
             path: m.path.clone(),
+            sni: m.sni.clone(),
             backend: refer.check(report, format!("spec.routes[{i}].backend"), &route.backend),
         });
         for (field, value) in [("pathPrefix", &m.path_prefix), ("path", &m.path)] {
@@ -68,7 +69,9 @@ pub(super) fn render_frontend(
             }
         }
     }
-    if mode == config::Mode::Tcp && !routes.is_empty() {
+    let passthrough =
+        spec.tls.as_ref().and_then(|t| t.mode) == Some(fairlead_crds::TlsMode::Passthrough);
+    if mode == config::Mode::Tcp && !routes.is_empty() && !passthrough {
         report.error(
             "spec.routes",
             "routes need http mode; a tcp Frontend has only a defaultBackend",

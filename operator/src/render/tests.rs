@@ -65,7 +65,6 @@ fn every_unimplemented_field_is_an_error() {
         "Frontend default/web: spec.logging",
         "Frontend default/web: spec.stats",
         "Frontend default/web: spec.bind.virtualIP",
-        "Frontend default/web: spec.routes[0].match.sni",
         "VirtualIP default/vip1: spec",
     ]
     .iter()

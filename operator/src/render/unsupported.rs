@@ -2,18 +2,14 @@
 //! Setting one is an error, never silently ignored; remove an entry when its
 //! feature lands.
 
-use fairlead_crds::{BackendSpec, FrontendSpec, TlsMode};
+use fairlead_crds::{BackendSpec, FrontendSpec};
 
 /// The message for a field that is not built yet.
 pub(super) const NOT_IMPLEMENTED: &str = "not implemented yet in this version of fairlead";
 
 /// Field paths set in a Frontend spec that are not implemented.
 pub(super) fn frontend_fields(spec: &FrontendSpec) -> Vec<String> {
-    let mut fields: Vec<String> = [
-        (
-            "spec.tls.mode",
-            spec.tls.as_ref().and_then(|t| t.mode) == Some(TlsMode::Passthrough),
-        ),
+    [
         ("spec.requestRules", !spec.request_rules.is_empty()),
         ("spec.responseRules", !spec.response_rules.is_empty()),
         ("spec.logging", spec.logging.is_some()),
@@ -23,13 +19,7 @@ pub(super) fn frontend_fields(spec: &FrontendSpec) -> Vec<String> {
     .into_iter()
     .filter(|(_, set)| *set)
     .map(|(field, _)| field.to_string())
-    .collect();
-    for (i, route) in spec.routes.iter().enumerate() {
-        if route.match_.sni.is_some() {
-            fields.push(format!("spec.routes[{i}].match.sni"));
-        }
-    }
-    fields
+    .collect()
 }
 
 /// Field paths set in a Backend spec that are not implemented.

@@ -4,6 +4,8 @@
 use std::path::Path;
 
 use crate::manifest::load_text;
+use fairlead_dataplane::config;
+
 use crate::render::{Snapshot, render};
 
 const A_CRT: &str = include_str!("../../../../dataplane/src/tls/testdata/a.crt");
@@ -120,12 +122,29 @@ fn missing_mismatched_and_encrypted_keys_name_the_secret() {
 }
 
 #[test]
-fn passthrough_is_not_implemented_yet() {
-    let s = snapshot("  mode: tcp\n  tls: {mode: passthrough}\n", &[]);
-    let got = errors(&s);
-    assert!(
-        got.iter()
-            .any(|e| e.contains("spec.tls.mode: not implemented yet")),
-        "{got:?}"
-    );
+fn passthrough_routes_on_sni() {
+    let yaml = "apiVersion: fairlead.io/v1alpha1
+kind: Backend
+metadata: {name: app}
+spec:
+  mode: tcp
+  servers: [{name: srv1, address: 127.0.0.1, port: 9443}]
+---
+apiVersion: fairlead.io/v1alpha1
+kind: Frontend
+metadata: {name: pass}
+spec:
+  mode: tcp
+  bind: {port: 8443}
+  tls: {mode: passthrough}
+  routes: [{match: {sni: \"*.example.com\"}, backend: app}]
+  defaultBackend: app
+";
+    let s = load_text(Path::new("p.yaml"), yaml, "default").snapshot;
+    let rendered = render(&s);
+    assert_eq!(rendered.errors, []);
+    let f = &rendered.config.frontends[0];
+    assert_eq!(f.tls.as_ref().unwrap().mode, config::TlsMode::Passthrough);
+    assert_eq!(f.routes[0].sni.as_deref(), Some("*.example.com"));
+    assert_eq!(f.routes[0].backend, "default/app");
 }

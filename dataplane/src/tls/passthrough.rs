@@ -1,0 +1,97 @@
+//! TLS passthrough: read the client's ClientHello without consuming it, route
+//! on its SNI, and relay the whole TLS session to a server untouched.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+use super::sni::{self, Hello};
+use crate::backend::BackendRuntime;
+use crate::engine::FrontendRuntime;
+use crate::tcp;
+
+/// Serves one client connection of a passthrough frontend: the first route
+/// whose `sni` matches picks the backend, else the default backend (also for
+/// a hello without SNI). A client that does not start with a ClientHello
+/// within the client timeout is closed.
+pub async fn serve(frontend: Arc<FrontendRuntime>, mut client: TcpStream, peer: SocketAddr) {
+    let Some((hello, name)) = read_hello(&mut client, frontend.spec.client_timeout()).await else {
+        tracing::debug!(frontend = %frontend.spec.name, %peer, "no TLS ClientHello; closing");
+        return;
+    };
+    let Some(backend) = route(&frontend, name.as_deref()) else {
+        tracing::debug!(frontend = %frontend.spec.name, %peer, sni = ?name, "no backend for this server name; closing");
+        return;
+    };
+    tcp::serve_to(&frontend, backend, client, peer, &hello).await;
+}
+
+/// Reads until the bytes hold a whole ClientHello; returns them (to be sent
+/// on first) and the server name.
+async fn read_hello(client: &mut TcpStream, limit: Duration) -> Option<(Vec<u8>, Option<String>)> {
+    let read = async {
+        let mut buf = Vec::with_capacity(2048);
+        loop {
+            match sni::parse(&buf) {
+                Hello::Complete(name) => return Some((buf, name)),
+                Hello::NotTls => return None,
+                Hello::Incomplete => {}
+            }
+            // A valid prefix is never longer than this; stop a peer that says otherwise.
+            if buf.len() > 2 * sni::MAX_HELLO {
+                return None;
+            }
+            buf.reserve(2048);
+            if client.read_buf(&mut buf).await.ok()? == 0 {
+                return None;
+            }
+        }
+    };
+    tokio::time::timeout(limit, read).await.ok().flatten()
+}
+
+/// The backend for a server name: first matching route, else the default.
+fn route(frontend: &FrontendRuntime, name: Option<&str>) -> Option<Arc<BackendRuntime>> {
+    let routed = name.and_then(|name| {
+        frontend
+            .spec
+            .routes
+            .iter()
+            .zip(&frontend.routes)
+            .find(|(spec, _)| spec.sni.as_deref().is_some_and(|p| sni_matches(p, name)))
+            .map(|(_, r)| r.backend.clone())
+    });
+    routed.or_else(|| frontend.default_backend.clone())
+}
+
+/// `pattern` is a name (case-insensitive) or `*.suffix`, which matches names
+/// of one or more labels before the suffix, like route hosts.
+pub fn sni_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(suffix) => {
+            name.len() > suffix.len()
+                && name
+                    .get(name.len() - suffix.len()..)
+                    .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix))
+        }
+        None => pattern.eq_ignore_ascii_case(name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sni_matches;
+
+    #[test]
+    fn exact_and_wildcard_names() {
+        assert!(sni_matches("a.example.com", "A.example.com"));
+        assert!(!sni_matches("a.example.com", "b.example.com"));
+        assert!(sni_matches("*.example.com", "x.example.com"));
+        assert!(sni_matches("*.example.com", "y.x.example.com"));
+        assert!(!sni_matches("*.example.com", "example.com"));
+        assert!(!sni_matches("*.example.com", ".example.com"));
+    }
+}
