@@ -13,11 +13,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-mod tls;
-pub use tls::{Certificate, FrontendTls, TlsMode};
-
 mod health;
+mod rules;
+mod tls;
 pub use health::{HealthCheck, HttpCheck, StatusRange};
+pub use rules::{
+    Condition, Deny, HeaderMatch, HeaderName, HeaderValue, Predicate, Redirect, RedirectTo,
+    ReplaceHeaderValue, RequestAction, RequestRule, ResponseAction, ResponseRule, Test,
+};
+pub(crate) use rules::{cidr, header_name, header_value, regex};
+pub use tls::{Certificate, FrontendTls, TlsMode};
 
 /// The wire-format revision of this model; bumped only when a field is added.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -95,6 +100,13 @@ pub struct Frontend {
     /// TLS on the socket. Default none (plain TCP).
     #[serde(default)]
     pub tls: Option<FrontendTls>,
+    /// HTTP request rules in order, at most 128 (http mode). Default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_rules: Vec<RequestRule>,
+    /// HTTP response rules in order, at most 128 (http mode); they apply to
+    /// local responses (redirects, denials, errors) too. Default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_rules: Vec<ResponseRule>,
 }
 
 /// An HTTP route: every field that is set must match.
@@ -232,6 +244,8 @@ impl Frontend {
             forwarded: false,
             max_header_bytes: default_max_header_bytes(),
             tls: None,
+            request_rules: Vec::new(),
+            response_rules: Vec::new(),
         }
     }
 
@@ -425,6 +439,10 @@ impl DataplaneConfig {
                 );
             }
             for (field, reason) in tls::frontend_problems(f) {
+                bad(&object, field, reason);
+            }
+            let http_backend = |name: &str| backends.get(name).map(|m| *m == Mode::Http);
+            for (field, reason) in rules::problems(f, http_backend) {
                 bad(&object, field, reason);
             }
             if f.mode == Mode::Tcp && !f.routes.is_empty() && !tls::is_passthrough(f) {

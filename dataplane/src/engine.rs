@@ -30,6 +30,8 @@ pub struct FrontendRuntime {
     pub slots: Arc<Semaphore>,
     /// TLS termination, when the frontend terminates TLS.
     pub tls: Option<crate::tls::Terminator>,
+    /// HTTP request and response rules, compiled.
+    pub rules: crate::http::rules::CompiledRules,
 }
 
 /// Runs listeners for the current config; `apply` replaces it.
@@ -193,12 +195,14 @@ impl FrontendRuntime {
             .filter(|t| t.mode == config::TlsMode::Terminate)
             .map(|t| crate::tls::Terminator::build(&spec, t))
             .transpose()?;
+        let rules = crate::http::rules::CompiledRules::build(&spec, lookup)?;
         Ok(FrontendRuntime {
             spec,
             default_backend,
             routes,
             slots,
             tls,
+            rules,
         })
     }
 }

@@ -3,6 +3,7 @@
 
 mod body;
 mod headers;
+pub mod rules;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub async fn serve<S>(
     let client = Client {
         peer,
         peer_header: headers::ip_value(peer.ip()),
+        tls,
     };
     let service = service_fn(move |req| {
         let frontend = current.load_full();
@@ -87,15 +89,37 @@ pub async fn serve<S>(
 struct Client {
     peer: SocketAddr,
     peer_header: HeaderValue,
+    /// The connection is TLS, terminated here (`ssl_fc`).
+    tls: bool,
 }
 
-/// Proxies one request; every failure becomes an HTTP error response.
+/// Applies the frontend's request rules, forwards the request unless they
+/// answer it, and applies the response rules to whatever the client gets.
 async fn proxy(
     frontend: &FrontendRuntime,
     mut req: Request<Incoming>,
     client: &Client,
 ) -> Response<ProxyBody> {
-    let Some(backend) = frontend.route(&req) else {
+    let rules = &frontend.rules;
+    let verdict = rules.on_request(&mut req, client);
+    let mask = rules.response_mask(&req, client);
+    let mut resp = match verdict {
+        rules::Verdict::Answer(resp) => resp,
+        rules::Verdict::Forward(chosen) => forward(frontend, chosen, req, client).await,
+    };
+    rules.on_response(mask, &mut resp);
+    resp
+}
+
+/// Proxies one request to `chosen` or the routed backend; every failure
+/// becomes an HTTP error response.
+async fn forward(
+    frontend: &FrontendRuntime,
+    chosen: Option<&Arc<BackendRuntime>>,
+    mut req: Request<Incoming>,
+    client: &Client,
+) -> Response<ProxyBody> {
+    let Some(backend) = chosen.or_else(|| frontend.route(&req)) else {
         return body::local(
             StatusCode::SERVICE_UNAVAILABLE,
             "No backend serves this request.",

@@ -10,6 +10,7 @@ mod backstop;
 mod endpoints;
 mod frontend;
 mod health;
+mod rules;
 mod tls;
 mod unsupported;
 

@@ -141,7 +141,8 @@ pub fn request_host<B>(req: &Request<B>) -> Option<&str> {
     Some(strip_port(raw))
 }
 
-fn strip_port(host: &str) -> &str {
+/// `host` without its `:port`.
+pub fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         return host.find(']').map_or(host, |end| &host[..=end]);
     }

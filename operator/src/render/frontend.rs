@@ -77,6 +77,10 @@ pub(super) fn render_frontend(
             "routes need http mode; a tcp Frontend has only a defaultBackend",
         );
     }
+    let request_rules = super::rules::request_rules(report, &spec.request_rules, |r, field, b| {
+        refer.check(r, field, b)
+    });
+    let response_rules = super::rules::response_rules(report, &spec.response_rules);
     let max_connections = spec.max_connections.map_or(MAX_CONNECTIONS, |n| {
         u32::try_from(n).ok().filter(|n| *n > 0).unwrap_or_else(|| {
             report.error("spec.maxConnections", format!("{n} must be greater than 0"));
@@ -96,6 +100,8 @@ pub(super) fn render_frontend(
         max_connections,
         x_forwarded_for: headers.and_then(|h| h.x_forwarded_for).unwrap_or(true),
         forwarded: headers.and_then(|h| h.forwarded).unwrap_or(false),
+        request_rules,
+        response_rules,
         ..config::Frontend::new(name, mode, SocketAddr::new(address, port))
     }
 }

@@ -60,8 +60,6 @@ fn every_unimplemented_field_is_an_error() {
     let expected: Vec<String> = [
         "Backend default/app: spec.tls",
         "Frontend default/web: spec.routes[0].match.sni: sni needs spec.tls.mode passthrough",
-        "Frontend default/web: spec.requestRules",
-        "Frontend default/web: spec.responseRules",
         "Frontend default/web: spec.logging",
         "Frontend default/web: spec.stats",
         "Frontend default/web: spec.bind.virtualIP",

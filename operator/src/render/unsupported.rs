@@ -10,8 +10,6 @@ pub(super) const NOT_IMPLEMENTED: &str = "not implemented yet in this version of
 /// Field paths set in a Frontend spec that are not implemented.
 pub(super) fn frontend_fields(spec: &FrontendSpec) -> Vec<String> {
     [
-        ("spec.requestRules", !spec.request_rules.is_empty()),
-        ("spec.responseRules", !spec.response_rules.is_empty()),
         ("spec.logging", spec.logging.is_some()),
         ("spec.stats", spec.stats.is_some()),
         ("spec.bind.virtualIP", spec.bind.virtual_ip.is_some()),
