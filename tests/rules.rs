@@ -3,12 +3,14 @@
 //! backend's `/headers` for what the server sees.
 
 mod common;
+#[path = "tls/pki.rs"]
+mod pki;
 
 use std::net::SocketAddr;
 
 use common::*;
 use fairlead_dataplane::Engine;
-use fairlead_dataplane::config::{Balance, Frontend, Mode};
+use fairlead_dataplane::config::{Balance, Certificate, Frontend, FrontendTls, Mode};
 
 /// A frontend with these rules (JSON, as in the dataplane config) in front of
 /// `demo`, plus a backend `other` for `useBackend`.
@@ -281,5 +283,69 @@ async fn every_condition_kind_over_the_wire() {
         sorted(&[
             "tls", "prefix", "exact", "regex", "method", "present", "hdrregex", "src2", "either"
         ])
+    );
+}
+
+/// The whole tutorial setup: plain HTTP redirected to a TLS frontend with the
+/// same rules, where `tls: true` holds, so curl follows one redirect and gets
+/// the server's answer over TLS, with HSTS.
+#[tokio::test(flavor = "multi_thread")]
+async fn enforce_ssl_end_to_end_with_a_tls_frontend() {
+    let demo = Demo::http("main");
+    let pki = pki::Pki::new("rules test CA");
+    pki.issue("site", "example.com", &["example.com"]);
+    let mut plain = frontend("plain", Mode::Http, "main");
+    let mut secure = frontend("secure", Mode::Http, "main");
+    secure.tls = Some(FrontendTls::terminate(vec![Certificate {
+        source: "file site".into(),
+        cert_pem: pki.read("site.crt"),
+        key_pem: pki.read("site.key"),
+    }]));
+    let (p, s) = (plain.bind.port(), secure.bind.port());
+    let rules = ENFORCE_SSL
+        .replace(":8080", &format!(":{p}"))
+        .replace(":8443", &format!(":{s}"));
+    for fe in [&mut plain, &mut secure] {
+        fe.request_rules = serde_json::from_str(&rules).unwrap();
+        fe.response_rules = serde_json::from_str(HSTS).unwrap();
+    }
+    let be = backend(
+        "main",
+        Mode::Http,
+        Balance::Roundrobin,
+        vec![demo.server("s")],
+    );
+    let _e = engine(config(1, vec![plain, secure], vec![be])).await;
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "-L", "--max-time", "10", "-D", "-", "--cacert"])
+        .arg(pki::arg(&pki.path("ca.crt")))
+        .args(["--resolve", &format!("example.com:{p}:127.0.0.1")])
+        .args(["--resolve", &format!("example.com:{s}:127.0.0.1")])
+        .arg(format!("http://example.com:{p}/a?b=1"))
+        .output()
+        .await
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(out.status.success(), "{text} {:?}", out.stderr);
+    let location = format!("location: https://example.com:{s}/a?b=1");
+    assert!(text.starts_with("http/1.1 301"), "{text}");
+    assert!(text.contains(&location), "{text}");
+    assert_eq!(
+        text.matches(" 301 ").count(),
+        1,
+        "one redirect, no loop: {text}"
+    );
+    let last = text.rsplit("http/").next().unwrap_or_default();
+    assert!(
+        last.starts_with("2 200") || last.starts_with("1.1 200"),
+        "{text}"
+    );
+    assert!(
+        last.contains("strict-transport-security: max-age=63072000"),
+        "{text}"
+    );
+    assert!(
+        text.trim_end().ends_with("main"),
+        "the server answered: {text}"
     );
 }
