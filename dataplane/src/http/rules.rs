@@ -151,7 +151,15 @@ impl CompiledRules {
     }
 
     /// Runs the request rules in order on `req`; stops at a redirect or deny.
+    /// An HTTP/2 request (or an absolute URI) without a Host header gets one
+    /// from its authority first, so rules on `Host` see and change it.
     pub(super) fn on_request<B>(&self, req: &mut Request<B>, client: &Client) -> Verdict<'_> {
+        if !self.request.is_empty() && !req.headers().contains_key(header::HOST) {
+            let authority = req.uri().authority().map(|a| a.as_str());
+            if let Some(Ok(host)) = authority.map(HeaderValue::from_str) {
+                req.headers_mut().insert(header::HOST, host);
+            }
+        }
         let mut chosen = None;
         for (check, step) in &self.request {
             if matches!(step, Step::UseBackend(_)) && chosen.is_some() {

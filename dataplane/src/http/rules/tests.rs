@@ -59,6 +59,14 @@ fn enforce_ssl_rewrites_the_host_port_then_redirects_plain_requests() {
 }
 
 #[test]
+fn rules_on_host_apply_to_the_authority_of_http2_requests() {
+    let r = rules(ENFORCE_SSL, "[]");
+    let mut req = request("GET", "http://example.com:8080/a", &[]);
+    let resp = answer(r.on_request(&mut req, &client("127.0.0.1:5000", false)));
+    assert_eq!(location(&resp), "https://example.com:8443/a");
+}
+
+#[test]
 fn scheme_redirect_ports() {
     let go = |redirect: &str, host: &str, tls: bool| {
         let r = rules(&format!(r#"[{{"redirect": {redirect}}}]"#), "[]");
