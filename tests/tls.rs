@@ -11,7 +11,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use common::*;
-use fairlead_dataplane::config::{Balance, Certificate, FrontendTls, Mode, Route, TlsMode};
+use fairlead_dataplane::config::{
+    BackendTls, Balance, Certificate, FrontendTls, Mode, Route, TlsMode,
+};
 use pki::{Pki, arg};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
@@ -299,4 +301,62 @@ async fn passthrough_delivers_each_servers_own_certificate() {
     let mut rest = Vec::new();
     let read = tokio::time::timeout(STEP, plain.read_to_end(&mut rest)).await;
     assert!(matches!(read, Ok(Ok(0))), "{read:?}");
+}
+
+/// A plain http frontend in front of `server` over TLS configured by `tls`.
+async fn reencrypting(
+    server: fairlead_dataplane::config::Server,
+    tls: BackendTls,
+) -> (fairlead_dataplane::Engine, SocketAddr) {
+    let fe = frontend("fe", Mode::Http, "be");
+    let addr = fe.bind;
+    let mut be = backend("be", Mode::Http, Balance::Roundrobin, vec![server]);
+    be.retries = 0;
+    be.tls = Some(tls);
+    (engine(config(1, vec![fe], vec![be])).await, addr)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backend_mtls_needs_the_right_ca_and_a_client_certificate() {
+    let pki = Pki::new("backend test CA");
+    pki.issue("srv", "backend.test", &["backend.test"]);
+    pki.issue("client", "fairlead client", &["client.test"]);
+    let wrong = Pki::new("some other CA");
+    let verify_clients = ["-Verify", "1", "-verify_return_error", "-CAfile"]
+        .map(String::from)
+        .to_vec();
+    let mut flags = verify_clients.clone();
+    flags.push(arg(&pki.path("ca.crt")));
+    let s = SServer::start(&pki, "srv", &flags).await;
+    let good = BackendTls {
+        ca_pem: Some(pki.read("ca.crt")),
+        client_cert_pem: Some(pki.read("client.crt")),
+        client_key_pem: Some(pki.read("client.key")),
+        server_name: Some("backend.test".into()),
+        insecure_skip_verify: false,
+    };
+    let (_e, addr) = reencrypting(s.server("s"), good.clone()).await;
+    let resp = get(addr, "/").await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(resp.text().contains("s_server"), "{}", resp.text());
+
+    let wrong_ca = BackendTls {
+        ca_pem: Some(wrong.read("ca.crt")),
+        ..good.clone()
+    };
+    let (_e2, addr) = reencrypting(s.server("s"), wrong_ca).await;
+    let status = get(addr, "/").await.status;
+    assert!(matches!(status, 502 | 503), "wrong CA gave {status}");
+
+    let no_client_cert = BackendTls {
+        client_cert_pem: None,
+        client_key_pem: None,
+        ..good
+    };
+    let (_e3, addr) = reencrypting(s.server("s"), no_client_cert).await;
+    let status = get(addr, "/").await.status;
+    assert!(
+        matches!(status, 502 | 503),
+        "no client certificate gave {status}"
+    );
 }

@@ -128,6 +128,8 @@ pub struct BackendRuntime {
     pub spec: config::Backend,
     pub servers: Vec<Arc<ServerRuntime>>,
     selector: Selector,
+    /// TLS towards the servers, when the backend uses it (set by the engine).
+    pub tls: Option<crate::tls::client::Connector>,
 }
 
 /// Key of a server's live state across applies.
@@ -157,6 +159,7 @@ impl BackendRuntime {
             spec,
             servers,
             selector,
+            tls: None,
         }
     }
 

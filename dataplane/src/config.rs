@@ -22,7 +22,7 @@ pub use rules::{
     ReplaceHeaderValue, RequestAction, RequestRule, ResponseAction, ResponseRule, Test,
 };
 pub(crate) use rules::{cidr, header_name, header_value, regex};
-pub use tls::{Certificate, FrontendTls, TlsMode};
+pub use tls::{BackendTls, Certificate, FrontendTls, TlsMode};
 
 /// The wire-format revision of this model; bumped only when a field is added.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -180,6 +180,9 @@ pub struct Backend {
     /// Active health checks of every server. Default none: servers are always up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
+    /// TLS towards the servers. Default none (plain TCP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<BackendTls>,
 }
 
 /// One server of a backend (haproxy `server` line).
@@ -273,6 +276,7 @@ impl Backend {
             retries: default_retries(),
             redispatch: true,
             health_check: None,
+            tls: None,
         }
     }
 
@@ -348,6 +352,9 @@ impl DataplaneConfig {
                     "connectTimeoutMs".into(),
                     "must be greater than 0".into(),
                 );
+            }
+            for (field, reason) in b.tls.iter().flat_map(|t| t.problems()) {
+                bad(&object, field, reason);
             }
             if b.server_timeout_ms == 0 {
                 bad(

@@ -97,12 +97,13 @@ impl Engine {
             .backends
             .iter()
             .map(|b| {
-                (
-                    b.name.clone(),
-                    Arc::new(BackendRuntime::build(b.clone(), &shared)),
-                )
+                let mut backend = BackendRuntime::build(b.clone(), &shared);
+                backend.tls = (b.tls.as_ref())
+                    .map(|t| crate::tls::client::Connector::build(b, t))
+                    .transpose()?;
+                Ok((b.name.clone(), Arc::new(backend)))
             })
-            .collect();
+            .collect::<Result<_>>()?;
 
         // Build every frontend and open new sockets before touching anything running.
         let mut frontends = Vec::with_capacity(config.frontends.len());

@@ -223,7 +223,7 @@ async fn new_connection(
     backend: &BackendRuntime,
     upgrade: bool,
 ) -> Option<SendRequest<Incoming>> {
-    let stream = backend.connect_to(server).await?;
+    let stream = backend.connect_upstream(server).await?;
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await

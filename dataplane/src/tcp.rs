@@ -45,7 +45,7 @@ pub async fn serve_to<C>(
     };
     let b = &backend;
     let Some((server, guard)) = backend
-        .try_servers(&key, |s| async move { b.connect_to(&s).await })
+        .try_servers(&key, |s| async move { b.connect_upstream(&s).await })
         .await
     else {
         tracing::warn!(frontend = %frontend.spec.name, backend = %backend.spec.name, %peer, "no server available");

@@ -2,6 +2,7 @@
 //! with the certificate chosen by the client's SNI.
 
 pub mod certs;
+pub mod client;
 pub mod passthrough;
 pub mod sni;
 

@@ -86,11 +86,15 @@ pub fn render(snapshot: &Snapshot) -> Rendered {
         let (namespace, name) = names(&b.metadata);
         let mut report = Report::new(object_key("Backend", namespace, name));
         report.field_errors(validate::validate_backend(&b.spec));
-        report.not_implemented(unsupported::backend_fields(&b.spec));
         let key = format!("{namespace}/{name}");
         let rendered = report
             .is_clean()
-            .then(|| backend::render_backend(&key, namespace, b, snapshot, &mut report))
+            .then(|| {
+                let mut rendered = backend::render_backend(&key, namespace, b, snapshot, &mut report);
+                rendered.tls = (b.spec.tls.as_ref())
+                    .map(|t| tls::backend_tls(namespace, t, snapshot, &mut report));
+                rendered
+            })
             .filter(|_| report.is_clean());
         modes.insert(key, rendered.as_ref().map(|b| b.mode));
         backends.extend(rendered);

@@ -99,6 +99,60 @@ impl FrontendTls {
     }
 }
 
+/// TLS towards a backend's servers (haproxy `server ... ssl ca-file crt sni verify`).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendTls {
+    /// CA certificates (PEM) the servers' certificates must chain to. Default
+    /// none, which needs `insecureSkipVerify`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+    /// Client certificate chain (PEM) presented to servers (mTLS). Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_pem: Option<String>,
+    /// Key (PEM) of the client certificate. Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_pem: Option<String>,
+    /// Name sent as SNI and verified in the server certificate. Default: each
+    /// server's address (no SNI is sent for an IP address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// Accept any server certificate (haproxy `verify none`); logged as a
+    /// warning at apply. Default false.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+impl std::fmt::Debug for BackendTls {
+    // Never print key material.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendTls")
+            .field("server_name", &self.server_name)
+            .field("insecure_skip_verify", &self.insecure_skip_verify)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BackendTls {
+    /// Problems as (field, reason), relative to `tls`.
+    pub(crate) fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.ca_pem.is_none() && !self.insecure_skip_verify {
+            out.push((
+                "tls.caPem".into(),
+                "a CA is needed to verify servers (or set insecureSkipVerify)".into(),
+            ));
+        }
+        if self.client_cert_pem.is_some() != self.client_key_pem.is_some() {
+            out.push((
+                "tls.clientKeyPem".into(),
+                "a client certificate needs its key, and a key its certificate".into(),
+            ));
+        }
+        out
+    }
+}
+
 /// Whether `f` passes TLS through, routing on SNI.
 pub(crate) fn is_passthrough(f: &Frontend) -> bool {
     f.tls

@@ -1,7 +1,7 @@
 //! TLS fields -> dataplane TLS: certificates from Secrets of type
 //! kubernetes.io/tls, checked here so `fairlead check` names the Secret.
 
-use fairlead_crds::{FrontendTls, TlsMode};
+use fairlead_crds::{BackendTls, FrontendTls, TlsMode};
 use fairlead_dataplane::config;
 use fairlead_dataplane::tls::{certs, provider};
 use k8s_openapi::api::core::v1::Secret;
@@ -37,6 +37,51 @@ pub(super) fn frontend_tls(
         rendered.alpn = tls.alpn.clone();
     }
     rendered
+}
+
+/// Renders a Backend's `spec.tls`; problems go to `report`.
+pub(super) fn backend_tls(
+    namespace: &str,
+    tls: &BackendTls,
+    snapshot: &Snapshot,
+    report: &mut Report,
+) -> config::BackendTls {
+    let insecure_skip_verify = tls.insecure_skip_verify.unwrap_or(false);
+    let ca_pem = match &tls.ca_secret {
+        Some(name) => ca_bundle(namespace, name, snapshot)
+            .map_err(|e| report.error("spec.tls.caSecret", e))
+            .ok(),
+        None if insecure_skip_verify => None,
+        None => {
+            report.error(
+                "spec.tls.caSecret",
+                "required to verify servers (fairlead does not read system roots); \
+                 or set insecureSkipVerify: true",
+            );
+            None
+        }
+    };
+    let client = tls.client_cert_secret.as_ref().and_then(|name| {
+        certificate(namespace, name, snapshot)
+            .map_err(|e| report.error("spec.tls.clientCertSecret", e))
+            .ok()
+    });
+    config::BackendTls {
+        ca_pem,
+        client_cert_pem: client.as_ref().map(|c| c.cert_pem.clone()),
+        client_key_pem: client.map(|c| c.key_pem),
+        server_name: tls.server_name.clone(),
+        insecure_skip_verify,
+    }
+}
+
+/// The `ca.crt` of Secret `name`, checked to hold certificates.
+fn ca_bundle(namespace: &str, name: &str, snapshot: &Snapshot) -> Result<String, String> {
+    let secret = find_secret(namespace, name, snapshot)?;
+    let pem = secret_text(secret, "ca.crt")
+        .ok_or_else(|| format!("Secret {namespace}/{name} has no ca.crt"))?;
+    certs::parse_chain(&pem).map_err(|e| format!("Secret {namespace}/{name}: ca.crt: {e}"))?;
+    Ok(pem)
 }
 
 /// The certificate and key of Secret `name`: `tls.crt` and `tls.key`, or one

@@ -2,7 +2,7 @@
 //! Setting one is an error, never silently ignored; remove an entry when its
 //! feature lands.
 
-use fairlead_crds::{BackendSpec, FrontendSpec};
+use fairlead_crds::FrontendSpec;
 
 /// The message for a field that is not built yet.
 pub(super) const NOT_IMPLEMENTED: &str = "not implemented yet in this version of fairlead";
@@ -18,15 +18,6 @@ pub(super) fn frontend_fields(spec: &FrontendSpec) -> Vec<String> {
     .filter(|(_, set)| *set)
     .map(|(field, _)| field.to_string())
     .collect()
-}
-
-/// Field paths set in a Backend spec that are not implemented.
-pub(super) fn backend_fields(spec: &BackendSpec) -> Vec<String> {
-    [("spec.tls", spec.tls.is_some())]
-        .into_iter()
-        .filter(|(_, set)| *set)
-        .map(|(field, _)| field.to_string())
-        .collect()
 }
 
 /// The field reported for a VirtualIP: the whole kind is not implemented.

@@ -148,3 +148,81 @@ spec:
     assert_eq!(f.routes[0].sni.as_deref(), Some("*.example.com"));
     assert_eq!(f.routes[0].backend, "default/app");
 }
+
+/// A Backend with `tls` (a YAML flow mapping), and nothing else.
+fn backend_with_tls(tls: &str) -> String {
+    format!(
+        "apiVersion: fairlead.io/v1alpha1\nkind: Backend\nmetadata: {{name: app}}\nspec:\n  servers: [{{name: srv1, address: 127.0.0.1, port: 9443}}]\n  tls: {tls}\n"
+    )
+}
+
+#[test]
+fn backend_tls_reads_the_ca_and_client_certificate_secrets() {
+    let yaml =
+        backend_with_tls("{caSecret: ca, clientCertSecret: client, serverName: app.internal}");
+    let mut all = load_text(Path::new("b.yaml"), &yaml, "default");
+    let pems = [
+        ("ca.pem", A_CRT.to_string()),
+        ("client.pem", A_CRT.to_string() + A_KEY),
+    ];
+    for (name, text) in pems {
+        let more = load_text(Path::new(name), &text, "default");
+        all.snapshot.secrets.extend(more.snapshot.secrets);
+    }
+    let rendered = render(&all.snapshot);
+    assert_eq!(rendered.errors, []);
+    let tls = rendered.config.backends[0].tls.as_ref().unwrap();
+    assert_eq!(tls.ca_pem.as_deref(), Some(A_CRT));
+    assert!(
+        tls.client_cert_pem
+            .as_deref()
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+    assert!(
+        tls.client_key_pem
+            .as_deref()
+            .unwrap()
+            .contains("PRIVATE KEY")
+    );
+    assert_eq!(tls.server_name.as_deref(), Some("app.internal"));
+    assert!(!tls.insecure_skip_verify);
+}
+
+#[test]
+fn backend_tls_needs_a_ca_unless_verification_is_skipped() {
+    let s = load_text(
+        Path::new("b.yaml"),
+        &backend_with_tls("{serverName: x}"),
+        "default",
+    );
+    let got = errors(&s.snapshot);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("Backend default/app: spec.tls.caSecret: required"),
+        "{got:?}"
+    );
+    let s = load_text(
+        Path::new("b.yaml"),
+        &backend_with_tls("{caSecret: nope}"),
+        "default",
+    );
+    assert_eq!(
+        errors(&s.snapshot),
+        ["Backend default/app: spec.tls.caSecret: Secret default/nope does not exist"]
+    );
+    let s = load_text(
+        Path::new("b.yaml"),
+        &backend_with_tls("{insecureSkipVerify: true}"),
+        "default",
+    );
+    let rendered = render(&s.snapshot);
+    assert_eq!(rendered.errors, []);
+    assert!(
+        rendered.config.backends[0]
+            .tls
+            .as_ref()
+            .unwrap()
+            .insecure_skip_verify
+    );
+}
