@@ -90,7 +90,8 @@ pub fn render(snapshot: &Snapshot) -> Rendered {
         let rendered = report
             .is_clean()
             .then(|| {
-                let mut rendered = backend::render_backend(&key, namespace, b, snapshot, &mut report);
+                let mut rendered =
+                    backend::render_backend(&key, namespace, b, snapshot, &mut report);
                 rendered.tls = (b.spec.tls.as_ref())
                     .map(|t| tls::backend_tls(namespace, t, snapshot, &mut report));
                 rendered
