@@ -13,7 +13,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 use super::HealthState;
 use super::probe::Probe;
 use crate::backend::{BackendRuntime, ServerRuntime, ServerShared};
-use crate::config::HealthCheck;
+use crate::config::{BackendTls, HealthCheck};
 
 /// The running checkers, by backend and server name.
 #[derive(Debug, Default)]
@@ -24,6 +24,8 @@ pub struct Checkers {
 #[derive(Debug)]
 struct Checker {
     check: HealthCheck,
+    /// The backend's TLS settings the checker was started with.
+    tls: Option<BackendTls>,
     shared: Arc<ServerShared>,
     task: JoinHandle<()>,
 }
@@ -49,8 +51,14 @@ impl Checkers {
             for server in &backend.servers {
                 let key = (backend.spec.name.clone(), server.spec.name.clone());
                 let checker = match previous.remove(&key) {
-                    Some(c) if c.check == *check && Arc::ptr_eq(&c.shared, &server.shared) => c,
-                    _ => Checker::start(&backend.spec.name, server, check),
+                    Some(c)
+                        if c.check == *check
+                            && c.tls == backend.spec.tls
+                            && Arc::ptr_eq(&c.shared, &server.shared) =>
+                    {
+                        c
+                    }
+                    _ => Checker::start(backend, server, check),
                 };
                 self.running.insert(key, checker);
             }
@@ -74,21 +82,23 @@ impl Checkers {
 }
 
 impl Checker {
-    fn start(backend: &str, server: &ServerRuntime, check: &HealthCheck) -> Checker {
+    fn start(backend: &BackendRuntime, server: &ServerRuntime, check: &HealthCheck) -> Checker {
         let probe = Probe {
             address: server.spec.address.clone(),
             port: check.port.unwrap_or(server.spec.port),
             timeout: Duration::from_millis(check.timeout_ms),
             http: check.http.clone(),
+            tls: backend.tls.clone(),
         };
         let labels = Labels {
-            backend: backend.to_string(),
+            backend: backend.spec.name.clone(),
             server: server.spec.name.clone(),
             addr: format!("{}:{}", probe.address, probe.port),
         };
         let task = tokio::spawn(run(probe, check.clone(), server.shared.clone(), labels));
         Checker {
             check: check.clone(),
+            tls: backend.spec.tls.clone(),
             shared: server.shared.clone(),
             task,
         }

@@ -1,15 +1,18 @@
 //! One check of one server: a TCP connect, or an HTTP/1.1 request with
-//! `Connection: close` whose status line is compared to the expected ranges.
+//! `Connection: close` whose status line is compared to the expected ranges;
+//! over TLS (the backend's CA, SNI and client certificate) when the backend
+//! uses TLS.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::CheckOutcome;
 use crate::config::HttpCheck;
+use crate::tls::client::Connector;
 
 /// Longest status line read from a server.
 const MAX_STATUS_LINE: usize = 1024;
@@ -22,6 +25,8 @@ pub(super) struct Probe {
     pub port: u16,
     pub timeout: Duration,
     pub http: Option<HttpCheck>,
+    /// The backend's TLS client, used for HTTP checks.
+    pub tls: Option<Connector>,
 }
 
 impl Probe {
@@ -43,11 +48,16 @@ impl Probe {
             return Ok("connected".into());
         };
         let request = self.request(http);
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| format!("sending the request: {}", error_text(&e)))?;
-        let status = read_status(&mut stream).await?;
+        let status = match &self.tls {
+            None => exchange(&mut stream, &request).await?,
+            Some(tls) => {
+                let mut stream = tls
+                    .handshake(stream, &self.address)
+                    .await
+                    .map_err(|e| format!("TLS handshake: {e}"))?;
+                exchange(&mut stream, &request).await?
+            }
+        };
         let reason = format!("HTTP status {status}");
         if http.expect_status.iter().any(|r| r.contains(status)) {
             Ok(reason)
@@ -75,6 +85,18 @@ impl Probe {
             http.method, http.path
         )
     }
+}
+
+/// Sends `request` and returns the response's status code.
+async fn exchange(
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    request: &str,
+) -> Result<u16, String> {
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("sending the request: {}", error_text(&e)))?;
+    read_status(stream).await
 }
 
 /// Reads up to the end of the status line and returns its status code.
@@ -156,6 +178,7 @@ mod tests {
             port,
             timeout: Duration::from_secs(5),
             http,
+            tls: None,
         }
     }
 
