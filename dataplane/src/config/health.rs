@@ -37,7 +37,8 @@ pub struct HealthCheck {
     pub log: bool,
 }
 
-/// An HTTP check: one request with `Connection: close`, judged by its status.
+/// An HTTP check: one request with `Connection: close`, judged by its status;
+/// over TLS (the backend's CA, SNI and client certificate) when the backend has `tls`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpCheck {
