@@ -2,7 +2,7 @@
 # Installs what fairlead's tests, quickstart and benchmarks need from Debian,
 # when missing. Safe to run again; needs root (or sudo) only to install.
 set -euo pipefail
-want=(curl:curl wrk:wrk nginx:nginx-light haproxy:haproxy taskset:util-linux ip:iproute2 python3:python3)
+want=(curl:curl openssl:openssl wrk:wrk nginx:nginx-light haproxy:haproxy taskset:util-linux ip:iproute2 python3:python3)
 missing=()
 for pair in "${want[@]}"; do
   cmd=${pair%%:*} pkg=${pair#*:}
