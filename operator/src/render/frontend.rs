@@ -60,33 +60,13 @@ pub(super) fn render_frontend(
             sni: m.sni.clone(),
             backend: refer.check(report, format!("spec.routes[{i}].backend"), &route.backend),
         });
-        for (field, value) in [("pathPrefix", &m.path_prefix), ("path", &m.path)] {
-            if value.as_deref().is_some_and(|p| !p.starts_with('/')) {
-                report.error(
-                    format!("spec.routes[{i}].match.{field}"),
-                    "must start with /",
-                );
-            }
-        }
-    }
-    let passthrough =
-        spec.tls.as_ref().and_then(|t| t.mode) == Some(fairlead_crds::TlsMode::Passthrough);
-    if mode == config::Mode::Tcp && !routes.is_empty() && !passthrough {
-        report.error(
-            "spec.routes",
-            "routes need http mode; a tcp Frontend has only a defaultBackend",
-        );
     }
     let request_rules = super::rules::request_rules(report, &spec.request_rules, |r, field, b| {
         refer.check(r, field, b)
     });
     let response_rules = super::rules::response_rules(report, &spec.response_rules);
-    let max_connections = spec.max_connections.map_or(MAX_CONNECTIONS, |n| {
-        u32::try_from(n).ok().filter(|n| *n > 0).unwrap_or_else(|| {
-            report.error("spec.maxConnections", format!("{n} must be greater than 0"));
-            MAX_CONNECTIONS
-        })
-    });
+    // validate_frontend has checked the range.
+    let max_connections = spec.max_connections.map_or(MAX_CONNECTIONS, |n| n as u32);
     let client = spec
         .timeouts
         .as_ref()
