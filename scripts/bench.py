@@ -8,8 +8,13 @@ Each scenario runs RUNS times per target, alternating targets; medians and
 min-max are printed with the fairlead/HAProxy ratios. The headline figure is
 the proxy's CPU time per request, from /proc/PID/stat.
 
+TLS scenarios terminate TLS on the proxies (same ECDSA P-256 certificate,
+TLS 1.3, HTTP/1.1 to clients): "TLS handshakes" counts full handshakes with
+`openssl s_time -new` (no session reuse, so resumption settings do not
+matter); "TLS keep-alive" is wrk over https. There is no "direct" line there.
+
 Usage: scripts/bench.py [--duration 10] [--runs 3] [--fairlead PATH]
-Needs: wrk, nginx, haproxy (scripts/install-deps.sh installs them).
+Needs: wrk, nginx, haproxy, openssl (scripts/install-deps.sh installs them).
 """
 
 import argparse
@@ -25,6 +30,7 @@ import time
 import socket
 
 NGINX_PORT, HAPROXY_PORT, FAIRLEAD_PORT = 19100, 19200, 19300
+HAPROXY_TLS_PORT, FAIRLEAD_TLS_PORT = 19201, 19301
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 SCENARIOS = [
@@ -32,6 +38,8 @@ SCENARIOS = [
     ("keep-alive 2 B", "/", []),
     ("keep-alive 16 KiB", "/16k", []),
     ("Connection: close 2 B", "/", ["-H", "Connection: close"]),
+    ("TLS handshakes", "tls-handshake", []),
+    ("TLS keep-alive 2 B", "/", ["tls"]),
 ]
 
 NGINX_CONF = """
@@ -69,6 +77,9 @@ defaults
 frontend http-in
     bind 127.0.0.1:{port}
     default_backend app
+frontend https-in
+    bind 127.0.0.1:{tls_port} ssl crt {dir}/site.pem alpn http/1.1
+    default_backend app
 backend app
     balance roundrobin
     server nginx 127.0.0.1:{backend} maxconn 0
@@ -92,6 +103,16 @@ spec:
   balance: roundrobin
   servers:
     - {{name: nginx, address: 127.0.0.1, port: {backend}}}
+---
+apiVersion: fairlead.io/v1alpha1
+kind: Frontend
+metadata: {{name: https-in}}
+spec:
+  mode: http
+  bind: {{address: 127.0.0.1, port: {tls_port}}}
+  tls: {{certificates: [{{secret: site}}], alpn: [http/1.1]}}
+  defaultBackend: app
+  maxConnections: 4096
 """
 
 
@@ -114,7 +135,9 @@ def cpu_seconds(pid):
 
 def run_wrk(port, path, extra, duration, connections):
     cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
-    cmd += extra + [f"http://127.0.0.1:{port}{path}"]
+    scheme = "https" if "tls" in extra else "http"
+    extra = [x for x in extra if x != "tls"]
+    cmd += extra + [f"{scheme}://127.0.0.1:{port}{path}"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
@@ -126,6 +149,17 @@ def run_wrk(port, path, extra, duration, connections):
     if socket_errors:
         print(f"    note: port {port}: {socket_errors.group(0)}")
     return rps, p99, total
+
+
+def run_s_time(port, duration):
+    """Full TLS handshakes (new session each time) for `duration` seconds: (per second, count)."""
+    cmd = ["taskset", "-c", "1", "openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new", "-time", str(duration)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    m = re.search(r"(\d+) connections in (\d+) real seconds", out)
+    if not m:
+        raise SystemExit(f"openssl s_time on port {port} printed: {out}")
+    total, seconds = int(m.group(1)), max(int(m.group(2)), 1)
+    return total / seconds, 0.0, total
 
 
 def parse_latency(text):
@@ -163,10 +197,15 @@ def main():
         f.write(b"x" * 16384)
     with open(f"{work}/nginx.conf", "w") as f:
         f.write(NGINX_CONF.format(dir=work, port=NGINX_PORT))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-days", "2", "-subj", "/CN=localhost", "-keyout", f"{work}/site.key", "-out", f"{work}/site.crt"],
+                   check=True, capture_output=True)
+    with open(f"{work}/site.pem", "w") as f:
+        f.write(open(f"{work}/site.crt").read() + open(f"{work}/site.key").read())
     with open(f"{work}/haproxy.cfg", "w") as f:
-        f.write(HAPROXY_CONF.format(port=HAPROXY_PORT, backend=NGINX_PORT))
+        f.write(HAPROXY_CONF.format(port=HAPROXY_PORT, backend=NGINX_PORT, tls_port=HAPROXY_TLS_PORT, dir=work))
     with open(f"{work}/fairlead.yaml", "w") as f:
-        f.write(FAIRLEAD_YAML.format(port=FAIRLEAD_PORT, backend=NGINX_PORT))
+        f.write(FAIRLEAD_YAML.format(port=FAIRLEAD_PORT, backend=NGINX_PORT, tls_port=FAIRLEAD_TLS_PORT))
 
     nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
     haproxy_bin = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -176,10 +215,11 @@ def main():
         procs.append(subprocess.Popen(pin + [nginx_bin, "-c", f"{work}/nginx.conf"]))
         haproxy = subprocess.Popen(pin + [haproxy_bin, "-f", f"{work}/haproxy.cfg"])
         procs.append(haproxy)
-        fl = subprocess.Popen(pin + [fairlead, "run", "-f", f"{work}/fairlead.yaml", "--threads", "1"],
+        fl = subprocess.Popen(pin + [fairlead, "run", "-f", f"{work}/fairlead.yaml", "-f", f"{work}/site.pem",
+                                     "--threads", "1"],
                               env={**os.environ, "RUST_LOG": "warn"})
         procs.append(fl)
-        for port in (NGINX_PORT, HAPROXY_PORT, FAIRLEAD_PORT):
+        for port in (NGINX_PORT, HAPROXY_PORT, FAIRLEAD_PORT, HAPROXY_TLS_PORT, FAIRLEAD_TLS_PORT):
             wait_port(port)
         time.sleep(0.5)
         for p in procs:
@@ -189,27 +229,37 @@ def main():
         print(f"# fairlead vs {haproxy_ver}; {args.runs} runs x {args.duration}s, wrk -t1 -c{args.connections}; "
               "proxy+nginx on core 0, wrk on core 1; medians (min-max)")
         targets = [("direct", NGINX_PORT, None), ("haproxy", HAPROXY_PORT, haproxy.pid), ("fairlead", FAIRLEAD_PORT, fl.pid)]
+        tls_targets = [("haproxy", HAPROXY_TLS_PORT, haproxy.pid), ("fairlead", FAIRLEAD_TLS_PORT, fl.pid)]
         for name, path, extra in [s for s in SCENARIOS if not args.only or args.only in s[0]]:
-            results = {t[0]: {"rps": [], "p99": [], "cpu": []} for t in targets}
+            tls = name.startswith("TLS")
+            scenario_targets = tls_targets if tls else targets
+            results = {t[0]: {"rps": [], "p99": [], "cpu": []} for t in scenario_targets}
             for _ in range(args.runs):
-                for tname, port, pid in targets:
+                for tname, port, pid in scenario_targets:
                     before = cpu_seconds(pid) if pid else 0.0
-                    rps, p99, total = run_wrk(port, path, extra, args.duration, args.connections)
+                    if path == "tls-handshake":
+                        rps, p99, total = run_s_time(port, args.duration)
+                    else:
+                        rps, p99, total = run_wrk(port, path, extra, args.duration, args.connections)
                     results[tname]["rps"].append(rps)
                     results[tname]["p99"].append(p99)
                     if pid:
                         results[tname]["cpu"].append((cpu_seconds(pid) - before) * 1e6 / max(total, 1))
             print(f"\n## {name}")
-            for tname, _, pid in targets:
+            for tname, _, pid in scenario_targets:
                 r = results[tname]
-                line = f"  {tname:9} {fmt([x / 1000 for x in r['rps']], 'k req/s')}  p99 {fmt(r['p99'], ' ms', 2)}"
+                if path == "tls-handshake":
+                    line = f"  {tname:9} {fmt(r['rps'], ' handshakes/s', 0)}"
+                else:
+                    line = f"  {tname:9} {fmt([x / 1000 for x in r['rps']], 'k req/s')}  p99 {fmt(r['p99'], ' ms', 2)}"
                 if pid:
                     line += f"  CPU {fmt(r['cpu'], ' us/req')}"
                 print(line)
             fr, hr = results["fairlead"], results["haproxy"]
             med = statistics.median
+            p99_ratio = med(fr['p99']) / med(hr['p99']) if med(hr['p99']) else float("nan")
             print(f"  ratio fairlead/haproxy: req/s {med(fr['rps']) / med(hr['rps']):.2f}, "
-                  f"p99 {med(fr['p99']) / med(hr['p99']):.2f}, CPU/req {med(fr['cpu']) / med(hr['cpu']):.2f} "
+                  f"p99 {p99_ratio:.2f}, CPU/req {med(fr['cpu']) / med(hr['cpu']):.2f} "
                   "(aim: req/s >= 1, p99 <= 1, CPU <= 0.8)")
     finally:
         for p in procs:
