@@ -91,7 +91,12 @@ impl Engine {
 
         let mut shared = HashMap::new();
         for b in running.backends.values() {
-            b.shared_states(&mut shared);
+            // Pooled connections (and health) were made with the backend's TLS
+            // settings: when those change, its servers start afresh.
+            let next = config.backends.iter().find(|n| n.name == b.spec.name);
+            if next.is_none_or(|n| n.tls == b.spec.tls) {
+                b.shared_states(&mut shared);
+            }
         }
         let backends: HashMap<String, Arc<BackendRuntime>> = config
             .backends
