@@ -159,7 +159,7 @@ pub struct HttpCheck {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BackendTls {
-    /// Secret with `ca.crt` to verify servers against. Default: none (the system roots).
+    /// Secret with `ca.crt` to verify servers against. Required unless `insecureSkipVerify` (fairlead does not read the system roots).
     pub ca_secret: Option<String>,
     /// Secret of type kubernetes.io/tls presented as client certificate. Default: none.
     pub client_cert_secret: Option<String>,
