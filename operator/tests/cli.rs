@@ -29,7 +29,7 @@ fn check_accepts_the_examples() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
-        "Configuration file is valid (2 frontends, 2 backends, 4 objects from 2 files)\n"
+        "Configuration file is valid (3 frontends, 2 backends, 6 objects from 4 files)\n"
     );
 }
 
