@@ -1,9 +1,12 @@
 //! The `fairlead` binary: `check`, `render` and `run` as a user runs them.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
+mod common;
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use common::{Running, free_port, scratch};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 fn fairlead(args: &[&str]) -> Output {
@@ -142,22 +145,6 @@ fn warnings_name_skipped_kinds() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fairlead-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A free loopback port (there is a small race until fairlead binds it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn manifests(port: u16, backend_port: u16) -> String {
     format!(
         "apiVersion: fairlead.io/v1alpha1
@@ -176,75 +163,13 @@ spec:
     )
 }
 
-/// A `fairlead run` process and its log lines.
-struct Running {
-    child: std::process::Child,
-    log: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn start(dir: &Path, watch_interval: &str) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fairlead"))
-            .args(["run", "-f", dir.to_str().unwrap()])
-            .args(["--watch-interval", watch_interval, "--threads", "1"])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (lines, log) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = lines.send(line);
-            }
-        });
-        Running { child, log }
-    }
-
-    /// Waits (10 s at most between lines) for a log line containing `needle`.
-    fn wait_for(&self, needle: &str) {
-        let mut seen = Vec::new();
-        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(10)) {
-            if line.contains(needle) {
-                return;
-            }
-            seen.push(line);
-        }
-        panic!("no log line with {needle:?}; saw:\n{}", seen.join("\n"));
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// SIGTERM, then expects a clean exit.
-    fn stop(mut self) {
-        self.signal("TERM");
-        self.wait_for("stopped");
-        assert!(self.child.wait().unwrap().success());
-    }
-}
-
-/// A test that fails midway must not leave fairlead running.
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn run_reloads_on_change_keeps_serving_on_a_bad_change_and_stops_on_sigterm() {
     let dir = scratch("run");
     let file = dir.join("lb.yaml");
     let port = free_port();
     std::fs::write(&file, manifests(port, 9001)).unwrap();
-    let run = Running::start(&dir, "50ms");
+    let run = Running::start(&dir, &["--watch-interval", "50ms"]);
     run.wait_for("applied config version 1 (1 frontends, 1 backends)");
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
 
@@ -271,7 +196,7 @@ fn sighup_reloads_and_traffic_moves_to_the_new_backend() {
     let port = free_port();
     std::fs::write(&file, manifests(port, a)).unwrap();
     // File polling is effectively off: only SIGHUP can reload.
-    let run = Running::start(&dir, "1h");
+    let run = Running::start(&dir, &["--watch-interval", "1h"]);
     run.wait_for("applied config version 1");
     assert_eq!(http_get(port), "a");
     std::fs::write(&file, manifests(port, b)).unwrap();

@@ -1,0 +1,89 @@
+//! Shared by the CLI tests: a `fairlead run` process, free ports, scratch folders.
+
+#![allow(dead_code)] // each test file uses part of it
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A `fairlead run` process and its log lines.
+pub struct Running {
+    child: std::process::Child,
+    log: mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// `fairlead run -f PATH --threads 1 ARGS...`, logging at info.
+    pub fn start(path: &Path, args: &[&str]) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fairlead"))
+            .args(["run", "-f", path.to_str().unwrap(), "--threads", "1"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (lines, log) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+        Running { child, log }
+    }
+
+    /// Waits (10 s at most between lines) for a log line containing `needle`; returns it.
+    pub fn wait_for(&self, needle: &str) -> String {
+        let mut seen = Vec::new();
+        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(10)) {
+            if line.contains(needle) {
+                return line;
+            }
+            seen.push(line);
+        }
+        panic!("no log line with {needle:?}; saw:\n{}", seen.join("\n"));
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGTERM, then expects a clean exit.
+    pub fn stop(mut self) {
+        self.signal("TERM");
+        self.wait_for("stopped");
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+/// A test that fails midway must not leave fairlead running.
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port (there is a small race until fairlead binds it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An empty folder for one test's files.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fairlead-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
