@@ -137,7 +137,7 @@ async fn forward(
         client_ip: client.peer.ip(),
         path: Some(req.uri().path()),
     };
-    let Some((mut sender, guard)) = connect(backend, &key, upgrade).await else {
+    let Some((mut sender, mut guard)) = connect(backend, &key, upgrade, true).await else {
         return body::local(
             StatusCode::SERVICE_UNAVAILABLE,
             "No server is available to handle this request.",
@@ -149,25 +149,30 @@ async fn forward(
     let result = match sent {
         Err(_) => return timeout_response(backend, guard.server()),
         Ok(Ok(resp)) => Ok(resp),
-        // A pooled connection the server closed while idle: the request was
-        // not sent, so send it once more on a new connection.
+        // A pooled connection the server closed (idle, or because it went
+        // away): the request was not sent, so send it once more on a new
+        // connection, with the backend's retries and redispatch.
         Ok(Err(mut e)) => match e.take_message() {
-            Some(req) => match new_connection(guard.server(), backend, upgrade).await {
-                Some(mut fresh) => {
-                    let sent = tokio::time::timeout(timeout, fresh.send_request(req)).await;
-                    sender = fresh;
-                    match sent {
-                        Err(_) => return timeout_response(backend, guard.server()),
-                        Ok(r) => r,
-                    }
-                }
-                None => {
+            Some(req) => {
+                let key = SelectKey {
+                    client_ip: client.peer.ip(),
+                    path: Some(req.uri().path()),
+                };
+                let Some((mut fresh, fresh_guard)) = connect(backend, &key, upgrade, false).await
+                else {
                     return body::local(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "No server is available to handle this request.",
                     );
+                };
+                guard = fresh_guard;
+                let sent = tokio::time::timeout(timeout, fresh.send_request(req)).await;
+                sender = fresh;
+                match sent {
+                    Err(_) => return timeout_response(backend, guard.server()),
+                    Ok(r) => r,
                 }
-            },
+            }
             None => Err(e.into_error()),
         },
     };
@@ -202,14 +207,19 @@ fn timeout_response(backend: &BackendRuntime, server: &ServerRuntime) -> Respons
 
 /// A sender for one request: a pooled connection when one is idle, else a new
 /// one, with the backend's retries and redispatch.
+/// `pooled: false` skips the pool (after a pooled connection turned out dead).
 async fn connect(
     backend: &BackendRuntime,
     key: &SelectKey<'_>,
     upgrade: bool,
+    pooled: bool,
 ) -> Option<(SendRequest<Incoming>, ActiveGuard)> {
     backend
         .try_servers(key, |server| async move {
-            if !upgrade && let Some(sender) = server.shared.pool.take().await {
+            if pooled
+                && !upgrade
+                && let Some(sender) = server.shared.pool.take().await
+            {
                 return Some(sender);
             }
             new_connection(&server, backend, upgrade).await
