@@ -19,7 +19,7 @@ async fn two_servers(
         balance,
         vec![a.server("a"), b.server("b")],
     );
-    let engine = engine(config(1, vec![fe], vec![be])).await;
+    let engine = serve(fe, be).await;
     (a, b, engine, addr)
 }
 
@@ -30,16 +30,15 @@ async fn roundrobin_follows_weights_smoothly() {
     let addr = fe.bind;
     let mut sa = a.server("a");
     sa.weight = 3;
-    let _e = engine(config(
-        1,
-        vec![fe],
-        vec![backend(
+    let _e = serve(
+        fe,
+        backend(
             "be",
             Mode::Http,
             Balance::Roundrobin,
             vec![sa, b.server("b")],
-        )],
-    ))
+        ),
+    )
     .await;
     let mut conn = Conn::open(addr).await;
     let mut seq = String::new();
@@ -135,16 +134,10 @@ async fn first_fills_servers_in_order() {
     let addr = fe.bind;
     let mut sa = a.server("a");
     sa.max_connections = 1;
-    let _e = engine(config(
-        1,
-        vec![fe],
-        vec![backend(
-            "be",
-            Mode::Http,
-            Balance::First,
-            vec![sa, b.server("b")],
-        )],
-    ))
+    let _e = serve(
+        fe,
+        backend("be", Mode::Http, Balance::First, vec![sa, b.server("b")]),
+    )
     .await;
     assert_eq!(tally(addr, 10).await.get("a"), Some(&10));
     // With a's only slot taken, the next request overflows to b.
@@ -163,16 +156,15 @@ async fn backup_serves_only_when_active_servers_fail() {
     let addr = fe.bind;
     let mut sb = bk.server("backup");
     sb.backup = true;
-    let _e = engine(config(
-        1,
-        vec![fe],
-        vec![backend(
+    let _e = serve(
+        fe,
+        backend(
             "be",
             Mode::Http,
             Balance::Roundrobin,
             vec![a.server("a"), sb],
-        )],
-    ))
+        ),
+    )
     .await;
     assert_eq!(tally(addr, 10).await.get("a"), Some(&10));
     drop(a);

@@ -152,7 +152,7 @@ async fn backups_serve_while_every_active_server_is_down_and_none_gives_503() {
     });
     let fe = frontend("web", Mode::Http, "app");
     let addr = fe.bind;
-    let engine = engine(config(1, vec![fe], vec![be])).await;
+    let engine = serve(fe, be).await;
     assert_eq!(tally(addr, 4).await["a"], 4);
 
     let a_addr = a.addr;
@@ -268,7 +268,7 @@ async fn tcp_connections_avoid_a_server_marked_down() {
     be.health_check = Some(fast_check());
     let fe = frontend("tcp-in", Mode::Tcp, "app");
     let addr = fe.bind;
-    let engine = engine(config(1, vec![fe], vec![be])).await;
+    let engine = serve(fe, be).await;
     drop(a);
     wait_for(&engine, "app", "a", is(ServerState::Down)).await;
     for _ in 0..20 {

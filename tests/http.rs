@@ -11,16 +11,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn single(demo: &Demo) -> (fairlead_dataplane::Engine, std::net::SocketAddr) {
     let fe = frontend("fe", Mode::Http, "be");
     let addr = fe.bind;
-    let e = engine(config(
-        1,
-        vec![fe],
-        vec![backend(
+    let e = serve(
+        fe,
+        backend(
             "be",
             Mode::Http,
             Balance::Roundrobin,
             vec![demo.server("s")],
-        )],
-    ))
+        ),
+    )
     .await;
     (e, addr)
 }
@@ -31,11 +30,10 @@ async fn keep_alive_on_both_sides_reuses_server_connections() {
     let fe = frontend("fe", Mode::Http, "be");
     let addr = fe.bind;
     let server = fairlead_dataplane::config::Server::new("c", "127.0.0.1", counter.addr.port());
-    let _e = engine(config(
-        1,
-        vec![fe],
-        vec![backend("be", Mode::Http, Balance::Roundrobin, vec![server])],
-    ))
+    let _e = serve(
+        fe,
+        backend("be", Mode::Http, Balance::Roundrobin, vec![server]),
+    )
     .await;
     let mut conn = Conn::open(addr).await;
     for _ in 0..50 {
@@ -157,12 +155,7 @@ async fn refused_connect_fails_over_to_another_server() {
         demo.server("alive"),
         dead_server("dead2"),
     ];
-    let _e = engine(config(
-        1,
-        vec![fe],
-        vec![backend("be", Mode::Http, Balance::Roundrobin, servers)],
-    ))
-    .await;
+    let _e = serve(fe, backend("be", Mode::Http, Balance::Roundrobin, servers)).await;
     assert_eq!(tally(addr, 12).await.get("alive"), Some(&12));
 }
 
@@ -178,7 +171,7 @@ async fn server_timeout_gives_504() {
         vec![demo.server("s")],
     );
     be.server_timeout_ms = 300;
-    let _e = engine(config(1, vec![fe], vec![be])).await;
+    let _e = serve(fe, be).await;
     let t = std::time::Instant::now();
     assert_eq!(get(addr, "/sleep?ms=3000").await.status, 504);
     assert!(
@@ -198,7 +191,7 @@ async fn connect_timeout_gives_503() {
     let mut be = backend("be", Mode::Http, Balance::Roundrobin, vec![server]);
     be.connect_timeout_ms = 200;
     be.retries = 1;
-    let _e = engine(config(1, vec![fe], vec![be])).await;
+    let _e = serve(fe, be).await;
     let t = std::time::Instant::now();
     assert_eq!(get(addr, "/").await.status, 503);
     let took = t.elapsed();
@@ -214,16 +207,15 @@ async fn idle_client_is_closed_after_client_timeout() {
     let mut fe = frontend("fe", Mode::Http, "be");
     fe.client_timeout_ms = 300;
     let addr = fe.bind;
-    let _e = engine(config(
-        1,
-        vec![fe],
-        vec![backend(
+    let _e = serve(
+        fe,
+        backend(
             "be",
             Mode::Http,
             Balance::Roundrobin,
             vec![demo.server("s")],
-        )],
-    ))
+        ),
+    )
     .await;
     let mut conn = Conn::open(addr).await;
     assert_eq!(conn.get("/").await.status, 200);

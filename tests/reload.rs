@@ -116,7 +116,7 @@ async fn in_flight_request_finishes_when_its_listener_is_removed() {
         Balance::Roundrobin,
         vec![demo.server("s")],
     );
-    let engine = engine(config(1, vec![fe], vec![be.clone()])).await;
+    let engine = serve(fe, be.clone()).await;
     let mut c = Conn::open(addr).await;
     c.send_raw(b"GET /sleep?ms=500 HTTP/1.1\r\nHost: t\r\n\r\n")
         .await;

@@ -22,16 +22,10 @@ async fn relays_both_ways_and_honours_half_close() {
     let demo = Demo::start("echo", "tcp");
     let fe = frontend("fe", Mode::Tcp, "be");
     let addr = fe.bind;
-    let _e = engine(config(
-        1,
-        vec![fe],
-        vec![backend(
-            "be",
-            Mode::Tcp,
-            Balance::Roundrobin,
-            vec![demo.server("s")],
-        )],
-    ))
+    let _e = serve(
+        fe,
+        backend("be", Mode::Tcp, Balance::Roundrobin, vec![demo.server("s")]),
+    )
     .await;
     let mut c = Conn::open(addr).await;
     assert_eq!(greeting(&mut c).await, "echo");
@@ -61,12 +55,7 @@ async fn refused_connect_is_retried_on_another_server() {
     let fe = frontend("fe", Mode::Tcp, "be");
     let addr = fe.bind;
     let servers = vec![dead_server("d1"), dead_server("d2"), demo.server("alive")];
-    let _e = engine(config(
-        1,
-        vec![fe],
-        vec![backend("be", Mode::Tcp, Balance::Roundrobin, servers)],
-    ))
-    .await;
+    let _e = serve(fe, backend("be", Mode::Tcp, Balance::Roundrobin, servers)).await;
     for _ in 0..6 {
         assert_eq!(greeting(&mut Conn::open(addr).await).await, "alive");
     }
@@ -80,7 +69,7 @@ async fn idle_session_is_closed_after_timeout_but_busy_one_lives() {
     let addr = fe.bind;
     let mut be = backend("be", Mode::Tcp, Balance::Roundrobin, vec![demo.server("s")]);
     be.server_timeout_ms = 400;
-    let _e = engine(config(1, vec![fe], vec![be])).await;
+    let _e = serve(fe, be).await;
     let mut busy = Conn::open(addr).await;
     greeting(&mut busy).await;
     // Traffic every 150 ms for 1.2 s keeps a session alive past the 400 ms timeout.
@@ -108,16 +97,10 @@ async fn max_connections_queues_further_clients() {
     let mut fe = frontend("fe", Mode::Tcp, "be");
     fe.max_connections = 2;
     let addr = fe.bind;
-    let _e = engine(config(
-        1,
-        vec![fe],
-        vec![backend(
-            "be",
-            Mode::Tcp,
-            Balance::Roundrobin,
-            vec![demo.server("s")],
-        )],
-    ))
+    let _e = serve(
+        fe,
+        backend("be", Mode::Tcp, Balance::Roundrobin, vec![demo.server("s")]),
+    )
     .await;
     let mut first = Conn::open(addr).await;
     let mut second = Conn::open(addr).await;
@@ -139,12 +122,7 @@ async fn max_connections_queues_further_clients() {
 async fn no_server_closes_the_client() {
     let fe = frontend("fe", Mode::Tcp, "be");
     let addr = fe.bind;
-    let _e = engine(config(
-        1,
-        vec![fe],
-        vec![backend("be", Mode::Tcp, Balance::Roundrobin, vec![])],
-    ))
-    .await;
+    let _e = serve(fe, backend("be", Mode::Tcp, Balance::Roundrobin, vec![])).await;
     let mut c = Conn::open(addr).await;
     assert!(c.closed_within(Duration::from_secs(2)).await);
 }

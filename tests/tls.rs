@@ -47,7 +47,7 @@ async fn terminating(
     fe.tls = Some(tls);
     let addr = fe.bind;
     let be = backend("be", mode, Balance::Roundrobin, vec![demo.server("s")]);
-    (engine(config(1, vec![fe], vec![be])).await, addr)
+    (serve(fe, be).await, addr)
 }
 
 /// Runs a command with a time limit; (success, stdout + stderr).
@@ -313,7 +313,7 @@ async fn reencrypting(
     let mut be = backend("be", Mode::Http, Balance::Roundrobin, vec![server]);
     be.retries = 0;
     be.tls = Some(tls);
-    (engine(config(1, vec![fe], vec![be])).await, addr)
+    (serve(fe, be).await, addr)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -114,6 +114,11 @@ pub async fn engine(config: DataplaneConfig) -> Engine {
     engine
 }
 
+/// An engine running `frontend` in front of `backend` (config version 1).
+pub async fn serve(frontend: Frontend, backend: Backend) -> Engine {
+    engine(config(1, vec![frontend], vec![backend])).await
+}
+
 /// A parsed HTTP response.
 #[derive(Debug)]
 pub struct Resp {
