@@ -1,0 +1,55 @@
+//! fairlead's VRRP core: the advertisement codec ([`packet`]) for VRRPv3
+//! (RFC 9568) and VRRPv2 (RFC 3768) over IPv4, and the election state machine
+//! (`machine`, next) as a pure function of events and a caller-supplied clock.
+//! It owns no sockets, timers or addresses: the caller feeds it packets and
+//! timer expiries and carries out the actions it returns.
+//!
+//! Not wired into the dataplane yet (issue 5): nothing sends or receives VRRP.
+
+#![forbid(unsafe_code)]
+
+pub mod packet;
+
+pub use packet::{Advertisement, Version};
+
+/// Errors of the VRRP core.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Fewer bytes than the fixed header, or than the address count needs.
+    #[error("VRRP packet: {len} bytes is too short (need at least {need})")]
+    Short { len: usize, need: usize },
+    /// Version nibble other than 2 or 3.
+    #[error("VRRP packet: version {0} is not supported (2 or 3)")]
+    Version(u8),
+    /// Type nibble other than 1 (ADVERTISEMENT).
+    #[error("VRRP packet: type {0} is not an advertisement (1)")]
+    Type(u8),
+    /// VRID 0 is reserved.
+    #[error("VRRP packet: VRID 0 is not valid (1-255)")]
+    Vrid,
+    /// Advertisement interval of zero.
+    #[error("VRRP packet: advertisement interval is 0")]
+    ZeroInterval,
+    /// VRRPv2 authentication other than none (type 0).
+    #[error("VRRPv2 packet: authentication type {0} is not supported (0 only)")]
+    AuthType(u8),
+    /// Checksum does not match the content.
+    #[error("VRRP packet: checksum {found:#06x}, expected {expected:#06x}")]
+    Checksum { found: u16, expected: u16 },
+    /// Length does not match the address count.
+    #[error("VRRP packet: {count} addresses need {need} bytes, got {len}")]
+    AddressCount { count: u8, need: usize, len: usize },
+    /// An advertisement that cannot be encoded as asked.
+    #[error("VRRP advertisement: {0}")]
+    Encode(&'static str),
+    /// An instance configuration out of range.
+    #[error("VRRP instance VRID {vrid}: {field}: {reason}")]
+    Config {
+        vrid: u8,
+        field: &'static str,
+        reason: String,
+    },
+}
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,227 @@
+//! VRRP advertisements over IPv4: VRRPv3 (RFC 9568 §5) and VRRPv2 (RFC 3768 §5).
+//!
+//! Both share an 8-byte header and then the virtual addresses:
+//!
+//! ```text
+//! byte 0     version (4 bits) | type (4 bits, 1 = ADVERTISEMENT)
+//! byte 1     VRID
+//! byte 2     priority
+//! byte 3     count of addresses
+//! bytes 4-5  v3: 4 reserved bits | max advert interval (12 bits, centiseconds)
+//!            v2: auth type (byte 4) | advert interval (byte 5, seconds)
+//! bytes 6-7  checksum
+//! then       count x 4 bytes of IPv4 address; v2 adds 8 bytes of auth data
+//! ```
+//!
+//! The v3 checksum covers an IPv4 pseudo-header (source, destination, zero,
+//! protocol 112, VRRP length) and the message; the v2 checksum covers the
+//! message only, auth data included.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use crate::{Error, Result};
+
+/// IP protocol number of VRRP.
+pub const IP_PROTOCOL: u8 = 112;
+/// The IPv4 multicast group VRRP advertisements go to.
+pub const MULTICAST_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+
+const HEADER_LEN: usize = 8;
+const V2_AUTH_LEN: usize = 8;
+const TYPE_ADVERTISEMENT: u8 = 1;
+/// Largest v3 interval: 12 bits of centiseconds.
+const V3_MAX_CENTIS: u16 = 0x0fff;
+
+/// Protocol version of an advertisement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// RFC 3768: interval in seconds, no pseudo-header in the checksum.
+    V2,
+    /// RFC 9568: interval in centiseconds, pseudo-header in the checksum.
+    V3,
+}
+
+/// One VRRP advertisement, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advertisement {
+    pub version: Version,
+    /// Virtual router id, 1-255.
+    pub vrid: u8,
+    /// Sender's priority: 0 = master stepping down, 255 = address owner.
+    pub priority: u8,
+    /// Advertisement interval: whole seconds (1-255) for v2, centiseconds
+    /// (10 ms - 40.95 s) for v3.
+    pub interval: Duration,
+    /// The virtual addresses.
+    pub addresses: Vec<Ipv4Addr>,
+}
+
+impl Advertisement {
+    /// The message bytes, checksum filled in. `source` and `destination` are
+    /// the IPv4 header's addresses (used by the v3 checksum only).
+    pub fn encode(&self, source: Ipv4Addr, destination: Ipv4Addr) -> Result<Vec<u8>> {
+        if self.vrid == 0 {
+            return Err(Error::Vrid);
+        }
+        let count = u8::try_from(self.addresses.len())
+            .map_err(|_| Error::Encode("more than 255 addresses"))?;
+        let interval = interval_field(self.version, self.interval).ok_or(Error::Encode(
+            "interval must be whole seconds 1-255 (v2) or centiseconds 1-4095 (v3)",
+        ))?;
+        let version = match self.version {
+            Version::V2 => 2,
+            Version::V3 => 3,
+        };
+        let mut bytes = Vec::with_capacity(self.len());
+        bytes.extend_from_slice(&[
+            version << 4 | TYPE_ADVERTISEMENT,
+            self.vrid,
+            self.priority,
+            count,
+        ]);
+        // v3: reserved zero bits and centiseconds; v2: auth type 0 and seconds.
+        bytes.extend_from_slice(&interval.to_be_bytes());
+        bytes.extend_from_slice(&[0, 0]);
+        for address in &self.addresses {
+            bytes.extend_from_slice(&address.octets());
+        }
+        if self.version == Version::V2 {
+            bytes.extend_from_slice(&[0; V2_AUTH_LEN]);
+        }
+        let sum = checksum(self.version, &bytes, source, destination);
+        bytes[6..8].copy_from_slice(&sum.to_be_bytes());
+        Ok(bytes)
+    }
+
+    /// Encoded length in bytes.
+    pub fn len(&self) -> usize {
+        let auth = if self.version == Version::V2 {
+            V2_AUTH_LEN
+        } else {
+            0
+        };
+        HEADER_LEN + 4 * self.addresses.len() + auth
+    }
+
+    /// Whether the advertisement carries no address (valid for v3 only).
+    pub fn is_empty(&self) -> bool {
+        self.addresses.is_empty()
+    }
+
+    /// Decodes the VRRP message (the IPv4 payload) received from `source` to
+    /// `destination`. Every malformation is an [`Error`]; no input panics.
+    pub fn decode(bytes: &[u8], source: Ipv4Addr, destination: Ipv4Addr) -> Result<Self> {
+        let short = |need| Error::Short {
+            len: bytes.len(),
+            need,
+        };
+        let header: &[u8; HEADER_LEN] = bytes.first_chunk().ok_or_else(|| short(HEADER_LEN))?;
+        let version = match header[0] >> 4 {
+            2 => Version::V2,
+            3 => Version::V3,
+            other => return Err(Error::Version(other)),
+        };
+        if header[0] & 0x0f != TYPE_ADVERTISEMENT {
+            return Err(Error::Type(header[0] & 0x0f));
+        }
+        let [_, vrid, priority, count, b4, b5, c0, c1] = *header;
+        if vrid == 0 {
+            return Err(Error::Vrid);
+        }
+        let (interval, auth) = match version {
+            Version::V3 => {
+                let centis = u16::from_be_bytes([b4 & 0x0f, b5]);
+                (Duration::from_millis(u64::from(centis) * 10), 0)
+            }
+            Version::V2 => {
+                if b4 != 0 {
+                    return Err(Error::AuthType(b4));
+                }
+                (Duration::from_secs(u64::from(b5)), V2_AUTH_LEN)
+            }
+        };
+        let need = HEADER_LEN + 4 * usize::from(count) + auth;
+        if bytes.len() != need {
+            return Err(Error::AddressCount {
+                count,
+                need,
+                len: bytes.len(),
+            });
+        }
+        let expected = checksum_with_zeroed_field(version, bytes, source, destination);
+        let found = u16::from_be_bytes([c0, c1]);
+        if found != expected {
+            return Err(Error::Checksum { found, expected });
+        }
+        if interval.is_zero() {
+            return Err(Error::ZeroInterval);
+        }
+        let addresses = bytes[HEADER_LEN..need - auth]
+            .chunks_exact(4)
+            .map(|a| Ipv4Addr::new(a[0], a[1], a[2], a[3]))
+            .collect();
+        Ok(Self {
+            version,
+            vrid,
+            priority,
+            interval,
+            addresses,
+        })
+    }
+}
+
+/// The interval as its header field: centiseconds (1-4095) for v3, seconds
+/// (1-255) for v2; `None` when the field cannot carry it exactly.
+pub(crate) fn interval_field(version: Version, interval: Duration) -> Option<u16> {
+    let (unit, max) = match version {
+        Version::V3 => (10, V3_MAX_CENTIS),
+        Version::V2 => (1000, 255),
+    };
+    let millis = interval.as_millis();
+    let whole = interval.subsec_nanos().is_multiple_of(1_000_000) && millis.is_multiple_of(unit);
+    u16::try_from(millis / unit)
+        .ok()
+        .filter(|units| whole && (1..=max).contains(units))
+}
+
+/// The checksum of `bytes` as if its checksum field (bytes 6-7) were zero.
+fn checksum_with_zeroed_field(
+    version: Version,
+    bytes: &[u8],
+    source: Ipv4Addr,
+    destination: Ipv4Addr,
+) -> u16 {
+    let mut copy = bytes.to_vec();
+    copy[6] = 0;
+    copy[7] = 0;
+    checksum(version, &copy, source, destination)
+}
+
+/// The Internet checksum (RFC 1071) of the message, with the v3 pseudo-header.
+fn checksum(version: Version, message: &[u8], source: Ipv4Addr, destination: Ipv4Addr) -> u16 {
+    let mut sum = 0u64;
+    if version == Version::V3 {
+        // Message length fits 16 bits: at most 8 + 255 * 4 + 8 bytes are built
+        // or accepted, and decode checked the length against the count.
+        let len = message.len() as u64;
+        sum +=
+            words(&source.octets()) + words(&destination.octets()) + u64::from(IP_PROTOCOL) + len;
+    }
+    sum += words(message);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Sum of the big-endian 16-bit words of `bytes`, an odd last byte padded with zero.
+fn words(bytes: &[u8]) -> u64 {
+    bytes
+        .chunks(2)
+        .map(|w| u64::from(u16::from_be_bytes([w[0], w.get(1).copied().unwrap_or(0)])))
+        .sum()
+}
+
+#[cfg(test)]
+mod tests;
