@@ -1,15 +1,17 @@
 //! fairlead's VRRP core: the advertisement codec ([`packet`]) for VRRPv3
 //! (RFC 9568) and VRRPv2 (RFC 3768) over IPv4, and the election state machine
-//! (`machine`, next) as a pure function of events and a caller-supplied clock.
+//! ([`machine`]) as a pure function of events and a caller-supplied clock.
 //! It owns no sockets, timers or addresses: the caller feeds it packets and
-//! timer expiries and carries out the actions it returns.
+//! timer expiries and carries out the [`Action`]s it returns.
 //!
 //! Not wired into the dataplane yet (issue 5): nothing sends or receives VRRP.
 
 #![forbid(unsafe_code)]
 
+pub mod machine;
 pub mod packet;
 
+pub use machine::{Action, Event, Instance, InstanceConfig, Instant, State};
 pub use packet::{Advertisement, Version};
 
 /// Errors of the VRRP core.

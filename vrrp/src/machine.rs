@@ -1,0 +1,310 @@
+//! The VRRP state machine of RFC 9568 §6.4 (and RFC 3768 §6.4 for v2), as a
+//! pure function: [`Instance::handle`] takes the time and an [`Event`] and
+//! returns the [`Action`]s the caller must carry out. The caller owns the
+//! sockets, the addresses and the one timer; see `LIFECYCLE.md`.
+
+use std::net::Ipv4Addr;
+use std::ops::Add;
+use std::time::Duration;
+
+use crate::packet::{Version, interval_field};
+use crate::{Error, Result};
+
+/// Priority of the router that owns the virtual addresses.
+pub const OWNER_PRIORITY: u8 = 255;
+
+/// A point on the caller's monotonic clock, in milliseconds from any origin.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instant(pub u64);
+
+impl Add<Duration> for Instant {
+    type Output = Instant;
+
+    fn add(self, duration: Duration) -> Instant {
+        let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        Instant(self.0.saturating_add(millis))
+    }
+}
+
+/// The settings of one virtual router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceConfig {
+    /// Virtual router id, 1-255.
+    pub vrid: u8,
+    /// Protocol version spoken; v2 keeps its own interval, v3 learns the master's.
+    pub version: Version,
+    /// Configured priority: 1-254, or 255 for the address owner.
+    pub priority: u8,
+    /// Advertisement interval: whole seconds for v2, whole centiseconds for v3.
+    pub interval: Duration,
+    /// Whether a Backup takes over from a lower-priority master (RFC default: yes).
+    pub preempt: bool,
+    /// After entering Backup, a lower-priority master is still obeyed this long.
+    pub preempt_delay: Duration,
+    /// This router's address on the interface: the tie-breaker at equal priority.
+    pub primary_address: Ipv4Addr,
+}
+
+impl InstanceConfig {
+    /// The config, or an error naming the first field out of range.
+    pub fn validate(self) -> Result<Self> {
+        let error = |field, reason: &str| Error::Config {
+            vrid: self.vrid,
+            field,
+            reason: reason.to_owned(),
+        };
+        if self.vrid == 0 {
+            return Err(error("vrid", "0 is not valid (1-255)"));
+        }
+        if self.priority == 0 {
+            return Err(error("priority", "0 is reserved for stepping down (1-255)"));
+        }
+        if interval_field(self.version, self.interval).is_none() {
+            let reason = match self.version {
+                Version::V2 => "VRRPv2 needs whole seconds, 1-255",
+                Version::V3 => "VRRPv3 needs whole centiseconds, 10 ms - 40.95 s",
+            };
+            return Err(error("interval", reason));
+        }
+        Ok(self)
+    }
+}
+
+/// RFC 9568 states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Not running: waiting for [`Event::Startup`].
+    Initialize,
+    /// Listening to a master, ready to take over when it goes quiet.
+    Backup,
+    /// Holding the addresses and advertising.
+    Master,
+}
+
+/// What happened, as the caller saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The instance starts (or restarts after [`Event::Shutdown`]).
+    Startup,
+    /// The instance stops; a Master steps down with a priority-0 advertisement.
+    Shutdown,
+    /// A valid advertisement for this VRID from another router.
+    Advertisement {
+        priority: u8,
+        source: Ipv4Addr,
+        /// The sender's interval; used by v3 only (v2 keeps its own).
+        interval: Duration,
+    },
+    /// The timer last asked for by [`Action::ScheduleTimer`] expired.
+    /// Early or stale expiries are ignored.
+    Timer,
+    /// The effective priority changed (tracking); 0 is taken as 1.
+    SetPriority(u8),
+}
+
+/// What the caller must do, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Send an advertisement with this priority and the configured addresses.
+    SendAdvertisement { priority: u8 },
+    /// Add the virtual addresses to the interface.
+    AddAddresses,
+    /// Remove the virtual addresses from the interface.
+    RemoveAddresses,
+    /// Announce the addresses with gratuitous ARPs.
+    SendGratuitousArps,
+    /// Replace the timer with one that expires at this instant.
+    ScheduleTimer(Instant),
+    /// Stop the timer.
+    CancelTimer,
+}
+
+/// One virtual router's election state.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    config: InstanceConfig,
+    state: State,
+    priority: u8,
+    /// The master's advertisement interval (v3 learns it; v2 uses its own).
+    master_interval: Duration,
+    /// The current master, when known.
+    master: Option<Ipv4Addr>,
+    timer: Option<Instant>,
+    /// Until then a Backup obeys lower-priority masters (preempt delay).
+    preempt_after: Instant,
+}
+
+impl Instance {
+    /// A stopped instance; [`Event::Startup`] starts it.
+    pub fn new(config: InstanceConfig) -> Result<Self> {
+        let config = config.validate()?;
+        Ok(Self {
+            state: State::Initialize,
+            priority: config.priority,
+            master_interval: config.interval,
+            master: None,
+            timer: None,
+            preempt_after: Instant::default(),
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &InstanceConfig {
+        &self.config
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The effective priority (configured, or as last set by tracking).
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+
+    /// The master's address: this router's when Master, the last one heard when Backup.
+    pub fn master(&self) -> Option<Ipv4Addr> {
+        self.master
+    }
+
+    /// When the pending timer expires, if one is pending.
+    pub fn timer(&self) -> Option<Instant> {
+        self.timer
+    }
+
+    /// Skew_Time: `(256 - priority) * master interval / 256`, in whole
+    /// milliseconds (finer than the RFC's centiseconds, so it still separates
+    /// backups at 10 ms adverts).
+    pub fn skew_time(&self) -> Duration {
+        let interval = u64::try_from(self.master_interval.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis((256 - u64::from(self.priority)) * interval / 256)
+    }
+
+    /// Master_Down_Interval: `3 * master interval + Skew_Time`.
+    pub fn master_down_interval(&self) -> Duration {
+        self.master_interval * 3 + self.skew_time()
+    }
+
+    /// Applies `event` at `now` and returns what the caller must do.
+    pub fn handle(&mut self, now: Instant, event: Event) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match (self.state, event) {
+            (_, Event::SetPriority(priority)) => self.set_priority(now, priority, &mut actions),
+            (State::Initialize, Event::Startup) => {
+                if self.priority == OWNER_PRIORITY {
+                    self.become_master(now, &mut actions);
+                } else {
+                    self.master_interval = self.config.interval;
+                    self.become_backup(now, &mut actions);
+                }
+            }
+            (State::Initialize, _) | (_, Event::Startup) => {}
+            (state, Event::Shutdown) => {
+                self.timer = None;
+                actions.push(Action::CancelTimer);
+                if state == State::Master {
+                    actions.push(Action::SendAdvertisement { priority: 0 });
+                    actions.push(Action::RemoveAddresses);
+                }
+                self.state = State::Initialize;
+                self.master = None;
+            }
+            (_, Event::Timer) if self.timer.is_none_or(|at| at > now) => {}
+            (State::Backup, Event::Timer) => self.become_master(now, &mut actions),
+            (State::Master, Event::Timer) => self.advertise(now, &mut actions),
+            (State::Backup, Event::Advertisement { priority: 0, .. }) => {
+                // The master stepped down: take over after Skew_Time only.
+                self.schedule(now + self.skew_time(), &mut actions);
+            }
+            (
+                State::Backup,
+                Event::Advertisement {
+                    priority,
+                    source,
+                    interval,
+                },
+            ) => {
+                let obey =
+                    !self.config.preempt || priority >= self.priority || now < self.preempt_after;
+                if obey {
+                    self.learn_master(source, interval);
+                    self.schedule(now + self.master_down_interval(), &mut actions);
+                }
+            }
+            (State::Master, Event::Advertisement { priority: 0, .. }) => {
+                // Another master stepped down: assert this one at once.
+                self.advertise(now, &mut actions);
+            }
+            (
+                State::Master,
+                Event::Advertisement {
+                    priority,
+                    source,
+                    interval,
+                },
+            ) => {
+                let wins = priority > self.priority
+                    || (priority == self.priority && source > self.config.primary_address);
+                if wins {
+                    self.learn_master(source, interval);
+                    actions.push(Action::RemoveAddresses);
+                    self.become_backup(now, &mut actions);
+                }
+            }
+        }
+        actions
+    }
+
+    fn set_priority(&mut self, now: Instant, priority: u8, actions: &mut Vec<Action>) {
+        let priority = priority.max(1);
+        if priority == self.priority {
+            return;
+        }
+        self.priority = priority;
+        // A Master tells its peers now, so a better backup can preempt sooner.
+        if self.state == State::Master {
+            self.advertise(now, actions);
+        }
+    }
+
+    fn learn_master(&mut self, source: Ipv4Addr, interval: Duration) {
+        self.master = Some(source);
+        if self.config.version == Version::V3 {
+            self.master_interval = interval;
+        }
+    }
+
+    fn become_backup(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        self.state = State::Backup;
+        self.preempt_after = now + self.config.preempt_delay;
+        self.schedule(now + self.master_down_interval(), actions);
+    }
+
+    fn become_master(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        self.state = State::Master;
+        self.master = Some(self.config.primary_address);
+        actions.extend([
+            Action::AddAddresses,
+            Action::SendAdvertisement {
+                priority: self.priority,
+            },
+            Action::SendGratuitousArps,
+        ]);
+        self.schedule(now + self.config.interval, actions);
+    }
+
+    fn advertise(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        actions.push(Action::SendAdvertisement {
+            priority: self.priority,
+        });
+        self.schedule(now + self.config.interval, actions);
+    }
+
+    fn schedule(&mut self, at: Instant, actions: &mut Vec<Action>) {
+        self.timer = Some(at);
+        actions.push(Action::ScheduleTimer(at));
+    }
+}
+
+#[cfg(test)]
+mod tests;
