@@ -11,7 +11,7 @@
 pub mod machine;
 pub mod packet;
 
-pub use machine::{Action, Event, Instance, InstanceConfig, Instant, State};
+pub use machine::{Action, Event, Instance, InstanceConfig, Instant, Reason, State, Transition};
 pub use packet::{Advertisement, Version};
 
 /// Errors of the VRRP core.

@@ -119,6 +119,29 @@ pub enum Action {
     CancelTimer,
 }
 
+/// Why the state last changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// [`Event::Startup`]: Backup, or Master for the address owner.
+    Startup,
+    /// [`Event::Shutdown`].
+    Shutdown,
+    /// No advertisement within Master_Down_Interval, or within Skew_Time of
+    /// the master stepping down.
+    MasterDown,
+    /// A better master advertised: higher priority, or equal from a higher address.
+    Preempted { by: Ipv4Addr, priority: u8 },
+}
+
+/// A state change: for the status API and the transition log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    pub at: Instant,
+    pub from: State,
+    pub to: State,
+    pub reason: Reason,
+}
+
 /// One virtual router's election state.
 #[derive(Debug, Clone)]
 pub struct Instance {
@@ -132,6 +155,7 @@ pub struct Instance {
     timer: Option<Instant>,
     /// Until then a Backup obeys lower-priority masters (preempt delay).
     preempt_after: Instant,
+    last_transition: Option<Transition>,
 }
 
 impl Instance {
@@ -145,6 +169,7 @@ impl Instance {
             master: None,
             timer: None,
             preempt_after: Instant::default(),
+            last_transition: None,
             config,
         })
     }
@@ -165,6 +190,11 @@ impl Instance {
     /// The master's address: this router's when Master, the last one heard when Backup.
     pub fn master(&self) -> Option<Ipv4Addr> {
         self.master
+    }
+
+    /// The last state change, if any.
+    pub fn last_transition(&self) -> Option<Transition> {
+        self.last_transition
     }
 
     /// When the pending timer expires, if one is pending.
@@ -192,10 +222,10 @@ impl Instance {
             (_, Event::SetPriority(priority)) => self.set_priority(now, priority, &mut actions),
             (State::Initialize, Event::Startup) => {
                 if self.priority == OWNER_PRIORITY {
-                    self.become_master(now, &mut actions);
+                    self.become_master(now, Reason::Startup, &mut actions);
                 } else {
                     self.master_interval = self.config.interval;
-                    self.become_backup(now, &mut actions);
+                    self.become_backup(now, Reason::Startup, &mut actions);
                 }
             }
             (State::Initialize, _) | (_, Event::Startup) => {}
@@ -206,11 +236,13 @@ impl Instance {
                     actions.push(Action::SendAdvertisement { priority: 0 });
                     actions.push(Action::RemoveAddresses);
                 }
-                self.state = State::Initialize;
+                self.enter(now, State::Initialize, Reason::Shutdown);
                 self.master = None;
             }
             (_, Event::Timer) if self.timer.is_none_or(|at| at > now) => {}
-            (State::Backup, Event::Timer) => self.become_master(now, &mut actions),
+            (State::Backup, Event::Timer) => {
+                self.become_master(now, Reason::MasterDown, &mut actions)
+            }
             (State::Master, Event::Timer) => self.advertise(now, &mut actions),
             (State::Backup, Event::Advertisement { priority: 0, .. }) => {
                 // The master stepped down: take over after Skew_Time only.
@@ -248,7 +280,11 @@ impl Instance {
                 if wins {
                     self.learn_master(source, interval);
                     actions.push(Action::RemoveAddresses);
-                    self.become_backup(now, &mut actions);
+                    let reason = Reason::Preempted {
+                        by: source,
+                        priority,
+                    };
+                    self.become_backup(now, reason, &mut actions);
                 }
             }
         }
@@ -274,14 +310,25 @@ impl Instance {
         }
     }
 
-    fn become_backup(&mut self, now: Instant, actions: &mut Vec<Action>) {
-        self.state = State::Backup;
+    fn enter(&mut self, now: Instant, to: State, reason: Reason) {
+        let from = self.state;
+        self.state = to;
+        self.last_transition = Some(Transition {
+            at: now,
+            from,
+            to,
+            reason,
+        });
+    }
+
+    fn become_backup(&mut self, now: Instant, reason: Reason, actions: &mut Vec<Action>) {
+        self.enter(now, State::Backup, reason);
         self.preempt_after = now + self.config.preempt_delay;
         self.schedule(now + self.master_down_interval(), actions);
     }
 
-    fn become_master(&mut self, now: Instant, actions: &mut Vec<Action>) {
-        self.state = State::Master;
+    fn become_master(&mut self, now: Instant, reason: Reason, actions: &mut Vec<Action>) {
+        self.enter(now, State::Master, reason);
         self.master = Some(self.config.primary_address);
         actions.extend([
             Action::AddAddresses,

@@ -30,6 +30,16 @@ fn a_killed_master_is_replaced_after_the_master_down_interval() {
     bus.run_until(60_000);
     assert_eq!(bus.takeovers_since(10_000), [(12_632, 2)]);
     assert_eq!(bus.masters(), [2]);
+    let transition = bus.nodes[2].instance.last_transition().unwrap();
+    assert_eq!(
+        transition,
+        Transition {
+            at: Instant(12_632),
+            from: State::Backup,
+            to: State::Master,
+            reason: Reason::MasterDown
+        }
+    );
 }
 
 #[test]
@@ -62,6 +72,19 @@ fn a_higher_priority_router_preempts_when_it_returns() {
     bus.run_until(60_000);
     assert_eq!(bus.takeovers_since(20_000), [(23_218, 0)]);
     assert_eq!(bus.masters(), [0]);
+    let transition = bus.nodes[2].instance.last_transition().unwrap();
+    assert_eq!(
+        (transition.at, transition.from, transition.to),
+        (Instant(23_218), State::Master, State::Backup)
+    );
+    assert_eq!(
+        transition.reason,
+        Reason::Preempted {
+            by: address(0),
+            priority: 200
+        }
+    );
+    assert_eq!(bus.nodes[1].instance.master(), Some(address(0)));
 }
 
 #[test]

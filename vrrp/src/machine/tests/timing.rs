@@ -85,6 +85,7 @@ fn v3_learns_the_master_interval_and_v2_keeps_its_own() {
 #[test]
 fn the_owner_is_master_at_startup() {
     let mut owner = instance(config(0, OWNER_PRIORITY));
+    assert_eq!(owner.last_transition(), None);
     assert_eq!(
         owner.handle(Instant(5), Event::Startup),
         [
@@ -116,6 +117,11 @@ fn master_shutdown_sends_priority_zero_and_backup_waits_only_skew() {
         ]
     );
     assert_eq!(master.state(), State::Initialize);
+    let transition = master.last_transition().unwrap();
+    assert_eq!(
+        (transition.at, transition.from, transition.reason),
+        (Instant(500), State::Master, Reason::Shutdown)
+    );
     assert_eq!(master.handle(Instant(600), Event::Timer), []);
 
     let mut backup = instance(config(1, 100));
