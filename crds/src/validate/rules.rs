@@ -26,23 +26,19 @@ pub(super) fn request_rule(errors: &mut Errors, field: &str, rule: &RequestRule)
             ),
         );
     }
-    if let Some(condition) = &rule.condition {
-        self::condition(errors, &format!("{field}.if"), condition);
-    }
+    shared_parts(
+        errors,
+        field,
+        rule.condition.as_ref(),
+        HeaderEdits {
+            set: rule.set_header.as_ref(),
+            add: rule.add_header.as_ref(),
+            remove: rule.remove_header.as_ref(),
+            replace: rule.replace_header_value.as_ref(),
+        },
+    );
     if let Some(redirect) = &rule.redirect {
         self::redirect(errors, &format!("{field}.redirect"), redirect);
-    }
-    if let Some(header) = &rule.set_header {
-        header_value(errors, &format!("{field}.setHeader"), header);
-    }
-    if let Some(header) = &rule.add_header {
-        header_value(errors, &format!("{field}.addHeader"), header);
-    }
-    if let Some(header) = &rule.remove_header {
-        header_name(errors, &format!("{field}.removeHeader"), header);
-    }
-    if let Some(replace) = &rule.replace_header_value {
-        replace_header_value(errors, &format!("{field}.replaceHeaderValue"), replace);
     }
     if let Some(deny) = &rule.deny {
         errors.range(&format!("{field}.deny.status"), deny.status, 400, 599);
@@ -67,19 +63,47 @@ pub(super) fn response_rule(errors: &mut Errors, field: &str, rule: &ResponseRul
             ),
         );
     }
-    if let Some(condition) = &rule.condition {
+    shared_parts(
+        errors,
+        field,
+        rule.condition.as_ref(),
+        HeaderEdits {
+            set: rule.set_header.as_ref(),
+            add: rule.add_header.as_ref(),
+            remove: rule.remove_header.as_ref(),
+            replace: rule.replace_header_value.as_ref(),
+        },
+    );
+}
+
+/// The header actions request and response rules share.
+struct HeaderEdits<'a> {
+    set: Option<&'a HeaderValue>,
+    add: Option<&'a HeaderValue>,
+    remove: Option<&'a HeaderName>,
+    replace: Option<&'a ReplaceHeaderValue>,
+}
+
+/// Checks what request and response rules have in common: the condition and the header actions.
+fn shared_parts(
+    errors: &mut Errors,
+    field: &str,
+    condition: Option<&RuleCondition>,
+    edits: HeaderEdits,
+) {
+    if let Some(condition) = condition {
         self::condition(errors, &format!("{field}.if"), condition);
     }
-    if let Some(header) = &rule.set_header {
+    if let Some(header) = edits.set {
         header_value(errors, &format!("{field}.setHeader"), header);
     }
-    if let Some(header) = &rule.add_header {
+    if let Some(header) = edits.add {
         header_value(errors, &format!("{field}.addHeader"), header);
     }
-    if let Some(header) = &rule.remove_header {
+    if let Some(header) = edits.remove {
         header_name(errors, &format!("{field}.removeHeader"), header);
     }
-    if let Some(replace) = &rule.replace_header_value {
+    if let Some(replace) = edits.replace {
         replace_header_value(errors, &format!("{field}.replaceHeaderValue"), replace);
     }
 }
