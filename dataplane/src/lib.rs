@@ -1,8 +1,12 @@
 //! fairlead's dataplane: the configuration model and the proxy engine that runs
 //! it — TCP and HTTP/1.1 listeners, routing, load balancing, connection pools —
 //! with atomic, hitless config changes. It knows nothing of Kubernetes: it runs
-//! a [`DataplaneConfig`] that `render` produced.
+//! a [`DataplaneConfig`] that `render` produced. The [`agent`] (the
+//! `fairlead-dataplane` binary) runs an engine behind the HTTPS [`admin`] API
+//! through which the operator pushes configs.
 
+pub mod admin;
+pub mod agent;
 pub mod backend;
 pub mod balance;
 pub mod config;
@@ -30,6 +34,15 @@ pub enum Error {
     Bind {
         frontend: String,
         addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    /// A command-line flag's value is unusable (missing file, bad PEM, ...).
+    #[error("{flag}: {reason}")]
+    Flag { flag: &'static str, reason: String },
+    /// An operating-system resource (runtime, socket, signal handler, file) failed.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
         source: std::io::Error,
     },
 }
