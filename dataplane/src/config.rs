@@ -16,6 +16,7 @@ use crate::{Error, Result};
 mod health;
 mod rules;
 mod tls;
+mod vrrp;
 pub use health::{HealthCheck, HttpCheck, StatusRange};
 pub use rules::{
     Condition, Deny, HeaderMatch, HeaderName, HeaderValue, Predicate, Redirect, RedirectTo,
@@ -23,6 +24,7 @@ pub use rules::{
 };
 pub(crate) use rules::{cidr, header_name, header_value, regex};
 pub use tls::{BackendTls, Certificate, FrontendTls, TlsMode};
+pub use vrrp::{Track, VirtualAddress, VirtualIp};
 
 /// The wire-format revision of this model; bumped only when a field is added.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -44,6 +46,9 @@ pub struct DataplaneConfig {
     /// Server pools referenced by frontends; names are unique.
     #[serde(default)]
     pub backends: Vec<Backend>,
+    /// Addresses held with VRRP; names are unique. Default none.
+    #[serde(default, rename = "virtualIPs", skip_serializing_if = "Vec::is_empty")]
+    pub virtual_ips: Vec<VirtualIp>,
 }
 
 fn schema_version() -> u32 {
@@ -72,6 +77,11 @@ pub struct Frontend {
     pub mode: Mode,
     /// Address and port to listen on.
     pub bind: SocketAddr,
+    /// The virtual IP whose address `bind` is: the socket is bound before this
+    /// node holds the address (IP_FREEBIND), and the frontend is tracked by
+    /// that virtual IP. Default none.
+    #[serde(default, rename = "virtualIP", skip_serializing_if = "Option::is_none")]
+    pub virtual_ip: Option<String>,
     /// Backend for requests no route matches; without it they get 503.
     #[serde(default)]
     pub default_backend: Option<String>,
@@ -207,7 +217,7 @@ pub struct Server {
     pub max_connections: u32,
 }
 
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 fn one() -> u32 {
@@ -239,6 +249,7 @@ impl Frontend {
             name: name.into(),
             mode,
             bind,
+            virtual_ip: None,
             default_backend: None,
             routes: Vec::new(),
             client_timeout_ms: default_client_timeout_ms(),
@@ -495,6 +506,55 @@ impl DataplaneConfig {
                 }
             }
         }
+        let mut vips = BTreeMap::new();
+        for (i, v) in self.virtual_ips.iter().enumerate() {
+            let object = format!("virtual IP {}", v.name);
+            if v.name.is_empty() || vips.insert(v.name.as_str(), v).is_some() {
+                bad(
+                    &object,
+                    format!("virtualIPs[{i}].name"),
+                    "empty or duplicate virtual IP name".into(),
+                );
+            }
+            for (field, reason) in v.problems() {
+                bad(&object, field, reason);
+            }
+        }
+        for (i, a) in self.virtual_ips.iter().enumerate() {
+            for b in &self.virtual_ips[i + 1..] {
+                if a.vrid == b.vrid && a.interface == b.interface {
+                    bad(
+                        &format!("virtual IP {}", b.name),
+                        "vrid".into(),
+                        format!("VRID {} is also used by virtual IP {}", b.vrid, a.name),
+                    );
+                }
+            }
+        }
+        for f in &self.frontends {
+            let Some(name) = &f.virtual_ip else { continue };
+            let object = format!("frontend {}", f.name);
+            match vips.get(name.as_str()) {
+                None => bad(
+                    &object,
+                    "virtualIP".into(),
+                    format!("virtual IP {name:?} does not exist"),
+                ),
+                Some(v)
+                    if !v
+                        .addresses
+                        .iter()
+                        .any(|a| std::net::IpAddr::V4(a.address) == f.bind.ip()) =>
+                {
+                    bad(
+                        &object,
+                        "bind".into(),
+                        format!("{} is not an address of virtual IP {name}", f.bind.ip()),
+                    )
+                }
+                Some(_) => {}
+            }
+        }
         if problems.is_empty() {
             Ok(self)
         } else {
@@ -524,6 +584,7 @@ mod tests {
                 Balance::Roundrobin,
                 vec![Server::new("srv1", "127.0.0.1", 9001)],
             )],
+            ..Default::default()
         }
     }
 

@@ -15,6 +15,7 @@ use tokio::sync::{Mutex, Semaphore};
 use crate::backend::BackendRuntime;
 use crate::config::{self, DataplaneConfig};
 use crate::health::{self, Checkers, status::EngineStatus};
+use crate::vrrp::Vrrp;
 use crate::{Error, Result};
 pub(crate) use listener::stop_signal;
 use listener::{Connections, Listener};
@@ -36,6 +37,8 @@ pub struct FrontendRuntime {
 
 /// Runs listeners for the current config; `apply` replaces it.
 pub struct Engine {
+    /// This node's name: picks its priority in each virtual IP.
+    node: String,
     /// Serialises applies; holds the running listeners and backends.
     running: Mutex<Running>,
     version: AtomicU64,
@@ -48,6 +51,8 @@ struct Running {
     backends: HashMap<String, Arc<BackendRuntime>>,
     /// Health checkers of the running backends' servers.
     checkers: Checkers,
+    /// VRRP speakers of the running virtual IPs.
+    vrrp: Vrrp,
 }
 
 impl Default for Engine {
@@ -57,9 +62,16 @@ impl Default for Engine {
 }
 
 impl Engine {
-    /// An engine with no listeners; call from within a tokio runtime.
+    /// An engine with no listeners, on the node named by the host name; call
+    /// from within a tokio runtime.
     pub fn new() -> Engine {
+        Engine::with_node(host_name())
+    }
+
+    /// An engine with no listeners on node `node`.
+    pub fn with_node(node: impl Into<String>) -> Engine {
         Engine {
+            node: node.into(),
             running: Mutex::new(Running::default()),
             version: AtomicU64::new(0),
             connections: Arc::default(),
@@ -76,10 +88,18 @@ impl Engine {
         self.connections.count()
     }
 
-    /// The running version and every server's health (waits for an apply in progress).
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The running version, every server's health and every virtual IP's
+    /// VRRP state (waits for an apply in progress).
     pub async fn status(&self) -> EngineStatus {
         let running = self.running.lock().await;
-        health::status::engine_status(self.version(), running.backends.values())
+        let mut status = health::status::engine_status(self.version(), running.backends.values());
+        status.virtual_ips = running.vrrp.status();
+        status
     }
 
     /// Validates `config`, opens listeners it adds, then swaps it in: unchanged
@@ -110,7 +130,9 @@ impl Engine {
             })
             .collect::<Result<_>>()?;
 
-        // Build every frontend and open new sockets before touching anything running.
+        // Resolve virtual IPs' interfaces, then build every frontend and open
+        // new sockets, before touching anything running.
+        let plan = running.vrrp.plan(&config, &self.node).await?;
         let mut frontends = Vec::with_capacity(config.frontends.len());
         let mut opened = HashMap::new();
         for spec in &config.frontends {
@@ -125,11 +147,14 @@ impl Engine {
                 slots,
             )?));
             if old.is_none() {
-                let socket = listener::bind(spec.bind).map_err(|source| Error::Bind {
-                    frontend: spec.name.clone(),
-                    addr: spec.bind,
-                    source,
-                })?;
+                let socket =
+                    listener::bind(spec.bind, spec.virtual_ip.is_some()).map_err(|source| {
+                        Error::Bind {
+                            frontend: spec.name.clone(),
+                            addr: spec.bind,
+                            source,
+                        }
+                    })?;
                 opened.insert(spec.bind, socket);
             }
         }
@@ -156,15 +181,18 @@ impl Engine {
         }
         running.listeners = listeners;
         running.checkers.sync(backends.values());
+        running.vrrp.commit(plan, &config, &backends).await;
         running.backends = backends;
         self.version.store(config.version, Ordering::Release);
         Ok(())
     }
 
-    /// Stops every listener, asks open connections to finish, and waits for
-    /// them up to `grace`.
+    /// Hands over virtual IPs held here (priority-0 advertisements), stops
+    /// every listener, asks open connections to finish, and waits for them up
+    /// to `grace`.
     pub async fn shutdown(&self, grace: Duration) {
         let mut running = self.running.lock().await;
+        running.vrrp.shutdown().await;
         for (_, l) in running.listeners.drain() {
             l.stop().await;
         }
@@ -172,6 +200,15 @@ impl Engine {
         running.backends.clear();
         self.connections.wait_idle(grace).await;
     }
+}
+
+/// The host name (the node name when none is given), or `localhost`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 impl FrontendRuntime {

@@ -3,7 +3,8 @@
 //! with atomic, hitless config changes. It knows nothing of Kubernetes: it runs
 //! a [`DataplaneConfig`] that `render` produced. The [`agent`] (the
 //! `fairlead-dataplane` binary) runs an engine behind the HTTPS [`admin`] API
-//! through which the operator pushes configs.
+//! through which the operator pushes configs. Virtual IPs are held with VRRP
+//! ([`vrrp`]).
 
 pub mod admin;
 pub mod agent;
@@ -16,6 +17,7 @@ pub mod http;
 mod pool;
 pub mod tcp;
 pub mod tls;
+pub mod vrrp;
 
 pub use config::DataplaneConfig;
 pub use engine::Engine;

@@ -133,6 +133,7 @@ pub fn render(snapshot: &Snapshot) -> Rendered {
         version: 0,
         frontends,
         backends,
+        virtual_ips: Vec::new(),
     };
     let config = backstop::validated(config, &mut errors);
     Rendered { config, errors }

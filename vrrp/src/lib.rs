@@ -1,18 +1,22 @@
 //! fairlead's VRRP core: the advertisement codec ([`packet`]) for VRRPv3
 //! (RFC 9568) and VRRPv2 (RFC 3768) over IPv4, and the election state machine
 //! ([`machine`]) as a pure function of events and a caller-supplied clock.
-//! It owns no sockets, timers or addresses: the caller feeds it packets and
-//! timer expiries and carries out the [`Action`]s it returns.
+//! The machine owns no sockets, timers or addresses: its caller feeds it
+//! packets and timer expiries and carries out the [`Action`]s it returns.
 //!
-//! Not wired into the dataplane yet (issue 5): nothing sends or receives VRRP.
+//! [`speaker`] runs an instance on a real interface: raw sockets, netlink
+//! addresses and gratuitous ARP ([`net`], Linux only).
 
 #![forbid(unsafe_code)]
 
 pub mod machine;
+pub mod net;
 pub mod packet;
+pub mod speaker;
 
 pub use machine::{Action, Event, Instance, InstanceConfig, Instant, Reason, State, Transition};
 pub use packet::{Advertisement, Version};
+pub use speaker::{PrioritySetter, Speaker, SpeakerConfig, SpeakerError, SpeakerStatus};
 
 /// Errors of the VRRP core.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -20,11 +20,16 @@ use crate::{http, tcp};
 const BACKLOG: i32 = 1024;
 
 /// Opens a listening socket (SO_REUSEADDR; IPv6 sockets are v6-only).
-pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+/// `freebind` allows an address this node does not hold yet (a virtual IP),
+/// like `net.ipv4.ip_nonlocal_bind=1` for this socket only.
+pub fn bind(addr: SocketAddr, freebind: bool) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
+        socket.set_freebind_v6(freebind)?;
+    } else {
+        socket.set_freebind_v4(freebind)?;
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;

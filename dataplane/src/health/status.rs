@@ -17,6 +17,9 @@ pub struct EngineStatus {
     pub version: u64,
     /// Every backend, sorted by name.
     pub backends: Vec<BackendStatus>,
+    /// Every virtual IP this node takes part in, sorted by name.
+    #[serde(rename = "virtualIPs")]
+    pub virtual_ips: Vec<crate::vrrp::VirtualIpStatus>,
 }
 
 /// One backend's servers, in config order.
@@ -63,7 +66,11 @@ pub(crate) fn engine_status<'a>(
 ) -> EngineStatus {
     let mut backends: Vec<BackendStatus> = backends.into_iter().map(backend_status).collect();
     backends.sort_by(|a, b| a.name.cmp(&b.name));
-    EngineStatus { version, backends }
+    EngineStatus {
+        version,
+        backends,
+        virtual_ips: Vec::new(),
+    }
 }
 
 fn backend_status(backend: &Arc<BackendRuntime>) -> BackendStatus {

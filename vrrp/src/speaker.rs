@@ -1,0 +1,387 @@
+//! A running virtual router: one [`Instance`] driven by a task that owns its
+//! sockets, its timer and the interface's addresses. See `LIFECYCLE.md`.
+
+mod receive;
+mod status;
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::machine::{Action, Event, Instance, InstanceConfig, Transition};
+use crate::net::garp;
+use crate::net::netlink::{Link, Netlink};
+use crate::net::socket::{Receiver, Sender};
+use crate::packet::{Advertisement, MULTICAST_GROUP, Version};
+pub use status::{Counters, SpeakerStatus, TransitionStatus};
+
+/// How long [`Speaker::stop`] waits for the priority-0 advertisement and the
+/// address removal before giving up on the task.
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Everything one virtual router needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpeakerConfig {
+    /// Name for logs and status (the VirtualIP's `namespace/name`).
+    pub name: String,
+    /// Interface to speak on and add the addresses to.
+    pub interface: String,
+    pub vrid: u8,
+    pub version: Version,
+    /// Configured priority, 1-255 (tracking lowers the effective one).
+    pub priority: u8,
+    pub interval: Duration,
+    pub preempt: bool,
+    pub preempt_delay: Duration,
+    /// The virtual addresses with their prefix lengths.
+    pub addresses: Vec<(Ipv4Addr, u8)>,
+    /// Unicast peers; empty means multicast to 224.0.0.18.
+    pub unicast_peers: Vec<Ipv4Addr>,
+    /// Gratuitous ARPs per address on becoming master, and their spacing.
+    pub garp_count: u32,
+    pub garp_interval: Duration,
+}
+
+/// Why a speaker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SpeakerError {
+    #[error("VirtualIP {name}: interface {interface:?} does not exist")]
+    NoInterface { name: String, interface: String },
+    #[error(
+        "VirtualIP {name}: interface {interface} has no IPv4 address of its own to send VRRP from"
+    )]
+    NoPrimaryAddress { name: String, interface: String },
+    #[error("VirtualIP {name}: {what}: {source}")]
+    Io {
+        name: String,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] crate::Error),
+}
+
+#[derive(Debug)]
+enum Control {
+    SetPriority(u8),
+    Stop,
+}
+
+/// A virtual router running on its own task.
+pub struct Speaker {
+    control: mpsc::UnboundedSender<Control>,
+    status: watch::Receiver<SpeakerStatus>,
+    task: JoinHandle<()>,
+}
+
+impl Speaker {
+    /// Looks up the interface and its primary address, removes virtual
+    /// addresses left by an earlier run, opens the sockets and starts as Backup
+    /// (or Master, for the address owner).
+    pub async fn start(config: SpeakerConfig, netlink: Netlink) -> Result<Speaker, SpeakerError> {
+        let io = |what| {
+            let name = config.name.clone();
+            move |source| SpeakerError::Io { name, what, source }
+        };
+        let link = netlink
+            .link(&config.interface)
+            .await
+            .map_err(io("reading the interface"))?
+            .ok_or_else(|| SpeakerError::NoInterface {
+                name: config.name.clone(),
+                interface: config.interface.clone(),
+            })?;
+        let on_link: Vec<_> = (netlink.addresses().await)
+            .map_err(io("reading addresses"))?
+            .into_iter()
+            .filter(|a| a.index == link.index)
+            .collect();
+        let is_virtual = |ip: Ipv4Addr| config.addresses.iter().any(|(a, _)| *a == ip);
+        let primary = on_link
+            .iter()
+            .map(|a| a.address)
+            .find(|ip| !is_virtual(*ip))
+            .ok_or_else(|| SpeakerError::NoPrimaryAddress {
+                name: config.name.clone(),
+                interface: config.interface.clone(),
+            })?;
+        for leftover in on_link.iter().filter(|a| is_virtual(a.address)) {
+            tracing::warn!(virtual_ip = %config.name, address = %leftover.address,
+                interface = %config.interface, "removing a virtual address left by an earlier run");
+            (netlink.remove(link.index, leftover.address).await)
+                .map_err(io("removing a leftover address"))?;
+        }
+        let instance = Instance::new(InstanceConfig {
+            vrid: config.vrid,
+            version: config.version,
+            priority: config.priority,
+            interval: config.interval,
+            preempt: config.preempt,
+            preempt_delay: config.preempt_delay,
+            primary_address: primary,
+        })?;
+        let sender =
+            Sender::open(&config.interface, primary).map_err(io("opening the send socket"))?;
+        let receiver = Receiver::open(
+            &config.interface,
+            link.index,
+            config.unicast_peers.is_empty(),
+        )
+        .map_err(io("opening the receive socket"))?;
+        let (status_tx, status) = watch::channel(SpeakerStatus::new(&config, Some(primary)));
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let runner = Runner {
+            config,
+            link,
+            primary,
+            netlink,
+            sender,
+            instance,
+            origin: tokio::time::Instant::now(),
+            origin_unix_ms: unix_ms(SystemTime::now()),
+            status: status_tx,
+            counters: Counters::default(),
+            garp: None,
+        };
+        let task = tokio::spawn(runner.run(receiver, control_rx));
+        Ok(Speaker {
+            control,
+            status,
+            task,
+        })
+    }
+
+    /// Sets the effective priority (tracking); the configured one is the ceiling.
+    pub fn set_priority(&self, priority: u8) {
+        self.priority_setter().set(priority);
+    }
+
+    /// A handle that sets the priority from elsewhere (a tracking task).
+    pub fn priority_setter(&self) -> PrioritySetter {
+        PrioritySetter(self.control.clone())
+    }
+
+    /// The current state.
+    pub fn status(&self) -> SpeakerStatus {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver that sees every status change.
+    pub fn watch(&self) -> watch::Receiver<SpeakerStatus> {
+        self.status.clone()
+    }
+
+    /// Steps down: a Master sends a priority-0 advertisement and removes its
+    /// addresses, so a Backup takes over after its skew time.
+    pub async fn stop(self) {
+        let _ = self.control.send(Control::Stop);
+        let mut task = self.task;
+        if tokio::time::timeout(STOP_TIMEOUT, &mut task).await.is_err() {
+            tracing::warn!("VRRP speaker did not stop in time");
+            task.abort();
+        }
+    }
+}
+
+/// Sets a speaker's effective priority; does nothing once it stopped.
+#[derive(Clone, Debug)]
+pub struct PrioritySetter(mpsc::UnboundedSender<Control>);
+
+impl PrioritySetter {
+    pub fn set(&self, priority: u8) {
+        let _ = self.0.send(Control::SetPriority(priority));
+    }
+}
+
+struct Runner {
+    config: SpeakerConfig,
+    link: Link,
+    primary: Ipv4Addr,
+    netlink: Netlink,
+    sender: Sender,
+    instance: Instance,
+    origin: tokio::time::Instant,
+    origin_unix_ms: u64,
+    status: watch::Sender<SpeakerStatus>,
+    counters: Counters,
+    /// The gratuitous ARP burst in progress.
+    garp: Option<JoinHandle<()>>,
+}
+
+impl Runner {
+    async fn run(mut self, mut receiver: Receiver, mut control: mpsc::UnboundedReceiver<Control>) {
+        self.handle(Event::Startup).await;
+        loop {
+            let deadline = self
+                .instance
+                .timer()
+                .map(|at| self.origin + Duration::from_millis(at.0));
+            tokio::select! {
+                biased;
+                command = control.recv() => match command {
+                    Some(Control::SetPriority(p)) => {
+                        let p = p.min(self.config.priority);
+                        self.handle(Event::SetPriority(p)).await;
+                    }
+                    Some(Control::Stop) | None => break,
+                },
+                () = sleep_until(deadline) => self.handle(Event::Timer).await,
+                received = receiver.recv() => match received {
+                    Ok(datagram) => {
+                        let event = receive::check(datagram, &self.config, self.primary, &mut self.counters);
+                        if let Some(event) = event {
+                            self.handle(event).await;
+                        }
+                        self.publish();
+                    }
+                    Err(error) => {
+                        self.counters.receive_errors += 1;
+                        tracing::warn!(virtual_ip = %self.config.name, %error, "VRRP receive failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                },
+            }
+        }
+        self.handle(Event::Shutdown).await;
+    }
+
+    fn now(&self) -> crate::Instant {
+        let millis = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        crate::Instant(millis)
+    }
+
+    async fn handle(&mut self, event: Event) {
+        let before = self.instance.last_transition();
+        let actions = self.instance.handle(self.now(), event);
+        for action in actions {
+            self.act(action).await;
+        }
+        let after = self.instance.last_transition();
+        if let Some(t) = after.filter(|_| after != before) {
+            self.counters.transitions += 1;
+            self.log(t);
+        }
+        self.publish();
+    }
+
+    async fn act(&mut self, action: Action) {
+        match action {
+            Action::SendAdvertisement { priority } => self.advertise(priority),
+            Action::AddAddresses => {
+                for &(address, prefix_len) in &self.config.addresses {
+                    if let Err(error) = self.netlink.add(self.link.index, address, prefix_len).await
+                    {
+                        tracing::error!(virtual_ip = %self.config.name, %address, %error, "adding the virtual address failed");
+                    }
+                }
+            }
+            Action::RemoveAddresses => {
+                if let Some(burst) = self.garp.take() {
+                    burst.abort();
+                }
+                for &(address, _) in &self.config.addresses {
+                    if let Err(error) = self.netlink.remove(self.link.index, address).await {
+                        tracing::error!(virtual_ip = %self.config.name, %address, %error, "removing the virtual address failed");
+                    }
+                }
+            }
+            Action::SendGratuitousArps => self.gratuitous_arps(),
+            Action::ScheduleTimer(_) | Action::CancelTimer => {}
+        }
+    }
+
+    fn advertise(&mut self, priority: u8) {
+        let advert = Advertisement {
+            version: self.config.version,
+            vrid: self.config.vrid,
+            priority,
+            interval: self.config.interval,
+            addresses: self.config.addresses.iter().map(|(a, _)| *a).collect(),
+        };
+        let group = [MULTICAST_GROUP];
+        let destinations = if self.config.unicast_peers.is_empty() {
+            &group[..]
+        } else {
+            &self.config.unicast_peers[..]
+        };
+        for &destination in destinations {
+            let sent = advert
+                .encode(self.primary, destination)
+                .map_err(std::io::Error::other)
+                .and_then(|bytes| self.sender.send(&bytes, destination));
+            match sent {
+                Ok(()) => self.counters.sent += 1,
+                Err(error) => {
+                    self.counters.send_errors += 1;
+                    tracing::warn!(virtual_ip = %self.config.name, %destination, %error, "VRRP advertisement not sent");
+                }
+            }
+        }
+    }
+
+    fn gratuitous_arps(&mut self) {
+        if self.config.garp_count == 0 || self.link.mac.len() != 6 {
+            return;
+        }
+        let mut mac = [0u8; 6];
+        mac.copy_from_slice(&self.link.mac);
+        let frames: Vec<_> = (self.config.addresses.iter())
+            .map(|(a, _)| garp::frame(mac, *a))
+            .collect();
+        let (interface, name) = (self.config.interface.clone(), self.config.name.clone());
+        let (count, interval) = (self.config.garp_count, self.config.garp_interval);
+        if let Some(old) = self.garp.take() {
+            old.abort();
+        }
+        self.garp = Some(tokio::spawn(async move {
+            for round in 0..count {
+                if round > 0 {
+                    tokio::time::sleep(interval).await;
+                }
+                let (iface, batch) = (interface.clone(), frames.clone());
+                let sent = tokio::task::spawn_blocking(move || garp::send(&iface, &batch)).await;
+                if let Ok(Err(error)) = sent {
+                    tracing::warn!(virtual_ip = %name, %error, "gratuitous ARP not sent");
+                    return;
+                }
+            }
+        }));
+    }
+
+    fn log(&self, t: Transition) {
+        tracing::info!(
+            virtual_ip = %self.config.name,
+            vrid = self.config.vrid,
+            interface = %self.config.interface,
+            from = ?t.from,
+            to = ?t.to,
+            reason = %status::reason(t.reason),
+            priority = self.instance.priority(),
+            "VRRP state changed"
+        );
+    }
+
+    fn publish(&self) {
+        let status = SpeakerStatus::of(self);
+        self.status.send_if_modified(|old| {
+            let changed = *old != status;
+            *old = status;
+            changed
+        });
+    }
+}
+
+/// Sleeps until `deadline`; forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

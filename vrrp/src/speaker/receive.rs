@@ -1,0 +1,288 @@
+//! The receive checks of RFC 9568 §7.1 (RFC 3768 §7.1 for v2): a datagram
+//! either becomes an [`Event`] or is dropped and counted.
+
+use std::net::Ipv4Addr;
+
+use super::{Counters, SpeakerConfig};
+use crate::machine::Event;
+use crate::net::{ipv4, socket::TTL};
+use crate::packet::{Advertisement, MULTICAST_GROUP, Version};
+use crate::{Error, machine::OWNER_PRIORITY};
+
+/// The event `datagram` (IPv4 header included) means for this router, if any.
+pub(super) fn check(
+    datagram: &[u8],
+    config: &SpeakerConfig,
+    primary: Ipv4Addr,
+    counters: &mut Counters,
+) -> Option<Event> {
+    counters.received += 1;
+    let Ok((header, payload)) = ipv4::parse(datagram) else {
+        counters.dropped_malformed += 1;
+        return None;
+    };
+    if header.source == primary {
+        // Our own advertisement, looped back: not a peer's.
+        counters.received -= 1;
+        return None;
+    }
+    if u32::from(header.ttl) != TTL {
+        counters.dropped_ttl += 1;
+        return None;
+    }
+    let expected_peer = if config.unicast_peers.is_empty() {
+        header.destination == MULTICAST_GROUP
+    } else {
+        config.unicast_peers.contains(&header.source)
+    };
+    if !expected_peer {
+        counters.dropped_peer += 1;
+        return None;
+    }
+    let advert = match Advertisement::decode(payload, header.source, header.destination) {
+        Ok(advert) => advert,
+        Err(Error::Version(_)) => {
+            counters.dropped_version += 1;
+            return None;
+        }
+        Err(_) => {
+            counters.dropped_malformed += 1;
+            return None;
+        }
+    };
+    if advert.vrid != config.vrid {
+        // Another virtual router on the same link: not an error.
+        counters.received -= 1;
+        return None;
+    }
+    if advert.version != config.version {
+        counters.dropped_version += 1;
+        return None;
+    }
+    let ours = config.addresses.iter().map(|(a, _)| *a);
+    let same_addresses = advert.addresses.len() == config.addresses.len()
+        && ours.into_iter().all(|a| advert.addresses.contains(&a));
+    if config.version == Version::V2 {
+        // v2 routers must agree on the interval, and on the addresses unless
+        // the sender owns them.
+        if advert.interval != config.interval {
+            counters.dropped_interval += 1;
+            return None;
+        }
+        if !same_addresses && advert.priority != OWNER_PRIORITY {
+            counters.dropped_addresses += 1;
+            return None;
+        }
+    } else if !same_addresses {
+        counters.address_mismatch += 1;
+    }
+    Some(Event::Advertisement {
+        priority: advert.priority,
+        source: header.source,
+        interval: advert.interval,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const PRIMARY: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+
+    fn config(version: Version) -> SpeakerConfig {
+        SpeakerConfig {
+            name: "default/vip".into(),
+            interface: "eth0".into(),
+            vrid: 51,
+            version,
+            priority: 100,
+            interval: Duration::from_secs(1),
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            addresses: vec![(VIP, 24)],
+            unicast_peers: vec![],
+            garp_count: 5,
+            garp_interval: Duration::from_millis(100),
+        }
+    }
+
+    fn advert(version: Version, vrid: u8, addresses: Vec<Ipv4Addr>) -> Advertisement {
+        Advertisement {
+            version,
+            vrid,
+            priority: 120,
+            interval: Duration::from_secs(1),
+            addresses,
+        }
+    }
+
+    fn datagram(source: Ipv4Addr, destination: Ipv4Addr, ttl: u8, payload: &[u8]) -> Vec<u8> {
+        let total = u16::try_from(20 + payload.len()).unwrap().to_be_bytes();
+        let mut d = vec![0x45, 0, total[0], total[1], 0, 0, 0, 0, ttl, 112, 0, 0];
+        d.extend_from_slice(&source.octets());
+        d.extend_from_slice(&destination.octets());
+        d.extend_from_slice(payload);
+        d
+    }
+
+    fn wire(a: &Advertisement, source: Ipv4Addr, destination: Ipv4Addr, ttl: u8) -> Vec<u8> {
+        datagram(
+            source,
+            destination,
+            ttl,
+            &a.encode(source, destination).unwrap(),
+        )
+    }
+
+    /// Reads one counter.
+    type Counter = fn(&Counters) -> u64;
+
+    fn run(config: &SpeakerConfig, datagram: &[u8]) -> (Option<Event>, Counters) {
+        let mut counters = Counters::default();
+        let event = check(datagram, config, PRIMARY, &mut counters);
+        (event, counters)
+    }
+
+    #[test]
+    fn accepts_a_valid_multicast_advertisement() {
+        let c = config(Version::V3);
+        let a = advert(Version::V3, 51, vec![VIP]);
+        let (event, counters) = run(&c, &wire(&a, PEER, MULTICAST_GROUP, 255));
+        assert_eq!(
+            event,
+            Some(Event::Advertisement {
+                priority: 120,
+                source: PEER,
+                interval: Duration::from_secs(1)
+            })
+        );
+        assert_eq!(counters.received, 1);
+        assert_eq!(counters.dropped(), 0);
+    }
+
+    #[test]
+    fn drops_and_counts_each_kind_of_bad_packet() {
+        let c = config(Version::V3);
+        let good = advert(Version::V3, 51, vec![VIP]);
+        let cases: Vec<(&str, Vec<u8>, Counter)> = vec![
+            ("ttl 64", wire(&good, PEER, MULTICAST_GROUP, 64), |c| {
+                c.dropped_ttl
+            }),
+            (
+                "unicast when multicast configured",
+                wire(&good, PEER, PRIMARY, 255),
+                |c| c.dropped_peer,
+            ),
+            (
+                "v2 in a v3 group",
+                wire(
+                    &advert(Version::V2, 51, vec![VIP]),
+                    PEER,
+                    MULTICAST_GROUP,
+                    255,
+                ),
+                |c| c.dropped_version,
+            ),
+            (
+                "garbage payload",
+                datagram(PEER, MULTICAST_GROUP, 255, &[0x31, 51, 0, 0]),
+                |c| c.dropped_malformed,
+            ),
+            ("truncated IP header", vec![0x45, 0, 0], |c| {
+                c.dropped_malformed
+            }),
+            (
+                "version 4 nibble",
+                datagram(
+                    PEER,
+                    MULTICAST_GROUP,
+                    255,
+                    &[0x41, 51, 100, 0, 0, 100, 0, 0],
+                ),
+                |c| c.dropped_version,
+            ),
+        ];
+        for (what, bytes, counter) in cases {
+            let (event, counters) = run(&c, &bytes);
+            assert_eq!(event, None, "{what}");
+            assert_eq!(counter(&counters), 1, "{what}: {counters:?}");
+            assert_eq!(counters.dropped(), 1, "{what}: {counters:?}");
+        }
+        let mut corrupt = wire(&good, PEER, MULTICAST_GROUP, 255);
+        *corrupt.last_mut().unwrap() ^= 1;
+        assert_eq!(run(&c, &corrupt).1.dropped_malformed, 1, "checksum");
+    }
+
+    #[test]
+    fn other_vrids_and_own_packets_are_ignored_uncounted() {
+        let c = config(Version::V3);
+        let other = advert(Version::V3, 52, vec![VIP]);
+        let (event, counters) = run(&c, &wire(&other, PEER, MULTICAST_GROUP, 255));
+        assert_eq!((event, counters.received, counters.dropped()), (None, 0, 0));
+        let own = advert(Version::V3, 51, vec![VIP]);
+        let (event, counters) = run(&c, &wire(&own, PRIMARY, MULTICAST_GROUP, 255));
+        assert_eq!((event, counters.received), (None, 0));
+    }
+
+    #[test]
+    fn unicast_accepts_only_configured_peers() {
+        let mut c = config(Version::V3);
+        c.unicast_peers = vec![PEER];
+        let a = advert(Version::V3, 51, vec![VIP]);
+        assert!(run(&c, &wire(&a, PEER, PRIMARY, 255)).0.is_some());
+        let stranger = Ipv4Addr::new(10, 0, 0, 9);
+        let (event, counters) = run(&c, &wire(&a, stranger, PRIMARY, 255));
+        assert_eq!((event, counters.dropped_peer), (None, 1));
+    }
+
+    #[test]
+    fn v2_needs_the_same_interval_and_addresses() {
+        let c = config(Version::V2);
+        let mut a = advert(Version::V2, 51, vec![VIP]);
+        assert!(run(&c, &wire(&a, PEER, MULTICAST_GROUP, 255)).0.is_some());
+        a.interval = Duration::from_secs(2);
+        assert_eq!(
+            run(&c, &wire(&a, PEER, MULTICAST_GROUP, 255))
+                .1
+                .dropped_interval,
+            1
+        );
+        a.interval = Duration::from_secs(1);
+        a.addresses = vec![Ipv4Addr::new(10, 0, 0, 101)];
+        assert_eq!(
+            run(&c, &wire(&a, PEER, MULTICAST_GROUP, 255))
+                .1
+                .dropped_addresses,
+            1
+        );
+        a.priority = 255;
+        assert!(run(&c, &wire(&a, PEER, MULTICAST_GROUP, 255)).0.is_some());
+    }
+
+    #[test]
+    fn v3_accepts_other_addresses_but_counts_them() {
+        let c = config(Version::V3);
+        let a = advert(Version::V3, 51, vec![Ipv4Addr::new(10, 0, 0, 101)]);
+        let (event, counters) = run(&c, &wire(&a, PEER, MULTICAST_GROUP, 255));
+        assert!(event.is_some());
+        assert_eq!(counters.address_mismatch, 1);
+    }
+
+    #[test]
+    fn random_datagrams_never_panic() {
+        let c = config(Version::V3);
+        for _ in 0..5000 {
+            let len = fastrand::usize(0..80);
+            let mut bytes: Vec<u8> = (0..len).map(|_| fastrand::u8(..)).collect();
+            if bytes.len() > 20 && fastrand::bool() {
+                bytes[0] = 0x45;
+                bytes[9] = 112;
+            }
+            let _ = run(&c, &bytes);
+        }
+    }
+}

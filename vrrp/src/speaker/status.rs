@@ -1,0 +1,145 @@
+//! What a speaker reports: for the status API, the operator and the log.
+
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+use super::{Runner, SpeakerConfig};
+use crate::machine::{Reason, State};
+
+/// One virtual router's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpeakerStatus {
+    /// The VirtualIP's `namespace/name`.
+    pub name: String,
+    pub vrid: u8,
+    pub interface: String,
+    /// `Initialize`, `Backup` or `Master`; `Fault` when it could not start.
+    pub state: &'static str,
+    /// Why the state is `Fault`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Effective priority (configured, lowered by tracking).
+    pub priority: u8,
+    /// This node's address on the interface (the VRRP source address).
+    pub address: Option<Ipv4Addr>,
+    /// The master's address: ours when Master, the last heard when Backup.
+    pub master: Option<Ipv4Addr>,
+    pub last_transition: Option<TransitionStatus>,
+    pub counters: Counters,
+}
+
+/// The last state change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransitionStatus {
+    /// When, in ms since the Unix epoch.
+    pub at_unix_ms: u64,
+    pub from: &'static str,
+    pub to: &'static str,
+    pub reason: String,
+}
+
+/// Packets and events since start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counters {
+    /// Advertisements sent (one per destination).
+    pub sent: u64,
+    pub send_errors: u64,
+    /// VRRP datagrams from peers for this VRID (and undecodable ones).
+    pub received: u64,
+    pub receive_errors: u64,
+    /// Dropped: TTL other than 255.
+    pub dropped_ttl: u64,
+    /// Dropped: wrong destination (multicast) or unknown source (unicast).
+    pub dropped_peer: u64,
+    /// Dropped: another VRRP version.
+    pub dropped_version: u64,
+    /// Dropped: truncated, bad checksum, bad fields.
+    pub dropped_malformed: u64,
+    /// Dropped (v2): another advertisement interval.
+    pub dropped_interval: u64,
+    /// Dropped (v2): other virtual addresses from a non-owner.
+    pub dropped_addresses: u64,
+    /// Accepted (v3) although the addresses differ from ours.
+    pub address_mismatch: u64,
+    pub transitions: u64,
+}
+
+impl Counters {
+    /// Every dropped datagram.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_ttl
+            + self.dropped_peer
+            + self.dropped_version
+            + self.dropped_malformed
+            + self.dropped_interval
+            + self.dropped_addresses
+    }
+}
+
+impl SpeakerStatus {
+    pub(super) fn new(config: &SpeakerConfig, address: Option<Ipv4Addr>) -> SpeakerStatus {
+        SpeakerStatus {
+            name: config.name.clone(),
+            vrid: config.vrid,
+            interface: config.interface.clone(),
+            state: state(State::Initialize),
+            error: None,
+            priority: config.priority,
+            address,
+            master: None,
+            last_transition: None,
+            counters: Counters::default(),
+        }
+    }
+
+    pub(super) fn of(runner: &Runner) -> SpeakerStatus {
+        let instance = &runner.instance;
+        SpeakerStatus {
+            state: state(instance.state()),
+            priority: instance.priority(),
+            master: instance.master(),
+            last_transition: instance.last_transition().map(|t| TransitionStatus {
+                at_unix_ms: runner.origin_unix_ms + t.at.0,
+                from: state(t.from),
+                to: state(t.to),
+                reason: reason(t.reason),
+            }),
+            counters: runner.counters.clone(),
+            ..SpeakerStatus::new(&runner.config, Some(runner.primary))
+        }
+    }
+
+    /// The status of a speaker that could not start.
+    pub fn fault(config: &SpeakerConfig, error: String) -> SpeakerStatus {
+        SpeakerStatus {
+            state: "Fault",
+            error: Some(error),
+            ..SpeakerStatus::new(config, None)
+        }
+    }
+}
+
+/// RFC 9568's name of a state.
+pub fn state(state: State) -> &'static str {
+    match state {
+        State::Initialize => "Initialize",
+        State::Backup => "Backup",
+        State::Master => "Master",
+    }
+}
+
+/// A transition's reason, as a short sentence.
+pub fn reason(reason: Reason) -> String {
+    match reason {
+        Reason::Startup => "started".into(),
+        Reason::Shutdown => "stopped".into(),
+        Reason::MasterDown => {
+            "no advertisement from a master within the master-down interval".into()
+        }
+        Reason::Preempted { by, priority } => format!("{by} advertised priority {priority}"),
+    }
+}
