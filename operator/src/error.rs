@@ -13,6 +13,36 @@ pub enum Error {
     /// The embedded dataplane refused the config or could not start.
     #[error(transparent)]
     Dataplane(#[from] fairlead_dataplane::Error),
+    /// A call to the Kubernetes API failed.
+    #[error("{what}: {source}")]
+    Kube {
+        /// What was being done, naming the object.
+        what: String,
+        /// The cause.
+        source: kube::Error,
+    },
+    /// A watch cache stopped before it listed its objects once.
+    #[error("the watch of {kind} stopped before it was synced")]
+    WatchStopped {
+        /// The kind watched.
+        kind: &'static str,
+    },
+    /// The leader Lease was lost (another replica took it, or renewing failed for too long).
+    #[error("leader Lease {lease}: {message}")]
+    LeadershipLost {
+        /// `namespace/name` of the Lease.
+        lease: String,
+        /// What happened.
+        message: String,
+    },
+    /// The dataplane credentials Secret is unusable.
+    #[error("Secret {secret}: {message}")]
+    Credentials {
+        /// `namespace/name` of the Secret.
+        secret: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
     /// An operating-system resource (runtime, signal handler) failed.
     #[error("{what}: {source}")]
     Io {

@@ -1,0 +1,384 @@
+//! The controller: watches every input of [`render`](crate::render) and the
+//! dataplane Pods, and runs one global round — render, version, push, status —
+//! whenever any of them changes.
+//!
+//! Rounds are coalesced: a change marks the state dirty, the loop waits a
+//! short debounce window, then runs one round for everything that changed;
+//! only one round runs at a time. Pushes are asynchronous (one task per
+//! dataplane, see [`fleet`](crate::fleet)); their progress marks the status
+//! dirty, and statuses are written only where they differ from what is stored.
+
+mod status;
+mod sync;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use fairlead_crds::{Backend, Frontend, VirtualIP};
+use fairlead_dataplane::config::DataplaneConfig;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+
+use crate::credentials::{self, CREDENTIALS_SECRET};
+use crate::fleet::{DATAPLANE_LABEL, Desired, Fleet, FleetSettings, Target};
+use crate::metrics::{Metrics, Readiness};
+use crate::render::{Snapshot, render};
+use crate::{Error, Result};
+
+pub use status::Programming;
+pub use sync::Objects;
+
+/// Settings of the controller.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Namespace of the dataplane Pods and the credentials Secret.
+    pub namespace: String,
+    /// Namespace whose resources are watched; all when `None`.
+    pub watch_namespace: Option<String>,
+    /// Quiet time collected before a round.
+    pub debounce: Duration,
+    /// How often each dataplane's status is read.
+    pub poll_interval: Duration,
+    /// Name of this replica, reported on Events.
+    pub identity: String,
+}
+
+/// Dirty flags and the bell that rings when one is set.
+#[derive(Default)]
+struct Signals {
+    render: AtomicBool,
+    bell: Notify,
+}
+
+impl Signals {
+    fn render(&self) {
+        self.render.store(true, Ordering::Release);
+        self.bell.notify_one();
+    }
+}
+
+/// The caches of every watched kind.
+struct Stores {
+    frontends: Store<Frontend>,
+    backends: Store<Backend>,
+    virtual_ips: Store<VirtualIP>,
+    services: Store<Service>,
+    endpoint_slices: Store<EndpointSlice>,
+    secrets: Store<Secret>,
+    pods: Store<Pod>,
+    credentials: Store<Secret>,
+}
+
+/// Versions configs: the same content keeps its version unless a dataplane
+/// runs a greater one (pushed by another replica); new content gets a version
+/// greater than any seen.
+#[derive(Debug, Default)]
+pub struct Versioner {
+    content: Option<DataplaneConfig>,
+    version: u64,
+}
+
+impl Versioner {
+    /// The versioned config when `config` (version 0) or `max_seen` calls for a
+    /// new version, else `None`.
+    pub fn next(&mut self, config: DataplaneConfig, max_seen: u64) -> Option<DataplaneConfig> {
+        if self.content.as_ref() == Some(&config) && self.version >= max_seen {
+            return None;
+        }
+        self.version = self.version.max(max_seen) + 1;
+        let versioned = DataplaneConfig {
+            version: self.version,
+            ..config.clone()
+        };
+        self.content = Some(config);
+        Some(versioned)
+    }
+
+    /// The current version.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+/// Runs the controller until `stop` completes. Call only as leader.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    stop: impl Future<Output = ()>,
+) -> Result<()> {
+    credentials::ensure(client.clone(), &settings.namespace).await?;
+    let signals = Arc::new(Signals::default());
+    let mut tasks = Vec::new();
+    let watch = |stream_kind: &'static str| (signals.clone(), metrics.clone(), stream_kind);
+    let scope = settings.watch_namespace.as_deref();
+    let (frontends, t) = watch_kind(
+        scoped(&client, scope),
+        watcher::Config::default(),
+        watch("Frontend"),
+    );
+    tasks.push(t);
+    let (backends, t) = watch_kind(
+        scoped(&client, scope),
+        watcher::Config::default(),
+        watch("Backend"),
+    );
+    tasks.push(t);
+    let (virtual_ips, t) = watch_kind(
+        scoped(&client, scope),
+        watcher::Config::default(),
+        watch("VirtualIP"),
+    );
+    tasks.push(t);
+    let (services, t) = watch_kind(
+        scoped(&client, scope),
+        watcher::Config::default(),
+        watch("Service"),
+    );
+    tasks.push(t);
+    let (endpoint_slices, t) = watch_kind(
+        scoped(&client, scope),
+        watcher::Config::default(),
+        watch("EndpointSlice"),
+    );
+    tasks.push(t);
+    let (secrets, t) = watch_kind(
+        scoped(&client, scope),
+        watcher::Config::default(),
+        watch("Secret"),
+    );
+    tasks.push(t);
+    let own = Some(settings.namespace.as_str());
+    let (pods, t) = watch_kind(
+        scoped(&client, own),
+        watcher::Config::default().labels(DATAPLANE_LABEL),
+        watch("Pod"),
+    );
+    tasks.push(t);
+    let by_name = format!("metadata.name={CREDENTIALS_SECRET}");
+    let (credentials, t) = watch_kind(
+        scoped(&client, own),
+        watcher::Config::default().fields(&by_name),
+        watch("Secret"),
+    );
+    tasks.push(t);
+    let stores = Stores {
+        frontends,
+        backends,
+        virtual_ips,
+        services,
+        endpoint_slices,
+        secrets,
+        pods,
+        credentials,
+    };
+    let result = tokio::select! {
+        result = rounds(client, &settings, &stores, &signals, metrics, readiness) => result,
+        () = stop => Ok(()),
+    };
+    for task in tasks {
+        task.abort();
+    }
+    result
+}
+
+/// `Api` of all namespaces, or of one.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A cache of `K` and the task that fills it, ringing the bell on every change.
+fn watch_kind<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    (signals, metrics, kind): (Arc<Signals>, Arc<Metrics>, &'static str),
+) -> (Store<K>, tokio::task::JoinHandle<()>)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    let task = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(_) => signals.render(),
+                Err(e) => {
+                    metrics.error("watch");
+                    tracing::warn!(kind, error = %e, "watch failed; retrying with backoff");
+                }
+            }
+        }
+    });
+    (store, task)
+}
+
+/// The loop of rounds; runs until an unrecoverable error.
+async fn rounds(
+    client: Client,
+    settings: &Settings,
+    stores: &Stores,
+    signals: &Signals,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+) -> Result<()> {
+    wait_synced(stores).await?;
+    let fleet_settings = FleetSettings {
+        poll_interval: settings.poll_interval,
+    };
+    let mut fleet = Fleet::new(metrics.clone(), fleet_settings);
+    let mut versioner = Versioner::default();
+    let reporter = Reporter {
+        controller: "fairlead-operator".into(),
+        instance: Some(settings.identity.clone()),
+    };
+    let mut sync = sync::StatusSync::new(client.clone(), Recorder::new(client, reporter));
+    let mut credentials_version: Option<Option<String>> = None;
+    let mut rendered = None;
+    let mut retry_status: Option<Instant> = None;
+    let mut status_backoff = Duration::from_millis(500);
+    signals.render();
+    loop {
+        let retry = async {
+            match retry_status {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = signals.bell.notified() => {}
+            () = fleet.changed().notified() => {}
+            () = retry => {}
+        }
+        tokio::time::sleep(settings.debounce).await;
+        let started = Instant::now();
+        let credentials = stores.credentials.state().into_iter().next();
+        let seen = (credentials.as_ref()).and_then(|s| s.metadata.resource_version.clone());
+        if credentials_version.as_ref() != Some(&seen) {
+            let client = match credentials.as_deref().map(credentials::admin_client) {
+                Some(Ok(client)) => Some(client),
+                Some(Err(e)) => {
+                    metrics.error("credentials");
+                    tracing::error!(error = %e, "cannot push to dataplanes");
+                    None
+                }
+                None => {
+                    tracing::warn!(secret = CREDENTIALS_SECRET, "credentials Secret missing");
+                    None
+                }
+            };
+            fleet.set_client(client);
+            credentials_version = Some(seen);
+        }
+        if signals.render.swap(false, Ordering::AcqRel) || rendered.is_none() {
+            let snapshot = snapshot(stores);
+            let result = render(&snapshot);
+            for e in &result.errors {
+                tracing::debug!(error = %e, "left out of the config");
+            }
+            if let Some(config) = versioner.next(result.config.clone(), fleet.max_seen_version()) {
+                let body = serde_json::to_vec(&config).expect("a config serializes");
+                tracing::info!(version = config.version, "new config version");
+                fleet.set_desired(Arc::new(Desired {
+                    version: config.version,
+                    body: body.into(),
+                }));
+            }
+            let targets = (stores.pods.state().iter())
+                .filter_map(|p| Target::from_pod(p))
+                .collect();
+            fleet.set_targets(targets);
+            rendered = Some(result);
+        } else if let Some(config) = (rendered.as_ref())
+            .and_then(|r| versioner.next(r.config.clone(), fleet.max_seen_version()))
+        {
+            // A dataplane runs a newer version (another replica's): outbid it.
+            let body = serde_json::to_vec(&config).expect("a config serializes");
+            fleet.set_desired(Arc::new(Desired {
+                version: config.version,
+                body: body.into(),
+            }));
+        }
+        let Some(result) = rendered.as_ref() else {
+            continue;
+        };
+        let reports = fleet.reports();
+        let programming = Programming::of(versioner.version(), &reports);
+        let objects = Objects {
+            frontends: stores.frontends.state(),
+            backends: stores.backends.state(),
+            virtual_ips: stores.virtual_ips.state(),
+        };
+        let pods = stores.pods.state();
+        let failures = sync
+            .sync(&objects, &result.errors, &programming, &reports, &pods)
+            .await;
+        if failures.is_empty() {
+            retry_status = None;
+            status_backoff = Duration::from_millis(500);
+        } else {
+            for e in &failures {
+                metrics.error("status");
+                tracing::warn!(error = %e, retry_in = ?status_backoff, "status not written");
+            }
+            retry_status = Some(Instant::now() + status_backoff);
+            status_backoff = (status_backoff * 2).min(Duration::from_secs(30));
+        }
+        metrics.observe_reconcile(started.elapsed());
+        readiness.set(true);
+    }
+}
+
+/// Waits until every cache has listed once.
+async fn wait_synced(stores: &Stores) -> Result<()> {
+    let dropped = |kind| move |_| Error::WatchStopped { kind };
+    (stores.frontends.wait_until_ready().await).map_err(dropped("Frontend"))?;
+    (stores.backends.wait_until_ready().await).map_err(dropped("Backend"))?;
+    (stores.virtual_ips.wait_until_ready().await).map_err(dropped("VirtualIP"))?;
+    (stores.services.wait_until_ready().await).map_err(dropped("Service"))?;
+    (stores.endpoint_slices.wait_until_ready().await).map_err(dropped("EndpointSlice"))?;
+    (stores.secrets.wait_until_ready().await).map_err(dropped("Secret"))?;
+    (stores.pods.wait_until_ready().await).map_err(dropped("Pod"))?;
+    (stores.credentials.wait_until_ready().await).map_err(dropped("Secret"))?;
+    Ok(())
+}
+
+/// Render's input, from the caches.
+fn snapshot(stores: &Stores) -> Snapshot {
+    fn owned<K>(store: &Store<K>) -> Vec<K>
+    where
+        K: Resource<DynamicType = ()> + Clone + 'static,
+    {
+        store.state().iter().map(|k| (**k).clone()).collect()
+    }
+    // Snapshot grows fields (dataplane nodes for VRRP); they default.
+    #[allow(clippy::needless_update)]
+    Snapshot {
+        frontends: owned(&stores.frontends),
+        backends: owned(&stores.backends),
+        virtual_ips: owned(&stores.virtual_ips),
+        services: owned(&stores.services),
+        endpoint_slices: owned(&stores.endpoint_slices),
+        secrets: owned(&stores.secrets),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,338 @@
+//! Pure status computation: render errors and dataplane reports -> the
+//! `status` of each Frontend, Backend and VirtualIP, with conditions that
+//! follow the Kubernetes conventions (`lastTransitionTime` moves only when
+//! `status` flips).
+
+use std::collections::BTreeMap;
+
+use fairlead_crds::{BackendStatus, FrontendStatus, NodeVrrpState, ServerStatus, VirtualIPStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::fleet::{PushState, Report};
+use crate::render::RenderError;
+
+/// Condition type: spec and references are valid.
+pub const ACCEPTED: &str = "Accepted";
+/// Condition type: the config holding the object runs on the dataplanes.
+pub const PROGRAMMED: &str = "Programmed";
+/// Condition type of a VirtualIP: a node holds the addresses.
+pub const READY: &str = "Ready";
+
+/// How far the current config has reached the dataplanes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Programming {
+    /// The desired version.
+    pub version: u64,
+    /// Dataplanes running it.
+    pub applied: usize,
+    /// Ready dataplanes.
+    pub total: usize,
+    /// The first dataplane that rejected it, with its reasons.
+    pub rejected: Option<(String, Vec<String>)>,
+}
+
+impl Programming {
+    /// The programming of `version` according to `reports`.
+    pub fn of(version: u64, reports: &[Report]) -> Programming {
+        let applied = (reports.iter())
+            .filter(|r| r.state == PushState::Applied(version))
+            .count();
+        let rejected = reports.iter().find_map(|r| match &r.state {
+            PushState::Rejected(v, errors) if *v == version => {
+                Some((r.target.pod.clone(), errors.clone()))
+            }
+            _ => None,
+        });
+        Programming {
+            version,
+            applied,
+            total: reports.len(),
+            rejected,
+        }
+    }
+}
+
+/// A condition's content before its time is set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// `True` or `False`.
+    pub status: bool,
+    /// CamelCase reason.
+    pub reason: &'static str,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+/// The Accepted verdict of an object with these render errors.
+pub fn accepted(errors: &[&RenderError]) -> Verdict {
+    let Some(first) = errors.first() else {
+        return Verdict {
+            status: true,
+            reason: "Accepted",
+            message: "spec and references are valid".into(),
+        };
+    };
+    let message = (errors.iter())
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Verdict {
+        status: false,
+        reason: reason_of(first),
+        message,
+    }
+}
+
+/// The reason naming what a render error is about.
+fn reason_of(error: &RenderError) -> &'static str {
+    let m = error.message.as_str();
+    if m.starts_with("Secret ") && m.ends_with("does not exist") {
+        "SecretNotFound"
+    } else if m.starts_with("Backend ") && m.contains(" does not exist") {
+        "BackendNotFound"
+    } else if m.starts_with("Service ") && m.contains(" does not exist") {
+        "ServiceNotFound"
+    } else if m.starts_with("Backend ") {
+        "InvalidBackend"
+    } else if m.starts_with("not implemented") {
+        "NotImplemented"
+    } else {
+        "InvalidSpec"
+    }
+}
+
+/// The Programmed verdict of an object: `accepted` tells whether it is in the config.
+pub fn programmed(accepted: bool, p: &Programming) -> Verdict {
+    let progress = format!(
+        "applied on {} of {} dataplanes, version {}",
+        p.applied, p.total, p.version
+    );
+    if !accepted {
+        return Verdict {
+            status: false,
+            reason: "NotAccepted",
+            message: "left out of the config: see the Accepted condition".into(),
+        };
+    }
+    if let Some((pod, errors)) = &p.rejected {
+        return Verdict {
+            status: false,
+            reason: "Rejected",
+            message: format!(
+                "dataplane {pod} rejected version {}: {}; {progress}",
+                p.version,
+                errors.join("; ")
+            ),
+        };
+    }
+    let (status, reason) = match (p.total, p.applied == p.total) {
+        (0, _) => (false, "NoDataplanes"),
+        (_, true) => (true, "Programmed"),
+        (_, false) => (false, "Pending"),
+    };
+    Verdict {
+        status,
+        reason,
+        message: progress,
+    }
+}
+
+/// The condition `type_` with `verdict`, keeping the transition time of the
+/// same condition in `existing` when its status did not flip.
+pub fn condition(
+    type_: &str,
+    verdict: Verdict,
+    generation: Option<i64>,
+    existing: &[Condition],
+    now: &Time,
+) -> Condition {
+    let status = if verdict.status { "True" } else { "False" };
+    let last_transition_time = (existing.iter())
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.clone());
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: verdict.reason.into(),
+        message: verdict.message,
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+/// The two conditions every resource has.
+fn accepted_and_programmed(
+    errors: &[&RenderError],
+    p: &Programming,
+    generation: Option<i64>,
+    existing: &[Condition],
+    now: &Time,
+) -> Vec<Condition> {
+    let verdict = accepted(errors);
+    let programmed = programmed(verdict.status, p);
+    vec![
+        condition(ACCEPTED, verdict, generation, existing, now),
+        condition(PROGRAMMED, programmed, generation, existing, now),
+    ]
+}
+
+/// A Frontend's status.
+pub fn frontend_status(
+    generation: Option<i64>,
+    existing: Option<&FrontendStatus>,
+    errors: &[&RenderError],
+    p: &Programming,
+    now: &Time,
+) -> FrontendStatus {
+    let old = existing.map(|s| s.conditions.as_slice()).unwrap_or(&[]);
+    FrontendStatus {
+        observed_generation: generation,
+        conditions: accepted_and_programmed(errors, p, generation, old, now),
+    }
+}
+
+/// A Backend's status; `key` is its `namespace/name` as the dataplanes name it.
+pub fn backend_status(
+    key: &str,
+    generation: Option<i64>,
+    existing: Option<&BackendStatus>,
+    errors: &[&RenderError],
+    p: &Programming,
+    reports: &[Report],
+    now: &Time,
+) -> BackendStatus {
+    let old = existing.map(|s| s.conditions.as_slice()).unwrap_or(&[]);
+    BackendStatus {
+        observed_generation: generation,
+        conditions: accepted_and_programmed(errors, p, generation, old, now),
+        servers: servers(key, reports),
+    }
+}
+
+/// Each server's health over the dataplanes that report the backend:
+/// `Up`/`Down`/`Unchecked` when they agree, else `Mixed` with the counts.
+fn servers(key: &str, reports: &[Report]) -> Vec<ServerStatus> {
+    #[derive(Default)]
+    struct Seen {
+        address: String,
+        port: u16,
+        states: BTreeMap<String, usize>,
+        failure: Option<String>,
+    }
+    let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let backends = (reports.iter())
+        .filter_map(|r| r.status.as_ref())
+        .flat_map(|s| s.backends.iter().filter(|b| b.name == key));
+    for backend in backends {
+        for server in &backend.servers {
+            let entry = seen.entry(server.name.clone()).or_insert_with(|| {
+                order.push(server.name.clone());
+                Seen::default()
+            });
+            entry.address.clone_from(&server.address);
+            entry.port = server.port;
+            *entry.states.entry(server.state.to_lowercase()).or_default() += 1;
+            if let Some(check) = server.last_check.as_ref().filter(|c| !c.ok) {
+                entry.failure.get_or_insert_with(|| check.reason.clone());
+            }
+        }
+    }
+    order
+        .into_iter()
+        .map(|name| {
+            let s = &seen[&name];
+            let total: usize = s.states.values().sum();
+            let (state, message) = match s.states.iter().next() {
+                Some((only, _)) if s.states.len() == 1 => (capitalized(only), None),
+                _ => {
+                    let counts = (s.states.iter())
+                        .map(|(state, n)| format!("{state} on {n} of {total} dataplanes"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    ("Mixed".to_string(), Some(counts))
+                }
+            };
+            let message = match (message, &s.failure) {
+                (Some(m), Some(f)) => Some(format!("{m}; last failed check: {f}")),
+                (None, Some(f)) if state == "Down" => Some(f.clone()),
+                (m, _) => m,
+            };
+            ServerStatus {
+                name,
+                address: s.address.clone(),
+                port: i32::from(s.port),
+                state,
+                message,
+            }
+        })
+        .collect()
+}
+
+fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// A VirtualIP's status: conditions, each node's VRRP state, the master.
+/// `key` is its `namespace/name`; dataplanes may name it either way.
+pub fn virtual_ip_status(
+    key: &str,
+    generation: Option<i64>,
+    existing: Option<&VirtualIPStatus>,
+    errors: &[&RenderError],
+    p: &Programming,
+    reports: &[Report],
+    now: &Time,
+) -> VirtualIPStatus {
+    let old = existing.map(|s| s.conditions.as_slice()).unwrap_or(&[]);
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let mut nodes: Vec<NodeVrrpState> = Vec::new();
+    for report in reports {
+        let Some(status) = &report.status else {
+            continue;
+        };
+        let node = (status.node.clone())
+            .or_else(|| report.target.node.clone())
+            .unwrap_or_else(|| report.target.pod.clone());
+        let states = status.virtual_ips.iter();
+        if let Some(v) = states.clone().find(|v| v.name == key || v.name == name) {
+            nodes.push(NodeVrrpState {
+                node,
+                state: v.state.clone(),
+                priority: v.priority,
+            });
+        }
+    }
+    nodes.sort_by(|a, b| a.node.cmp(&b.node));
+    let master = (nodes.iter())
+        .find(|n| n.state == "Master")
+        .map(|n| n.node.clone());
+    let mut conditions = accepted_and_programmed(errors, p, generation, old, now);
+    let ready = match &master {
+        Some(m) => Verdict {
+            status: true,
+            reason: "MasterElected",
+            message: format!("{m} holds the addresses"),
+        },
+        None => Verdict {
+            status: false,
+            reason: "NoMaster",
+            message: format!("no node is Master ({} report this VirtualIP)", nodes.len()),
+        },
+    };
+    conditions.push(condition(READY, ready, generation, old, now));
+    VirtualIPStatus {
+        observed_generation: generation,
+        conditions,
+        master,
+        nodes,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,217 @@
+use std::net::SocketAddr;
+
+use k8s_openapi::jiff::Timestamp;
+
+use super::*;
+use crate::fleet::Target;
+use crate::push::{BackendHealth, DataplaneStatus, LastCheck, ServerHealth, VirtualIpState};
+
+fn at(second: i64) -> Time {
+    Time(Timestamp::from_second(second).unwrap())
+}
+
+fn report(pod: &str, state: PushState, status: Option<DataplaneStatus>) -> Report {
+    let address: SocketAddr = "127.0.0.2:9443".parse().unwrap();
+    Report {
+        target: Target {
+            pod: pod.into(),
+            node: Some(format!("node-{pod}")),
+            address,
+            incarnation: String::new(),
+        },
+        state,
+        status,
+    }
+}
+
+fn error(message: &str) -> RenderError {
+    RenderError {
+        object: "Frontend default/web".into(),
+        field: "spec.tls.certificates[0].secret".into(),
+        message: message.into(),
+    }
+}
+
+#[test]
+fn a_missing_secret_is_secret_not_found_with_the_message() {
+    let e = error("Secret default/site does not exist");
+    let verdict = accepted(&[&e]);
+    assert!(!verdict.status);
+    assert_eq!(verdict.reason, "SecretNotFound");
+    assert_eq!(
+        verdict.message,
+        "spec.tls.certificates[0].secret: Secret default/site does not exist"
+    );
+}
+
+#[test]
+fn reasons_follow_what_render_reports() {
+    let reason = |m: &str| accepted(&[&error(m)]).reason;
+    assert_eq!(
+        reason("Backend \"nope\" does not exist in namespace default"),
+        "BackendNotFound"
+    );
+    assert_eq!(
+        reason("Service \"web\" does not exist in namespace default"),
+        "ServiceNotFound"
+    );
+    assert_eq!(
+        reason("Backend \"app\" is invalid (see its errors)"),
+        "InvalidBackend"
+    );
+    assert_eq!(reason("70000 is not a port (1-65535)"), "InvalidSpec");
+    assert_eq!(
+        reason("not implemented yet in this version of fairlead"),
+        "NotImplemented"
+    );
+}
+
+#[test]
+fn programmed_counts_dataplanes_and_names_the_version() {
+    let reports = [
+        report("a", PushState::Applied(7), None),
+        report("b", PushState::Applied(6), None),
+        report("c", PushState::Failed("connect: refused".into()), None),
+    ];
+    let p = Programming::of(7, &reports);
+    let v = programmed(true, &p);
+    assert_eq!((v.status, v.reason), (false, "Pending"));
+    assert_eq!(v.message, "applied on 1 of 3 dataplanes, version 7");
+    let all = Programming::of(7, &reports[..1]);
+    let v = programmed(true, &all);
+    assert_eq!((v.status, v.reason), (true, "Programmed"));
+    assert_eq!(v.message, "applied on 1 of 1 dataplanes, version 7");
+    assert_eq!(
+        programmed(true, &Programming::of(7, &[])).reason,
+        "NoDataplanes"
+    );
+    assert_eq!(programmed(false, &all).reason, "NotAccepted");
+}
+
+#[test]
+fn a_rejected_config_is_programmed_false_rejected_with_the_reasons() {
+    let reports = [
+        report("a", PushState::Applied(3), None),
+        report(
+            "b",
+            PushState::Rejected(3, vec!["bind 0.0.0.0:80: in use".into()]),
+            None,
+        ),
+    ];
+    let v = programmed(true, &Programming::of(3, &reports));
+    assert_eq!((v.status, v.reason), (false, "Rejected"));
+    assert_eq!(
+        v.message,
+        "dataplane b rejected version 3: bind 0.0.0.0:80: in use; applied on 1 of 2 dataplanes, version 3"
+    );
+}
+
+#[test]
+fn transition_time_moves_only_when_status_flips() {
+    let ok = || Verdict {
+        status: true,
+        reason: "Programmed",
+        message: "applied on 1 of 1 dataplanes, version 1".into(),
+    };
+    let first = condition(PROGRAMMED, ok(), Some(1), &[], &at(100));
+    assert_eq!(first.last_transition_time, at(100));
+    let mut again = ok();
+    again.message = "applied on 2 of 2 dataplanes, version 2".into();
+    let second = condition(
+        PROGRAMMED,
+        again,
+        Some(2),
+        std::slice::from_ref(&first),
+        &at(200),
+    );
+    assert_eq!(second.last_transition_time, at(100));
+    assert_eq!(second.observed_generation, Some(2));
+    let flipped = Verdict {
+        status: false,
+        reason: "Pending",
+        message: String::new(),
+    };
+    let third = condition(PROGRAMMED, flipped, Some(2), &[second], &at(300));
+    assert_eq!(third.last_transition_time, at(300));
+}
+
+#[test]
+fn backend_servers_merge_the_dataplanes_views() {
+    let server = |state: &str, ok: bool| ServerHealth {
+        name: "srv1".into(),
+        address: "10.0.0.1".into(),
+        port: 80,
+        state: state.into(),
+        last_check: Some(LastCheck {
+            ok,
+            reason: if ok {
+                "HTTP 200".into()
+            } else {
+                "connection refused".into()
+            },
+        }),
+    };
+    let status = |state: &str, ok: bool| DataplaneStatus {
+        version: 1,
+        backends: vec![BackendHealth {
+            name: "default/app".into(),
+            servers: vec![server(state, ok)],
+        }],
+        ..Default::default()
+    };
+    let p = Programming::of(1, &[]);
+    let down = [
+        report("a", PushState::Applied(1), Some(status("down", false))),
+        report("b", PushState::Applied(1), Some(status("down", false))),
+    ];
+    let s = backend_status("default/app", Some(1), None, &[], &p, &down, &at(1));
+    assert_eq!(s.servers.len(), 1);
+    assert_eq!(s.servers[0].state, "Down");
+    assert_eq!(s.servers[0].message.as_deref(), Some("connection refused"));
+    let mixed = [
+        report("a", PushState::Applied(1), Some(status("up", true))),
+        report("b", PushState::Applied(1), Some(status("down", false))),
+    ];
+    let s = backend_status("default/app", Some(1), None, &[], &p, &mixed, &at(1));
+    assert_eq!(s.servers[0].state, "Mixed");
+    assert_eq!(
+        s.servers[0].message.as_deref(),
+        Some(
+            "down on 1 of 2 dataplanes, up on 1 of 2 dataplanes; last failed check: connection refused"
+        )
+    );
+}
+
+#[test]
+fn virtual_ip_status_names_the_master_and_each_node() {
+    let status = |state: &str, priority: i32| DataplaneStatus {
+        virtual_ips: vec![VirtualIpState {
+            name: "default/vip1".into(),
+            state: state.into(),
+            priority,
+            master: None,
+        }],
+        ..Default::default()
+    };
+    let reports = [
+        report("b", PushState::Applied(1), Some(status("Backup", 100))),
+        report("a", PushState::Applied(1), Some(status("Master", 101))),
+        report("c", PushState::Applied(1), None),
+    ];
+    let p = Programming::of(1, &reports);
+    let s = virtual_ip_status("default/vip1", Some(4), None, &[], &p, &reports, &at(1));
+    assert_eq!(s.master.as_deref(), Some("node-a"));
+    let nodes: Vec<(&str, &str, i32)> = (s.nodes.iter())
+        .map(|n| (n.node.as_str(), n.state.as_str(), n.priority))
+        .collect();
+    assert_eq!(
+        nodes,
+        [("node-a", "Master", 101), ("node-b", "Backup", 100)]
+    );
+    let ready = s.conditions.iter().find(|c| c.type_ == READY).unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "MasterElected")
+    );
+    assert_eq!(ready.observed_generation, Some(4));
+}

@@ -1,0 +1,229 @@
+//! The operator's Prometheus metrics and its plain-HTTP endpoint:
+//! `/metrics`, `/healthz` (the process serves) and `/readyz` (see [`Readiness`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+use tokio::net::TcpListener;
+
+use crate::{Error, Result};
+
+/// Buckets in seconds, from 1 ms to 10 s.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The operator's metrics.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: IntCounter,
+    errors: IntCounterVec,
+    reconcile_duration: Histogram,
+    push_duration: HistogramVec,
+    leader: IntGauge,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let reconciles = IntCounter::new(
+            "fairlead_operator_reconciles_total",
+            "Render-and-push rounds run.",
+        )
+        .expect("valid metric");
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "fairlead_operator_reconcile_errors_total",
+                "Errors, by kind (watch, status, push).",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let reconcile_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "fairlead_operator_reconcile_duration_seconds",
+                "Time of one render-and-push round, without waiting for the dataplanes.",
+            )
+            .buckets(BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        let push_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "fairlead_operator_push_duration_seconds",
+                "Time of one config push to one dataplane, by result (applied, rejected, stale, error).",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["result"],
+        )
+        .expect("valid metric");
+        let leader = IntGauge::new(
+            "fairlead_operator_leader",
+            "1 while this replica holds the leader Lease.",
+        )
+        .expect("valid metric");
+        for m in [
+            Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(errors.clone()),
+            Box::new(reconcile_duration.clone()),
+            Box::new(push_duration.clone()),
+            Box::new(leader.clone()),
+        ] {
+            registry.register(m).expect("unique metric names");
+        }
+        Metrics {
+            registry,
+            reconciles,
+            errors,
+            reconcile_duration,
+            push_duration,
+            leader,
+        }
+    }
+
+    /// Counts one round and its duration.
+    pub fn observe_reconcile(&self, took: Duration) {
+        self.reconciles.inc();
+        self.reconcile_duration.observe(took.as_secs_f64());
+    }
+
+    /// Counts an error of `kind`.
+    pub fn error(&self, kind: &str) {
+        self.errors.with_label_values(&[kind]).inc();
+    }
+
+    /// Records one push and its result.
+    pub fn observe_push(&self, result: &str, took: Duration) {
+        (self.push_duration.with_label_values(&[result])).observe(took.as_secs_f64());
+    }
+
+    /// Records whether this replica leads.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        (TextEncoder::new().encode_to_string(&self.registry.gather()))
+            .unwrap_or_else(|e| format!("# encoding failed: {e}\n"))
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// What `/readyz` answers: ready once this replica has reached the API
+/// server as leader (its caches are synced and it has rendered once) or as
+/// standby (it has read the Lease).
+#[derive(Debug, Default)]
+pub struct Readiness {
+    ready: AtomicBool,
+}
+
+impl Readiness {
+    /// Sets readiness.
+    pub fn set(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Whether ready.
+    pub fn get(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+}
+
+/// Binds `address`; the serving future answers until dropped.
+pub async fn serve(
+    address: SocketAddr,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+) -> Result<impl Future<Output = ()>> {
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| Error::Io {
+            what: format!("binding the metrics address {address}"),
+            source,
+        })?;
+    Ok(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (metrics, readiness) = (metrics.clone(), readiness.clone());
+            let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                let answer = answer(request.uri().path(), &metrics, &readiness);
+                async move { Ok::<_, std::convert::Infallible>(answer) }
+            });
+            tokio::spawn(async move {
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                let _ = tokio::time::timeout(Duration::from_secs(60), connection).await;
+            });
+        }
+    })
+}
+
+fn answer(path: &str, metrics: &Metrics, readiness: &Readiness) -> Response<Full<Bytes>> {
+    let (status, body) = match path {
+        "/metrics" => (StatusCode::OK, metrics.encode()),
+        "/healthz" => (StatusCode::OK, "ok\n".to_string()),
+        "/readyz" if readiness.get() => (StatusCode::OK, "ready\n".to_string()),
+        "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_string()),
+        _ => (StatusCode::NOT_FOUND, "not found\n".to_string()),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_exposed_by_name() {
+        let m = Metrics::new();
+        m.observe_reconcile(Duration::from_millis(3));
+        m.error("status");
+        m.observe_push("applied", Duration::from_millis(2));
+        let text = m.encode();
+        assert!(
+            text.contains("fairlead_operator_reconciles_total 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fairlead_operator_reconcile_errors_total{kind=\"status\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fairlead_operator_push_duration_seconds_count{result=\"applied\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn readyz_follows_readiness() {
+        let (m, r) = (Metrics::new(), Readiness::default());
+        assert_eq!(
+            answer("/readyz", &m, &r).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        r.set(true);
+        assert_eq!(answer("/readyz", &m, &r).status(), StatusCode::OK);
+        assert_eq!(answer("/healthz", &m, &r).status(), StatusCode::OK);
+    }
+}
