@@ -42,7 +42,6 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// The state behind the admin API: the engine, who may call, and the running config.
 pub struct Api {
     engine: Arc<Engine>,
-    node: String,
     auth: Auth,
     state: StateDir,
     /// The config running now (the last applied successfully).
@@ -52,11 +51,10 @@ pub struct Api {
 }
 
 impl Api {
-    /// An API over `engine` for node `node`, persisting into `state`.
-    pub fn new(engine: Arc<Engine>, node: String, auth: Auth, state: StateDir) -> Api {
+    /// An API over `engine`, persisting into `state`.
+    pub fn new(engine: Arc<Engine>, auth: Auth, state: StateDir) -> Api {
         Api {
             engine,
-            node,
             auth,
             state,
             running: ArcSwapOption::empty(),

@@ -54,7 +54,9 @@ pub struct Options {
         value_name = "DIR"
     )]
     pub state_dir: PathBuf,
-    /// Name of this node, reported in the status [default: the host name].
+    /// Name of this node (in a DaemonSet, spec.nodeName): reported in the
+    /// status, and the node that virtual IP priorities and node selectors
+    /// refer to [default: the host name].
     #[arg(long, env = "FAIRLEAD_NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,
     /// Worker threads of the proxy runtime [default: one per CPU].
@@ -123,10 +125,6 @@ impl Agent {
     /// admin API. Errors name the flag at fault.
     pub async fn start(options: &Options) -> Result<Agent> {
         let (tls, auth) = credentials(options)?;
-        let node = match &options.node_name {
-            Some(name) => name.clone(),
-            None => host_name()?,
-        };
         let state = StateDir::open(&options.state_dir).map_err(|e| Error::Flag {
             flag: "--state-dir",
             reason: format!("{}: {e}", options.state_dir.display()),
@@ -139,15 +137,18 @@ impl Agent {
                 what: format!("--admin-address {}", options.admin_address),
                 source,
             })?;
-        let engine = Arc::new(Engine::new());
-        let api = Arc::new(Api::new(engine, node.clone(), auth, state));
+        let engine = Arc::new(match &options.node_name {
+            Some(name) => Engine::with_node(name.clone()),
+            None => Engine::new(),
+        });
+        let api = Arc::new(Api::new(engine, auth, state));
         api.restore().await;
         let admin =
             admin::serve(listener, Arc::new(tls), api.clone()).map_err(|source| Error::Io {
                 what: "admin API listener".into(),
                 source,
             })?;
-        tracing::info!(node, "dataplane agent started");
+        tracing::info!(node = api.engine().node(), "dataplane agent started");
         Ok(Agent {
             api,
             admin,
@@ -244,17 +245,6 @@ fn read(flag: &'static str, path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::Flag {
         flag,
         reason: format!("{}: {e}", path.display()),
-    })
-}
-
-fn host_name() -> Result<String> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty());
-    name.ok_or(Error::Flag {
-        flag: "--node-name",
-        reason: "the host name is unknown; give --node-name".into(),
     })
 }
 

@@ -146,7 +146,7 @@ struct Status<'a> {
 
 async fn get_status(api: &Api) -> Reply {
     let status = Status {
-        node: &api.node,
+        node: api.engine.node(),
         engine: api.engine.status().await,
     };
     reply(StatusCode::OK, &status)
