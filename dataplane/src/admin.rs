@@ -67,11 +67,6 @@ impl Api {
         &self.engine
     }
 
-    /// The config running now, if any.
-    pub fn running(&self) -> Option<Arc<DataplaneConfig>> {
-        self.running.load_full()
-    }
-
     /// Applies the persisted config, if there is one and it applies; a
     /// missing, corrupt or rejected file is logged and leaves no config running.
     pub async fn restore(&self) {

@@ -64,7 +64,7 @@ pub struct Options {
     pub threads: Option<NonZeroUsize>,
     /// On SIGTERM or SIGINT, how long established connections may finish
     /// before they are closed (500ms, 10s, 1m).
-    #[arg(long, env = "FAIRLEAD_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "FAIRLEAD_SHUTDOWN_GRACE", default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 }
 
@@ -159,11 +159,6 @@ impl Agent {
     /// The address the admin API listens on.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin.local_addr()
-    }
-
-    /// The engine serving traffic.
-    pub fn engine(&self) -> &Arc<Engine> {
-        self.api.engine()
     }
 
     /// Stops the admin API, then the engine (connections get the grace period).
