@@ -79,6 +79,10 @@ pub struct RunArgs {
     /// before they are closed.
     #[arg(long, env = "FAIRLEAD_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// This node's name: picks its priority in each VirtualIP's `priorities`
+    /// [default: the host name].
+    #[arg(long, env = "FAIRLEAD_NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
 }
 
 fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
@@ -101,6 +105,7 @@ impl Cli {
                 threads: args.threads,
                 watch_interval: args.watch_interval,
                 shutdown_grace: args.shutdown_grace,
+                node_name: args.node_name,
             }),
         }
     }

@@ -13,8 +13,11 @@ mod health;
 mod rules;
 mod tls;
 mod unsupported;
+mod virtual_ip;
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::net::IpAddr;
 
 use fairlead_crds::{Backend, Frontend, Mode, VirtualIP, duration, validate};
 use fairlead_dataplane::config::{self, DataplaneConfig, SCHEMA_VERSION};
@@ -43,6 +46,20 @@ pub struct Snapshot {
     pub endpoint_slices: Vec<EndpointSlice>,
     /// TLS material (kubernetes.io/tls Secrets, CA bundles) and credentials.
     pub secrets: Vec<Secret>,
+    /// The dataplane nodes, for VirtualIP node selectors and unicast peers;
+    /// `None` in standalone mode, which knows no other node.
+    pub nodes: Option<Vec<DataplaneNode>>,
+}
+
+/// A node running a dataplane, as the operator sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DataplaneNode {
+    /// Kubernetes node name.
+    pub name: String,
+    /// The node's address (dataplanes use the host network).
+    pub address: Option<IpAddr>,
+    /// The node's labels.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The result of [`render`]: a valid config of every valid object, and why
@@ -101,6 +118,21 @@ pub fn render(snapshot: &Snapshot) -> Rendered {
         backends.extend(rendered);
         errors.append(&mut report.errors);
     }
+    let mut virtual_ips = BTreeMap::new();
+    for v in sorted(&snapshot.virtual_ips, |v| &v.metadata) {
+        let (namespace, name) = names(&v.metadata);
+        let mut report = Report::new(object_key("VirtualIP", namespace, name));
+        report.field_errors(validate::validate_virtual_ip(&v.spec));
+        let key = format!("{namespace}/{name}");
+        if report.is_clean() {
+            let nodes = snapshot.nodes.as_deref();
+            let rendered = virtual_ip::render_virtual_ip(&key, v, nodes, &mut report);
+            if report.is_clean() {
+                virtual_ips.insert(key, rendered);
+            }
+        }
+        errors.append(&mut report.errors);
+    }
     let mut frontends = Vec::new();
     for f in sorted(&snapshot.frontends, |f| &f.metadata) {
         let (namespace, name) = names(&f.metadata);
@@ -112,6 +144,9 @@ pub fn render(snapshot: &Snapshot) -> Rendered {
             .is_clean()
             .then(|| {
                 let mut fe = frontend::render_frontend(&key, namespace, f, &modes, &mut report);
+                if let Some(vip) = &f.spec.bind.virtual_ip {
+                    frontend::bind_virtual_ip(&mut fe, namespace, vip, &virtual_ips, &mut report);
+                }
                 fe.tls = (f.spec.tls.as_ref())
                     .map(|t| tls::frontend_tls(namespace, t, snapshot, &mut report));
                 fe
@@ -121,19 +156,12 @@ pub fn render(snapshot: &Snapshot) -> Rendered {
         errors.append(&mut report.errors);
     }
     remove_bind_conflicts(&mut frontends, &mut errors);
-    for v in sorted(&snapshot.virtual_ips, |v| &v.metadata) {
-        let (namespace, name) = names(&v.metadata);
-        let mut report = Report::new(object_key("VirtualIP", namespace, name));
-        report.field_errors(validate::validate_virtual_ip(&v.spec));
-        report.not_implemented(vec![unsupported::VIRTUAL_IP_FIELD.to_string()]);
-        errors.append(&mut report.errors);
-    }
     let config = DataplaneConfig {
         schema_version: SCHEMA_VERSION,
         version: 0,
         frontends,
         backends,
-        virtual_ips: Vec::new(),
+        virtual_ips: virtual_ips.into_values().collect(),
     };
     let config = backstop::validated(config, &mut errors);
     Rendered { config, errors }

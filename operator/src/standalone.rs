@@ -65,6 +65,8 @@ pub struct RunOptions {
     pub watch_interval: Duration,
     /// How long connections may finish at shutdown.
     pub shutdown_grace: Duration,
+    /// This node's name for VirtualIP priorities; `None`: the host name.
+    pub node_name: Option<String>,
 }
 
 /// Serves the manifests until SIGTERM or SIGINT. Invalid manifests at start
@@ -110,7 +112,10 @@ async fn serve(
     let mut hangup = listen(SignalKind::hangup(), "SIGHUP")?;
     let mut terminate = listen(SignalKind::terminate(), "SIGTERM")?;
     let mut interrupt = listen(SignalKind::interrupt(), "SIGINT")?;
-    let engine = Engine::new();
+    let engine = match &options.node_name {
+        Some(node) => Engine::with_node(node.clone()),
+        None => Engine::new(),
+    };
     let mut running = DataplaneConfig {
         version: 1,
         ..config

@@ -86,6 +86,27 @@ pub(super) fn render_frontend(
     }
 }
 
+/// Binds `frontend` to the first address of VirtualIP `name` (same namespace).
+pub(super) fn bind_virtual_ip(
+    frontend: &mut config::Frontend,
+    namespace: &str,
+    name: &str,
+    virtual_ips: &BTreeMap<String, config::VirtualIp>,
+    report: &mut Report,
+) {
+    let key = format!("{namespace}/{name}");
+    match virtual_ips.get(&key) {
+        Some(vip) => {
+            frontend.bind.set_ip(IpAddr::V4(vip.addresses[0].address));
+            frontend.virtual_ip = Some(key);
+        }
+        None => report.error(
+            "spec.bind.virtualIP",
+            format!("VirtualIP {key} does not exist or is invalid"),
+        ),
+    }
+}
+
 /// Checks a Frontend's references to backends.
 struct Reference<'a> {
     namespace: &'a str,

@@ -61,8 +61,6 @@ fn every_unimplemented_field_is_an_error() {
         "Frontend default/web: spec.routes[0].match.sni: sni needs spec.tls.mode passthrough",
         "Frontend default/web: spec.logging",
         "Frontend default/web: spec.stats",
-        "Frontend default/web: spec.bind.virtualIP",
-        "VirtualIP default/vip1: spec",
     ]
     .iter()
     .map(|line| {
@@ -77,6 +75,99 @@ fn every_unimplemented_field_is_an_error() {
 }
 
 const NOT_IMPLEMENTED_SUFFIX: &str = ": not implemented yet in this version of fairlead";
+
+fn virtual_ip(spec: &str) -> String {
+    format!(
+        "---\napiVersion: fairlead.io/v1alpha1\nkind: VirtualIP\nmetadata: {{name: vip1}}\nspec:\n{spec}"
+    )
+}
+
+#[test]
+fn a_frontend_bound_to_a_virtual_ip_listens_on_its_first_address() {
+    let vip = virtual_ip(
+        "  addresses: [192.0.2.100/24, 192.0.2.101/24]\n  virtualRouterID: 51\n  advertInterval: 100ms\n  priorities: [{node: lb-1, priority: 120}]\n  peers: {mode: unicast, addresses: [10.0.0.1, 10.0.0.2]}\n  track: {weight: -30, interfaces: [eth1]}\n  gratuitousArp: {count: 2, interval: 50ms}\n",
+    );
+    let fe = frontend(
+        "web",
+        "  bind: {port: 8080, virtualIP: vip1}\n  defaultBackend: app\n",
+    );
+    let rendered = render(&snapshot(&(BACKEND.to_string() + &fe + &vip)));
+    assert_eq!(rendered.errors, []);
+    let f = &rendered.config.frontends[0];
+    assert_eq!(f.bind, "192.0.2.100:8080".parse().unwrap());
+    assert_eq!(f.virtual_ip.as_deref(), Some("default/vip1"));
+    let v = &rendered.config.virtual_ips[0];
+    assert_eq!(
+        (v.name.as_str(), v.vrid, v.version),
+        ("default/vip1", 51, 3)
+    );
+    assert_eq!(v.advert_interval_ms, 100);
+    assert_eq!(v.priority_of("lb-1"), Some(120));
+    assert_eq!(v.priority_of("lb-2"), Some(100));
+    assert_eq!(v.unicast_peers.len(), 2);
+    assert_eq!((v.track.weight, v.track.frontends), (-30, true));
+    assert_eq!(v.track.interfaces, ["eth1"]);
+    assert_eq!((v.garp_count, v.garp_interval_ms), (2, 50));
+    assert_eq!(v.addresses[1].prefix_len, 24);
+}
+
+#[test]
+fn virtual_ip_errors_name_the_field() {
+    let cases = [
+        (
+            "  addresses: [2001:db8::1/64]\n  virtualRouterID: 51\n",
+            "VirtualIP default/vip1: spec.addresses[0]: IPv6 virtual IPs are not implemented yet in this version of fairlead (VRRP speaks IPv4)",
+        ),
+        (
+            "  addresses: [192.0.2.1/24]\n  virtualRouterID: 51\n  nodeSelector: {lb: \"yes\"}\n",
+            "VirtualIP default/vip1: spec.nodeSelector: standalone mode knows no node labels: leave it out, or run the operator",
+        ),
+        (
+            "  addresses: [192.0.2.1/24]\n  virtualRouterID: 51\n  peers: {mode: unicast}\n",
+            "VirtualIP default/vip1: spec.peers.addresses: standalone mode does not know the other nodes: list their addresses",
+        ),
+    ];
+    for (spec, expected) in cases {
+        assert_eq!(errors(&virtual_ip(spec)), [expected], "{spec}");
+    }
+    let fe = frontend(
+        "web",
+        "  bind: {port: 8080, virtualIP: nope}\n  defaultBackend: app\n",
+    );
+    assert_eq!(
+        errors(&(BACKEND.to_string() + &fe)),
+        [
+            "Frontend default/web: spec.bind.virtualIP: VirtualIP default/nope does not exist or is invalid"
+        ]
+    );
+}
+
+#[test]
+fn the_operator_resolves_node_selectors_and_unicast_peers() {
+    let mut snap = snapshot(&virtual_ip(
+        "  addresses: [192.0.2.1/24]\n  virtualRouterID: 51\n  nodeSelector: {lb: \"yes\"}\n  peers: {mode: unicast}\n",
+    ));
+    let node = |name: &str, ip: &str, lb: bool| DataplaneNode {
+        name: name.into(),
+        address: Some(ip.parse().unwrap()),
+        labels: lb
+            .then(|| ("lb".to_string(), "yes".to_string()))
+            .into_iter()
+            .collect(),
+    };
+    snap.nodes = Some(vec![
+        node("a", "10.0.0.2", true),
+        node("b", "10.0.0.1", true),
+        node("c", "10.0.0.3", false),
+    ]);
+    let rendered = render(&snap);
+    assert_eq!(rendered.errors, []);
+    let v = &rendered.config.virtual_ips[0];
+    assert_eq!(v.priority_of("c"), None);
+    assert_eq!(v.priority_of("a"), Some(100));
+    let peers: Vec<String> = v.unicast_peers.iter().map(ToString::to_string).collect();
+    assert_eq!(peers, ["10.0.0.1", "10.0.0.2"]);
+}
 
 #[test]
 fn a_missing_backend_leaves_the_frontend_out() {

@@ -12,13 +12,9 @@ pub(super) fn frontend_fields(spec: &FrontendSpec) -> Vec<String> {
     [
         ("spec.logging", spec.logging.is_some()),
         ("spec.stats", spec.stats.is_some()),
-        ("spec.bind.virtualIP", spec.bind.virtual_ip.is_some()),
     ]
     .into_iter()
     .filter(|(_, set)| *set)
     .map(|(field, _)| field.to_string())
     .collect()
 }
-
-/// The field reported for a VirtualIP: the whole kind is not implemented.
-pub(super) const VIRTUAL_IP_FIELD: &str = "spec";

@@ -1,0 +1,143 @@
+//! VirtualIP -> the dataplane's virtual IP: one entry serves every node, each
+//! dataplane picks its own priority by node name.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+use fairlead_crds::{PeerMode, VirtualIP};
+use fairlead_dataplane::config;
+
+use super::{DataplaneNode, Report, millis};
+
+const ADVERT_INTERVAL: &str = "1s";
+const GARP_INTERVAL: &str = "100ms";
+
+/// The virtual IP of one valid VirtualIP; `nodes` are the known dataplanes
+/// (`None` in standalone mode, where no node labels or addresses are known).
+pub(super) fn render_virtual_ip(
+    key: &str,
+    vip: &VirtualIP,
+    nodes: Option<&[DataplaneNode]>,
+    report: &mut Report,
+) -> config::VirtualIp {
+    let spec = &vip.spec;
+    let mut addresses = Vec::new();
+    for (i, text) in spec.addresses.iter().enumerate() {
+        // validate_virtual_ip has checked the CIDR syntax.
+        let Some((ip, prefix)) = text.split_once('/') else {
+            continue;
+        };
+        match (ip.parse::<IpAddr>(), prefix.parse::<u8>()) {
+            (Ok(IpAddr::V4(address)), Ok(prefix_len)) => addresses.push(config::VirtualAddress {
+                address,
+                prefix_len,
+            }),
+            (Ok(IpAddr::V6(_)), _) => report.error(
+                format!("spec.addresses[{i}]"),
+                "IPv6 virtual IPs are not implemented yet in this version of fairlead (VRRP speaks IPv4)",
+            ),
+            _ => report.error(format!("spec.addresses[{i}]"), format!("{text:?} is not an address/prefix")),
+        }
+    }
+    // validate_virtual_ip has checked every range.
+    let mut out = config::VirtualIp::new(key, spec.virtual_router_id as u8, addresses);
+    out.version = spec.version.map_or(3, |v| v as u8);
+    out.interface = spec.interface.clone();
+    out.advert_interval_ms = millis(
+        report,
+        "spec.advertInterval",
+        spec.advert_interval.as_deref().unwrap_or(ADVERT_INTERVAL),
+    );
+    out.preempt = spec.preempt.unwrap_or(true);
+    out.preempt_delay_ms = spec
+        .preempt_delay
+        .as_deref()
+        .map_or(0, |d| millis(report, "spec.preemptDelay", d));
+    out.priorities = (spec.priorities.iter())
+        .map(|p| (p.node.clone(), p.priority as u8))
+        .collect::<BTreeMap<_, _>>();
+    if let Some(p) = spec.default_priority {
+        out.default_priority = p as u8;
+    }
+    if let Some(selector) = &spec.node_selector {
+        match nodes {
+            Some(nodes) => {
+                let chosen = nodes
+                    .iter()
+                    .filter(|n| selector.iter().all(|(k, v)| n.labels.get(k) == Some(v)))
+                    .map(|n| n.name.clone());
+                out.nodes = Some(chosen.collect::<BTreeSet<_>>());
+            }
+            None => report.error(
+                "spec.nodeSelector",
+                "standalone mode knows no node labels: leave it out, or run the operator",
+            ),
+        }
+    }
+    if let Some(peers) = &spec.peers
+        && peers.mode == Some(PeerMode::Unicast)
+    {
+        out.unicast_peers = unicast_peers(&peers.addresses, out.nodes.as_ref(), nodes, report);
+    }
+    if let Some(track) = &spec.track {
+        out.track.frontends = track.frontends.unwrap_or(true);
+        out.track.interfaces = track.interfaces.clone();
+        if let Some(w) = track.weight {
+            out.track.weight = w;
+        }
+    }
+    if let Some(garp) = &spec.gratuitous_arp {
+        if let Some(count) = garp.count {
+            out.garp_count = count as u32;
+        }
+        out.garp_interval_ms = millis(
+            report,
+            "spec.gratuitousArp.interval",
+            garp.interval.as_deref().unwrap_or(GARP_INTERVAL),
+        );
+    }
+    if out.version == 2 && out.advert_interval_ms % 1000 != 0 {
+        report.error("spec.advertInterval", "VRRP version 2 needs whole seconds");
+    }
+    out
+}
+
+/// The listed peers, or else every known dataplane that takes part.
+fn unicast_peers(
+    listed: &[String],
+    chosen: Option<&BTreeSet<String>>,
+    nodes: Option<&[DataplaneNode]>,
+    report: &mut Report,
+) -> Vec<Ipv4Addr> {
+    if !listed.is_empty() {
+        let mut peers = Vec::new();
+        for (i, text) in listed.iter().enumerate() {
+            match text.parse::<IpAddr>() {
+                Ok(IpAddr::V4(a)) => peers.push(a),
+                _ => report.error(
+                    format!("spec.peers.addresses[{i}]"),
+                    format!("{text:?} is not an IPv4 address"),
+                ),
+            }
+        }
+        return peers;
+    }
+    let Some(nodes) = nodes else {
+        report.error(
+            "spec.peers.addresses",
+            "standalone mode does not know the other nodes: list their addresses",
+        );
+        return Vec::new();
+    };
+    let mut peers: Vec<Ipv4Addr> = nodes
+        .iter()
+        .filter(|n| chosen.is_none_or(|c| c.contains(&n.name)))
+        .filter_map(|n| match n.address {
+            Some(IpAddr::V4(a)) => Some(a),
+            _ => None,
+        })
+        .collect();
+    peers.sort();
+    peers.dedup();
+    peers
+}
