@@ -1,14 +1,14 @@
 # The README's commands. Build caches live outside the checkout.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/fairlead-target
 
-.PHONY: quickstart test lint bench deps
+.PHONY: quickstart test lint bench deps e2e-bins
 
 ## Two demo backends and fairlead on deploy/examples/: curl localhost:8080
 quickstart:
 	scripts/quickstart.sh
 
 ## Everything CI checks: formatting, clippy, generated files, all tests.
-test: deps lint
+test: deps e2e-bins lint
 	cargo test --workspace
 
 lint:
@@ -21,3 +21,7 @@ bench: deps
 
 deps:
 	scripts/install-deps.sh
+
+## etcd, kube-apiserver and kubectl for the e2e tests, built from e2e/go/ when missing.
+e2e-bins:
+	scripts/build-e2e-bins.sh >/dev/null
