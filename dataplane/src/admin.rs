@@ -36,6 +36,9 @@ use crate::{DataplaneConfig, Engine};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a client may take to send a request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once; more are closed at accept (the API is for
+/// one operator, not for crowds).
+const MAX_CONNECTIONS: usize = 256;
 /// At stop, how long requests in flight may take to finish.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -142,6 +145,9 @@ async fn accept_loop(
         tokio::select! {
             _ = stopped.changed() => break,
             accepted = listener.accept() => match accepted {
+                Ok((_, peer)) if connections.len() >= MAX_CONNECTIONS => {
+                    tracing::warn!(%peer, "admin API call refused: {MAX_CONNECTIONS} connections open");
+                }
                 Ok((tcp, peer)) => {
                     let conn = connection(tcp, peer, acceptor.clone(), api.clone(), stopped.clone());
                     connections.spawn(conn);
