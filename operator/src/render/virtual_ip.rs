@@ -96,9 +96,6 @@ pub(super) fn render_virtual_ip(
             garp.interval.as_deref().unwrap_or(GARP_INTERVAL),
         );
     }
-    if out.version == 2 && out.advert_interval_ms % 1000 != 0 {
-        report.error("spec.advertInterval", "VRRP version 2 needs whole seconds");
-    }
     out
 }
 

@@ -1,0 +1,352 @@
+//! Network namespaces for VRRP tests: a bridge, node namespaces with an
+//! `eth0` each on 10.88.0.0/24 (node i has 10.88.0.i), and a client
+//! namespace (10.88.0.200). Everything is removed on drop. Needs root.
+
+#![allow(dead_code)] // each test file uses part of it
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A node serving on the virtual IP answers a connection with its name.
+const NAME_SERVER: &str = r#"
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[2], int(sys.argv[3])))
+s.listen(128)
+while True:
+    c, _ = s.accept()
+    try:
+        c.sendall(sys.argv[1].encode() + b"\n")
+    finally:
+        c.close()
+"#;
+
+/// Connects every 5 ms until a node named argv[3] answers on argv[1]:argv[2],
+/// for at most argv[4] seconds; prints the Unix time in ms of that answer.
+const PROBE: &str = r#"
+import socket, sys, time
+host, port, want, limit = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+deadline = time.time() + limit
+while time.time() < deadline:
+    try:
+        with socket.create_connection((host, port), timeout=0.05) as c:
+            c.settimeout(0.2)
+            name = c.recv(64).decode().strip()
+            if name == want or want == "*":
+                print(int(time.time() * 1000), name, flush=True)
+                sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.005)
+sys.exit(1)
+"#;
+
+static LABS: AtomicU32 = AtomicU32::new(0);
+
+/// A bridge with node and client namespaces.
+pub struct Lab {
+    prefix: String,
+    nodes: usize,
+    children: Vec<Child>,
+}
+
+/// A process in a node namespace, with its stderr lines.
+pub struct Proc {
+    pub child: Child,
+    log: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Lab {
+    /// Creates the namespaces; panics with the failing command (not root, no iproute2).
+    pub fn new(nodes: usize) -> Lab {
+        let n = LABS.fetch_add(1, Ordering::Relaxed);
+        let lab = Lab {
+            prefix: format!("fl{}x{n}", std::process::id()),
+            nodes,
+            children: Vec::new(),
+        };
+        let br = lab.bridge();
+        ip(&["netns", "add", &br]);
+        ip(&["-n", &br, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &br, "link", "set", "br0", "up"]);
+        let ends: Vec<(String, String)> = (1..=nodes)
+            .map(|i| (lab.node(i), format!("10.88.0.{i}/24")))
+            .chain([(lab.client(), "10.88.0.200/24".to_string())])
+            .collect();
+        for (k, (ns, address)) in ends.iter().enumerate() {
+            let peer = format!("{}v{k}", lab.prefix);
+            ip(&["netns", "add", ns]);
+            ip(&[
+                "link", "add", &peer, "type", "veth", "peer", "name", "eth0", "netns", ns,
+            ]);
+            ip(&["link", "set", &peer, "netns", &br]);
+            ip(&["-n", &br, "link", "set", &peer, "master", "br0", "up"]);
+            ip(&["-n", ns, "addr", "add", address, "dev", "eth0"]);
+            ip(&["-n", ns, "link", "set", "eth0", "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        lab
+    }
+
+    fn bridge(&self) -> String {
+        format!("{}br", self.prefix)
+    }
+
+    /// Node `i`'s namespace (1-based).
+    pub fn node(&self, i: usize) -> String {
+        format!("{}n{i}", self.prefix)
+    }
+
+    pub fn client(&self) -> String {
+        format!("{}c", self.prefix)
+    }
+
+    /// Runs `program args` in namespace `ns` and waits.
+    pub fn run(&self, ns: &str, program: &str, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", ns, program])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Starts `program args` in namespace `ns`, capturing stderr lines.
+    pub fn spawn(&self, ns: &str, program: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns, program])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (lines, log) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+        Proc {
+            child,
+            log,
+            seen: Vec::new(),
+        }
+    }
+
+    /// A server in node `i` answering connections to `address:port` with `name`.
+    pub fn name_server(&mut self, i: usize, name: &str, address: &str, port: u16) {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.node(i), "python3", "-c", NAME_SERVER])
+            .args([name, address, &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+    }
+
+    /// Sets a sysctl in node `i`'s namespace.
+    pub fn sysctl(&self, i: usize, setting: &str) {
+        let out = self.run(&self.node(i), "sysctl", &["-qw", setting]);
+        assert!(out.status.success(), "sysctl {setting}: {out:?}");
+    }
+
+    /// Whether node `i`'s eth0 holds `address`.
+    pub fn holds(&self, i: usize, address: &str) -> bool {
+        let out = Command::new("ip")
+            .args([
+                "-n",
+                &self.node(i),
+                "-4",
+                "-o",
+                "addr",
+                "show",
+                "dev",
+                "eth0",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains(&format!("inet {address}/"))
+    }
+
+    /// The nodes holding `address` now.
+    pub fn holders(&self, address: &str) -> Vec<usize> {
+        (1..=self.nodes)
+            .filter(|i| self.holds(*i, address))
+            .collect()
+    }
+
+    /// Waits up to `limit` until exactly node `i` holds `address`.
+    pub fn wait_sole_holder(&self, i: usize, address: &str, limit: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.holders(address) == [i] {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!(
+            "node {i} is not the only holder of {address} after {limit:?}: holders {:?}",
+            self.holders(address)
+        );
+    }
+
+    /// Waits up to `limit` until node `i` holds `address`.
+    pub fn wait_holds(&self, i: usize, address: &str, limit: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.holds(i, address) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("node {i} does not hold {address} after {limit:?}");
+    }
+
+    /// Checks for `period` that exactly node `i` holds `address` (no second master).
+    pub fn assert_steady(&self, i: usize, address: &str, period: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < period {
+            assert_eq!(self.holders(address), [i], "holders of {address}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts a client probe that waits until node `want` answers on
+    /// `address:port` ("*": any node), for at most `limit`.
+    pub fn probe(&self, address: &str, port: u16, want: &str, limit: Duration) -> Probe {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.client(), "python3", "-c", PROBE])
+            .args([address, &port.to_string(), want])
+            .arg(format!("{}", limit.as_secs_f64()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Probe { child }
+    }
+
+    /// The name of the node answering on `address:port` from the client, within 5 s.
+    pub fn who_answers(&self, address: &str, port: u16) -> String {
+        let (_, name) = self
+            .probe(address, port, "*", Duration::from_secs(5))
+            .wait();
+        name
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in (1..=self.nodes)
+            .map(|i| self.node(i))
+            .chain([self.client(), self.bridge()])
+        {
+            let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        }
+    }
+}
+
+/// A running client probe.
+pub struct Probe {
+    child: Child,
+}
+
+impl Probe {
+    /// Unix time in ms of the first answer from the wanted node, and its name.
+    pub fn wait(self) -> (u64, String) {
+        let out = self.child.wait_with_output().unwrap();
+        assert!(out.status.success(), "no wanted answer: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (at, name) = text.trim().split_once(' ').unwrap();
+        (at.parse().unwrap(), name.to_string())
+    }
+}
+
+impl Proc {
+    /// Waits (up to `limit`) for a stderr line containing `needle`; returns it.
+    pub fn wait_for(&mut self, needle: &str, limit: Duration) -> String {
+        let start = Instant::now();
+        while let Some(left) = limit.checked_sub(start.elapsed()) {
+            match self.log.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no line with {needle:?}; saw:\n{}", self.seen.join("\n"));
+    }
+
+    /// Every line so far.
+    pub fn lines(&mut self) -> &[String] {
+        while let Ok(line) = self.log.try_recv() {
+            self.seen.push(line);
+        }
+        &self.seen
+    }
+
+    pub fn signal(&self, name: &str) {
+        // `ip netns exec` execs the program, so the child's pid is the program's.
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit (bounded), returning whether it succeeded.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("process did not exit within {limit:?}");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Now, in ms since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Writes `text` to `dir/name`.
+pub fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

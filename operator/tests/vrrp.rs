@@ -1,0 +1,215 @@
+//! VRRP between real processes in network namespaces (needs root): `fairlead
+//! run` on three nodes elects one master for a virtual IP, fails over on
+//! SIGKILL and on a graceful stop, preempts (or not), follows tracking, and
+//! interoperates with Debian's keepalived.
+
+mod common;
+mod netns;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use netns::{Lab, Proc, now_ms, write};
+
+const VIP: &str = "10.88.0.100";
+const INTERVAL_MS: u64 = 100;
+/// Time allowed beyond the protocol's own for a client to see the new master:
+/// adding the address, the gratuitous ARP, a busy CI machine.
+const MARGIN_MS: u64 = 250;
+
+/// Master_Down_Interval of a backup with `priority` (RFC 9568 §6.1, skew in ms).
+fn master_down_ms(priority: u64) -> u64 {
+    3 * INTERVAL_MS + (256 - priority) * INTERVAL_MS / 256
+}
+
+/// A VirtualIP on eth0 (n1: 120, n2: 110, others 100) and a tcp frontend on
+/// it relaying to the node's name server on 127.0.0.1:9000.
+fn manifests(name: &str, vip_extra: &str, backend_extra: &str) -> PathBuf {
+    let dir = common::scratch(name);
+    write(
+        &dir,
+        "vip.yaml",
+        &format!(
+            "apiVersion: fairlead.io/v1alpha1
+kind: VirtualIP
+metadata: {{name: vip}}
+spec:
+  addresses: [{VIP}/24]
+  virtualRouterID: 51
+  advertInterval: {INTERVAL_MS}ms
+  priorities: [{{node: n1, priority: 120}}, {{node: n2, priority: 110}}]
+{vip_extra}---
+apiVersion: fairlead.io/v1alpha1
+kind: Frontend
+metadata: {{name: web}}
+spec:
+  mode: tcp
+  bind: {{virtualIP: vip, port: 80}}
+  defaultBackend: local
+---
+apiVersion: fairlead.io/v1alpha1
+kind: Backend
+metadata: {{name: local}}
+spec:
+  mode: tcp
+  servers: [{{name: s, address: 127.0.0.1, port: 9000}}]
+{backend_extra}"
+        ),
+    );
+    dir
+}
+
+/// `fairlead run` on node `i` (named `n{i}`), once its VRRP instance started.
+fn start(lab: &Lab, i: usize, dir: &Path) -> Proc {
+    let mut p = lab.spawn(
+        &lab.node(i),
+        env!("CARGO_BIN_EXE_fairlead"),
+        &[
+            "run",
+            "-f",
+            dir.to_str().unwrap(),
+            "--node-name",
+            &format!("n{i}"),
+            "--threads",
+            "1",
+        ],
+        &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
+    );
+    p.wait_for("to=Backup", Duration::from_secs(10));
+    p
+}
+
+/// Three nodes, each with its name server; returns the lab and the processes.
+fn three_nodes(dir: &Path) -> (Lab, Vec<Proc>) {
+    let mut lab = Lab::new(3);
+    for i in 1..=3 {
+        lab.name_server(i, &format!("n{i}"), "127.0.0.1", 9000);
+    }
+    let procs = (1..=3).map(|i| start(&lab, i, dir)).collect();
+    (lab, procs)
+}
+
+#[test]
+fn one_master_sigkill_failover_and_preemption_on_return() {
+    let dir = manifests("vrrp-kill", "", "");
+    let (lab, mut procs) = three_nodes(&dir);
+    lab.wait_sole_holder(1, VIP, Duration::from_secs(3));
+    lab.assert_steady(1, VIP, Duration::from_millis(600));
+    assert_eq!(lab.who_answers(VIP, 80), "n1");
+
+    // SIGKILL: no priority 0, the backup waits out Master_Down_Interval.
+    let probe = lab.probe(VIP, 80, "n2", Duration::from_secs(5));
+    let killed = now_ms();
+    procs[0].signal("KILL");
+    let (answered, _) = probe.wait();
+    let failover = answered - killed;
+    let bound = master_down_ms(110) + MARGIN_MS;
+    eprintln!("SIGKILL failover: client answered by n2 after {failover} ms (bound {bound} ms)");
+    assert!(
+        failover <= bound,
+        "failover took {failover} ms, bound {bound} ms"
+    );
+    assert!(lab.holds(2, VIP) && !lab.holds(3, VIP));
+    // Like keepalived, the killed node's address stays until it restarts.
+    assert!(lab.holds(1, VIP));
+
+    // n1 returns: removes its leftover address, then preempts n2.
+    procs[0] = start(&lab, 1, &dir);
+    let removed = "removing a virtual address left by an earlier run";
+    assert!(procs[0].lines().iter().any(|l| l.contains(removed)));
+    procs[0].wait_for("to=Master", Duration::from_secs(3));
+    lab.wait_sole_holder(1, VIP, Duration::from_secs(2));
+    lab.assert_steady(1, VIP, Duration::from_millis(500));
+    assert_eq!(lab.who_answers(VIP, 80), "n1");
+    procs[1].wait_for(
+        "to=Backup reason=10.88.0.1 advertised priority 120",
+        Duration::from_secs(1),
+    );
+}
+
+#[test]
+fn a_graceful_stop_hands_over_within_about_one_interval() {
+    let dir = manifests("vrrp-stop", "", "");
+    let (lab, mut procs) = three_nodes(&dir);
+    lab.wait_sole_holder(1, VIP, Duration::from_secs(3));
+    let probe = lab.probe(VIP, 80, "n2", Duration::from_secs(5));
+    let stopped = now_ms();
+    procs[0].signal("TERM");
+    let (answered, _) = probe.wait();
+    let handover = answered - stopped;
+    // Priority 0 makes the backup wait its skew time only (57 ms for 110).
+    let bound = INTERVAL_MS + MARGIN_MS;
+    eprintln!("graceful stop: client answered by n2 after {handover} ms (bound {bound} ms)");
+    assert!(handover <= bound, "handover took {handover} ms");
+    assert!(procs[0].wait_exit(Duration::from_secs(5)));
+    assert!(!lab.holds(1, VIP), "a stopped master removes its address");
+    lab.assert_steady(2, VIP, Duration::from_millis(400));
+}
+
+#[test]
+fn nopreempt_keeps_the_new_master_when_a_better_node_returns() {
+    let dir = manifests("vrrp-nopreempt", "  preempt: false\n", "");
+    let (lab, mut procs) = three_nodes(&dir);
+    lab.wait_sole_holder(1, VIP, Duration::from_secs(3));
+    procs[0].signal("KILL");
+    // The killed master keeps its address: wait for n2 to hold it too.
+    lab.wait_holds(2, VIP, Duration::from_secs(3));
+    procs[0] = start(&lab, 1, &dir);
+    // n1 (120) hears n2 (110) and, without preemption, stays Backup.
+    lab.assert_steady(2, VIP, Duration::from_millis(1500));
+    assert!(procs[0].lines().iter().all(|l| !l.contains("to=Master")));
+    assert_eq!(lab.who_answers(VIP, 80), "n2");
+}
+
+#[test]
+fn tracking_moves_the_vip_while_the_local_backend_is_down() {
+    let check = "  healthCheck: {interval: 100ms, timeout: 100ms, fall: 2, rise: 2}\n";
+    let dir = manifests(
+        "vrrp-track",
+        "  track: {frontends: true, weight: -50}\n",
+        check,
+    );
+    let mut lab = Lab::new(3);
+    for i in 2..=3 {
+        lab.name_server(i, &format!("n{i}"), "127.0.0.1", 9000);
+    }
+    // n1's backend is a separate process so the test can stop and restart it.
+    let mut procs: Vec<Proc> = Vec::new();
+    let mut n1_backend = lab.spawn(&lab.node(1), "python3", &["-c", ECHO_NAME, "n1"], &[]);
+    n1_backend.wait_for("listening", Duration::from_secs(5));
+    for i in 1..=3 {
+        procs.push(start(&lab, i, &dir));
+    }
+    lab.wait_sole_holder(1, VIP, Duration::from_secs(3));
+    assert_eq!(lab.who_answers(VIP, 80), "n1");
+
+    // Every server of n1's frontend down: priority 120 - 50 = 70 < 110.
+    drop(n1_backend);
+    procs[0].wait_for("tracking lowers the VRRP priority", Duration::from_secs(3));
+    lab.wait_sole_holder(2, VIP, Duration::from_secs(2));
+    assert_eq!(lab.who_answers(VIP, 80), "n2");
+
+    // Back up: n1 returns to 120 and preempts.
+    let mut n1_backend = lab.spawn(&lab.node(1), "python3", &["-c", ECHO_NAME, "n1"], &[]);
+    n1_backend.wait_for("listening", Duration::from_secs(5));
+    procs[0].wait_for(
+        "tracking restores the VRRP priority",
+        Duration::from_secs(3),
+    );
+    lab.wait_sole_holder(1, VIP, Duration::from_secs(2));
+    assert_eq!(lab.who_answers(VIP, 80), "n1");
+}
+
+/// A name server on 127.0.0.1:9000 that says when it listens (on stderr).
+const ECHO_NAME: &str = r#"
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 9000))
+s.listen(128)
+print("listening", file=sys.stderr, flush=True)
+while True:
+    c, _ = s.accept()
+    c.sendall(sys.argv[1].encode() + b"\n")
+    c.close()
+"#;

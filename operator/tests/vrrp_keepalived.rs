@@ -1,0 +1,225 @@
+//! fairlead and Debian's keepalived in one virtual router (needs root and
+//! keepalived): each takes over when the other's master dies, and each
+//! preempts the other when it returns with the higher priority.
+
+mod common;
+mod netns;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use netns::{Lab, Proc, write};
+
+const VIP: &str = "10.88.0.100";
+
+/// fairlead's manifests: priority `priority` for node `n1`, a tcp frontend on
+/// the address relaying to the node's name server.
+fn fairlead_manifests(name: &str, version: u8, interval: &str, priority: u8) -> PathBuf {
+    let dir = common::scratch(name);
+    write(
+        &dir,
+        "vip.yaml",
+        &format!(
+            "apiVersion: fairlead.io/v1alpha1
+kind: VirtualIP
+metadata: {{name: vip}}
+spec:
+  addresses: [{VIP}/24]
+  virtualRouterID: 51
+  version: {version}
+  advertInterval: {interval}
+  priorities: [{{node: n1, priority: {priority}}}]
+---
+apiVersion: fairlead.io/v1alpha1
+kind: Frontend
+metadata: {{name: web}}
+spec:
+  mode: tcp
+  bind: {{virtualIP: vip, port: 80}}
+  defaultBackend: local
+---
+apiVersion: fairlead.io/v1alpha1
+kind: Backend
+metadata: {{name: local}}
+spec:
+  mode: tcp
+  servers: [{{name: s, address: 127.0.0.1, port: 9000}}]
+"
+        ),
+    );
+    dir
+}
+
+/// keepalived.conf for node 2: the same VRID and address, `vrrp_version`
+/// 2 or 3, `advert_int` in seconds.
+fn keepalived_conf(dir: &Path, version: u8, advert_int: &str, priority: u8) -> PathBuf {
+    write(
+        dir,
+        "keepalived.conf",
+        &format!(
+            "global_defs {{
+    router_id n2
+    vrrp_version {version}
+    vrrp_garp_master_delay 0
+}}
+vrrp_instance VI {{
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority {priority}
+    advert_int {advert_int}
+    virtual_ipaddress {{
+        {VIP}/24
+    }}
+}}
+"
+        ),
+    );
+    dir.join("keepalived.conf")
+}
+
+fn start_fairlead(lab: &Lab, dir: &Path) -> Proc {
+    let mut p = lab.spawn(
+        &lab.node(1),
+        env!("CARGO_BIN_EXE_fairlead"),
+        &[
+            "run",
+            "-f",
+            dir.to_str().unwrap(),
+            "--node-name",
+            "n1",
+            "--threads",
+            "1",
+        ],
+        &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
+    );
+    p.wait_for("to=Backup", Duration::from_secs(10));
+    p
+}
+
+/// keepalived (VRRP only, foreground, logging to stderr) on node 2.
+struct Keepalived {
+    proc: Proc,
+    vrrp_pid: PathBuf,
+}
+
+impl Keepalived {
+    fn start(lab: &Lab, dir: &Path, conf: &Path) -> Keepalived {
+        let pid = dir.join("keepalived.pid");
+        let vrrp_pid = dir.join("vrrp.pid");
+        let _ = std::fs::remove_file(&vrrp_pid);
+        let args = [
+            "--vrrp",
+            "--dont-fork",
+            "--log-console",
+            "--log-detail",
+            "--no-syslog",
+            "--use-file",
+            conf.to_str().unwrap(),
+            "--pid",
+            pid.to_str().unwrap(),
+            "--vrrp_pid",
+            vrrp_pid.to_str().unwrap(),
+        ];
+        let mut proc = lab.spawn(&lab.node(2), "keepalived", &args, &[]);
+        proc.wait_for("Entering BACKUP STATE", Duration::from_secs(10));
+        Keepalived { proc, vrrp_pid }
+    }
+
+    /// SIGKILL to the VRRP process first (its parent would otherwise tell it
+    /// to stop cleanly), then to the parent: a crash, no priority 0.
+    fn crash(mut self) {
+        let pid = std::fs::read_to_string(&self.vrrp_pid).unwrap();
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", pid.trim()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.proc.signal("KILL");
+        self.proc.wait_exit(Duration::from_secs(5));
+    }
+}
+
+fn lab() -> Lab {
+    let mut lab = Lab::new(2);
+    lab.name_server(1, "n1", "127.0.0.1", 9000);
+    // keepalived does not proxy: node 2 answers on the address itself.
+    lab.sysctl(2, "net.ipv4.ip_nonlocal_bind=1");
+    lab.name_server(2, "n2", VIP, 80);
+    lab
+}
+
+#[test]
+fn vrrp_v2_keepalived_master_dies_then_preempts_fairlead() {
+    let dir = fairlead_manifests("keepalived-v2", 2, "1s", 120);
+    let lab = lab();
+    let conf = keepalived_conf(&dir, 2, "1", 130);
+    let keepalived = Keepalived::start(&lab, &dir, &conf);
+    let mut fairlead = start_fairlead(&lab, &dir);
+    // keepalived (130), started first, becomes master; fairlead (120) follows it.
+    lab.wait_sole_holder(2, VIP, Duration::from_secs(6));
+    lab.assert_steady(2, VIP, Duration::from_millis(1500));
+    assert_eq!(lab.who_answers(VIP, 80), "n2");
+    assert!(fairlead.lines().iter().all(|l| !l.contains("to=Master")));
+
+    keepalived.crash();
+    // 3 × 1 s + skew (0.53 s) after keepalived's last advertisement.
+    fairlead.wait_for("to=Master", Duration::from_millis(4000));
+    lab.wait_holds(1, VIP, Duration::from_secs(1));
+    let _ = std::fs::remove_file(dir.join("keepalived.pid"));
+    lab.run(
+        &lab.node(2),
+        "ip",
+        &["addr", "del", &format!("{VIP}/24"), "dev", "eth0"],
+    );
+    assert_eq!(lab.who_answers(VIP, 80), "n1");
+
+    // keepalived returns with the higher priority and preempts fairlead.
+    let mut keepalived = Keepalived::start(&lab, &dir, &conf);
+    keepalived
+        .proc
+        .wait_for("Entering MASTER STATE", Duration::from_secs(6));
+    fairlead.wait_for(
+        "to=Backup reason=10.88.0.2 advertised priority 130",
+        Duration::from_secs(2),
+    );
+    lab.wait_sole_holder(2, VIP, Duration::from_secs(2));
+    assert_eq!(lab.who_answers(VIP, 80), "n2");
+}
+
+#[test]
+fn vrrp_v3_fairlead_master_dies_then_preempts_keepalived() {
+    let dir = fairlead_manifests("keepalived-v3", 3, "100ms", 130);
+    let lab = lab();
+    let conf = keepalived_conf(&dir, 3, "0.1", 120);
+    let mut keepalived = Keepalived::start(&lab, &dir, &conf);
+    let mut fairlead = start_fairlead(&lab, &dir);
+    // keepalived may win the first election alone; fairlead (130) preempts it.
+    fairlead.wait_for("to=Master", Duration::from_secs(3));
+    lab.wait_sole_holder(1, VIP, Duration::from_secs(3));
+    lab.assert_steady(1, VIP, Duration::from_millis(800));
+    assert_eq!(lab.who_answers(VIP, 80), "n1");
+
+    fairlead.signal("KILL");
+    fairlead.wait_exit(Duration::from_secs(5));
+    // 3 × 100 ms + skew (53 ms) after fairlead's last advertisement.
+    keepalived
+        .proc
+        .wait_for("Entering MASTER STATE", Duration::from_secs(2));
+    lab.wait_holds(2, VIP, Duration::from_secs(1));
+    lab.run(
+        &lab.node(1),
+        "ip",
+        &["addr", "del", &format!("{VIP}/24"), "dev", "eth0"],
+    );
+    assert_eq!(lab.who_answers(VIP, 80), "n2");
+
+    // fairlead returns with the higher priority and preempts keepalived.
+    let mut fairlead = start_fairlead(&lab, &dir);
+    fairlead.wait_for("to=Master", Duration::from_secs(2));
+    keepalived
+        .proc
+        .wait_for("Entering BACKUP STATE", Duration::from_secs(2));
+    lab.wait_sole_holder(1, VIP, Duration::from_secs(2));
+    assert_eq!(lab.who_answers(VIP, 80), "n1");
+}
