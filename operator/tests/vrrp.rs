@@ -213,3 +213,50 @@ while True:
     c.sendall(sys.argv[1].encode() + b"\n")
     c.close()
 "#;
+
+#[test]
+fn a_tracked_interface_going_down_moves_the_vip() {
+    let dir = manifests(
+        "vrrp-track-if",
+        "  track: {frontends: false, interfaces: [trk0], weight: -50}\n",
+        "",
+    );
+    let mut lab = Lab::new(2);
+    for i in 1..=2 {
+        lab.name_server(i, &format!("n{i}"), "127.0.0.1", 9000);
+        // A veth pair: trk0 is up while its peer is (carrier).
+        for cmd in [
+            &[
+                "link", "add", "trk0", "type", "veth", "peer", "name", "trk0p",
+            ][..],
+            &["link", "set", "trk0", "up"],
+            &["link", "set", "trk0p", "up"],
+        ] {
+            assert!(lab.run(&lab.node(i), "ip", cmd).status.success());
+        }
+    }
+    let mut procs: Vec<Proc> = (1..=2).map(|i| start(&lab, i, &dir)).collect();
+    lab.wait_sole_holder(1, VIP, Duration::from_secs(3));
+
+    // Carrier lost: the peer goes down.
+    assert!(
+        lab.run(&lab.node(1), "ip", &["link", "set", "trk0p", "down"])
+            .status
+            .success()
+    );
+    procs[0].wait_for("interface trk0 is down", Duration::from_secs(2));
+    lab.wait_sole_holder(2, VIP, Duration::from_secs(2));
+    assert_eq!(lab.who_answers(VIP, 80), "n2");
+
+    assert!(
+        lab.run(&lab.node(1), "ip", &["link", "set", "trk0p", "up"])
+            .status
+            .success()
+    );
+    procs[0].wait_for(
+        "tracking restores the VRRP priority",
+        Duration::from_secs(2),
+    );
+    lab.wait_sole_holder(1, VIP, Duration::from_secs(2));
+    assert_eq!(lab.who_answers(VIP, 80), "n1");
+}
