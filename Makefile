@@ -1,7 +1,7 @@
 # The README's commands. Build caches live outside the checkout.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/fairlead-target
 
-.PHONY: quickstart test lint bench deps e2e-bins
+.PHONY: quickstart test lint bench bench-failover deps e2e-bins
 
 ## Two demo backends and fairlead on deploy/examples/: curl localhost:8080
 quickstart:
@@ -18,6 +18,11 @@ lint:
 ## fairlead vs HAProxy on loopback (not a test: prints figures and ratios).
 bench: deps
 	python3 scripts/bench.py
+
+## VRRP failover, fairlead vs Keepalived in network namespaces (root; prints figures, not a test).
+bench-failover: deps
+	cargo build --release -p fairlead-operator --bin fairlead
+	python3 scripts/failover-bench.py
 
 deps:
 	scripts/install-deps.sh
