@@ -1,8 +1,13 @@
 //! Where the e2e binaries (etcd, kube-apiserver, kubectl) are.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
+
+use crate::process::run_bounded;
+use crate::setup::repo_path;
 
 /// The Kubernetes release the binaries come from; `e2e/go/kube-apiserver/go.mod`
 /// pins the same one (a unit test checks), and `scripts/build-e2e-bins.sh` reads it there.
@@ -31,6 +36,41 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(path)
+}
+
+/// Builds binary `bin` of workspace package `package` (dev profile, as `cargo
+/// test` builds; a no-op when up to date) and returns its path.
+pub fn workspace_binary(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "build",
+        "--quiet",
+        "--message-format=json",
+        "-p",
+        package,
+        "--bin",
+        bin,
+    ])
+    .current_dir(repo_path(""));
+    let out = run_bounded(cmd, None, Duration::from_secs(1200))?;
+    if !out.status.success() {
+        bail!(
+            "cargo build -p {package} --bin {bin} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let stdout = String::from_utf8(out.stdout)?;
+    for line in stdout.lines() {
+        let message: serde_json::Value =
+            serde_json::from_str(line).context("reading cargo's JSON messages")?;
+        if message["target"]["name"] == bin
+            && let Some(path) = message["executable"].as_str()
+        {
+            return Ok(PathBuf::from(path));
+        }
+    }
+    bail!("cargo build -p {package} --bin {bin} reported no executable")
 }
 
 #[cfg(test)]

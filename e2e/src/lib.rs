@@ -26,10 +26,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-pub use bins::{K8S_VERSION, bin_dir};
+pub use bins::{K8S_VERSION, bin_dir, workspace_binary};
 use kubeconfig::Credentials;
 pub use pods::DATAPLANE_LABEL;
-use process::{Server, free_port, run_bounded};
+use process::run_bounded;
+pub use process::{Process, free_port};
 pub use setup::{CRD_NAMES, repo_path};
 
 /// How long the API server may take to report ready.
@@ -48,8 +49,8 @@ pub struct Cluster {
     kubectl: PathBuf,
     crds_installed: OnceLock<Result<(), String>>,
     // Killed in this order: the API server before its etcd.
-    apiserver: Server,
-    etcd: Server,
+    apiserver: Process,
+    etcd: Process,
 }
 
 impl Cluster {
@@ -94,7 +95,14 @@ impl Cluster {
             // Test data: durability is not worth the fsync latency.
             "--unsafe-no-fsync=true".to_owned(),
         ];
-        let mut etcd = Server::start("etcd", etcd_bin, &etcd_args, dir.join("etcd.log"), dir)?;
+        let etcd = Process::start(
+            "etcd",
+            etcd_bin,
+            &etcd_args,
+            &[],
+            dir.join("etcd.log"),
+            Some(dir),
+        )?;
 
         let port = free_port()?;
         let server_url = format!("https://127.0.0.1:{port}");
@@ -121,20 +129,16 @@ impl Cluster {
             // The `kubernetes` Service's endpoints may not be loopback addresses.
             "--endpoint-reconciler-type=none".to_owned(),
         ];
-        let apiserver = Server::start(
+        // Dropping etcd (on error) kills it.
+        let log = dir.join("kube-apiserver.log");
+        let apiserver = Process::start(
             "kube-apiserver",
             apiserver_bin,
             &apiserver_args,
-            dir.join("kube-apiserver.log"),
-            dir,
-        );
-        let apiserver = match apiserver {
-            Ok(s) => s,
-            Err(e) => {
-                etcd.kill();
-                return Err(e);
-            }
-        };
+            &[],
+            log,
+            Some(dir),
+        )?;
 
         let kubeconfig = dir.join("admin.kubeconfig");
         let admin = Credentials::ClientCert {
@@ -184,7 +188,7 @@ impl Cluster {
                 if let Some(status) = server.exited() {
                     bail!(
                         "{} exited ({status}) before the API server was ready",
-                        server.name
+                        server.name()
                     );
                 }
             }
@@ -200,19 +204,38 @@ impl Cluster {
 
     /// The tail of both servers' logs, for error messages.
     pub fn logs(&self) -> String {
-        let mut text = String::new();
-        for server in [&self.etcd, &self.apiserver] {
-            let log = server.log_text();
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(40)..];
-            text += &format!(
-                "--- last {} lines of {} ---\n{}\n",
-                tail.len(),
-                server.log.display(),
-                tail.join("\n")
-            );
-        }
-        text
+        self.etcd.log_tail(40) + &self.apiserver.log_tail(40)
+    }
+
+    /// Starts `program args...` with extra `env` as a [`Process`] whose log is
+    /// `<name>.log` in the cluster's directory; it ends when dropped, or with the test process.
+    pub fn spawn<I, S>(
+        &self,
+        name: &str,
+        program: &Path,
+        args: I,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Process>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let log = self.dir.join(format!(
+            "{name}-{}.log",
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        Process::start(name, program, args, env, log, None)
+    }
+
+    /// A directory for a test's files (state dirs, credentials), inside the cluster's and removed with it.
+    pub fn scratch_dir(&self, name: &str) -> anyhow::Result<PathBuf> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = self
+            .dir
+            .join(format!("{name}-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(dir)
     }
 
     fn kill(&mut self) {
