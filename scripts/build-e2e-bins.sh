@@ -26,7 +26,7 @@ for name in etcd kube-apiserver kubectl; do
   [ -x "$bin/$name" ] && continue
   echo "building $name into $bin" >&2
   # Into a temporary name first, so an interrupted build never leaves a binary that looks done.
-  (cd "$name" && go build -trimpath -ldflags "$ldflags" -o "$bin/.$name.tmp" .)
+  (cd "$name" && go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$bin/.$name.tmp" .)
   mv "$bin/.$name.tmp" "$bin/$name"
 done
 echo "$bin"
