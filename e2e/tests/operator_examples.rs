@@ -1,0 +1,745 @@
+//! The operator end to end, with the tutorial examples: `deploy/` applied
+//! with `kubectl apply -k`, `fairlead-operator` as a local process with the
+//! ServiceAccount token of deploy/'s RBAC, `fairlead-dataplane` processes on
+//! 127.0.77.x registered as dataplane Pods, demo backends behind them. Also
+//! the graceful leader handover, and (ignored, run by hand) the measurement of
+//! apply-to-applied latency with 3 dataplanes and 100 backends x 10 servers.
+//!
+//! The tests share one cluster and the operator is cluster-wide, so they run
+//! one at a time (a lock) and remove their dataplane Pods when done.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fairlead_e2e::{Cluster, repo_path};
+use serde_json::{Value, json};
+
+const SYSTEM: &str = "fairlead-system";
+
+/// One test at a time: they share the cluster-wide operator role.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Paths of the binaries under test, built once (by cargo, into this target dir).
+struct Bins {
+    operator: PathBuf,
+    dataplane: PathBuf,
+    demo: PathBuf,
+}
+
+fn bins() -> &'static Bins {
+    static BINS: OnceLock<Bins> = OnceLock::new();
+    BINS.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--bin",
+                "fairlead-operator",
+                "--bin",
+                "fairlead-dataplane",
+            ])
+            .args(["--bin", "demo-backend"])
+            .current_dir(repo_path(""))
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "building the binaries failed");
+        // This test runs from <target>/<profile>/deps/.
+        let exe = std::env::current_exe().unwrap();
+        let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+        let bin = |name: &str| {
+            let path = dir.join(name);
+            assert!(
+                path.exists(),
+                "{} missing after cargo build",
+                path.display()
+            );
+            path
+        };
+        Bins {
+            operator: bin("fairlead-operator"),
+            dataplane: bin("fairlead-dataplane"),
+            demo: bin("demo-backend"),
+        }
+    })
+}
+
+/// A child process killed (SIGTERM, then SIGKILL) when dropped; its output in a log file.
+struct Proc {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn start(name: &str, bin: &Path, args: &[String], dir: &Path) -> Proc {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin)
+            .args(args)
+            .env("RUST_LOG", "info,fairlead_operator=debug")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        Proc {
+            name: name.into(),
+            child,
+            log,
+        }
+    }
+
+    fn text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn log(&self) -> String {
+        let text = self.text();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        format!("--- {} ({}) ---\n{tail}\n", self.name, self.log.display())
+    }
+
+    /// SIGTERM, then waits up to `grace` for the exit; the exit status if it exited by itself.
+    fn terminate(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate(Duration::from_secs(5));
+        }
+    }
+}
+
+fn free_port(ip: Ipv4Addr) -> u16 {
+    TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, at most `limit`.
+fn eventually<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A test's world: the cluster with deploy/ applied, a temp dir, its processes.
+struct World {
+    cluster: &'static Cluster,
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+    operators: Vec<Proc>,
+    dataplanes: Vec<(Proc, String)>,
+    backends: Vec<Proc>,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl World {
+    fn new(name: &str) -> World {
+        let serial = serial();
+        let cluster = Cluster::shared();
+        static DEPLOYED: OnceLock<()> = OnceLock::new();
+        DEPLOYED.get_or_init(|| {
+            let deploy = repo_path("deploy");
+            cluster
+                .kubectl_ok(["apply", "-k", &deploy.to_string_lossy()])
+                .expect("kubectl apply -k deploy/");
+            let wait = [
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd",
+                "--all",
+            ];
+            cluster.kubectl_ok(wait).unwrap();
+        });
+        let dir = std::env::temp_dir().join(format!("fairlead-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = [
+            "create",
+            "token",
+            "fairlead-operator",
+            "-n",
+            SYSTEM,
+            "--duration=2h",
+        ];
+        let token = (cluster.kubectl_ok(token)).expect("a token of the operator's ServiceAccount");
+        let kubeconfig = cluster.kubeconfig_for_token(&token).unwrap();
+        World {
+            cluster,
+            dir,
+            kubeconfig,
+            operators: Vec::new(),
+            dataplanes: Vec::new(),
+            backends: Vec::new(),
+            _serial: serial,
+        }
+    }
+
+    fn kubectl(&self, args: &[&str]) -> String {
+        (self.cluster.kubectl_ok(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("kubectl {}: {e:#}\n{}", args.join(" "), self.logs()))
+    }
+
+    /// `kubectl get KIND NAME -n NS -o jsonpath=PATH`.
+    fn jsonpath(&self, ns: &str, object: &str, path: &str) -> String {
+        self.kubectl(&["get", object, "-n", ns, "-o", &format!("jsonpath={path}")])
+    }
+
+    fn logs(&self) -> String {
+        let ops = self.operators.iter().map(Proc::log);
+        let dps = self.dataplanes.iter().map(|(p, _)| p.log());
+        ops.chain(dps).collect()
+    }
+
+    /// Starts an operator with `identity`; returns its index.
+    fn start_operator(&mut self, identity: &str) -> usize {
+        let metrics = free_port(Ipv4Addr::LOCALHOST);
+        let args = [
+            format!("--kubeconfig={}", self.kubeconfig.display()),
+            format!("--namespace={SYSTEM}"),
+            format!("--identity={identity}"),
+            format!("--metrics-address=127.0.0.1:{metrics}"),
+            "--lease-duration=3".into(),
+            "--status-interval=1".into(),
+        ];
+        let op = Proc::start(identity, &bins().operator, &args, &self.dir);
+        self.operators.push(op);
+        self.operators.len() - 1
+    }
+
+    /// Waits for the credentials Secret and writes its keys to files.
+    fn credentials(&self) -> PathBuf {
+        let dir = self.dir.join("credentials");
+        std::fs::create_dir_all(&dir).unwrap();
+        for key in ["ca.crt", "tls.crt", "tls.key", "token"] {
+            let template = format!("--template={{{{index .data \"{key}\" | base64decode}}}}");
+            let value = eventually(Duration::from_secs(30), "the credentials Secret", || {
+                let secret = ["get", "secret", "fairlead-dataplane-tls", "-n", SYSTEM];
+                let args = secret.into_iter().chain(["-o", "go-template", &template]);
+                self.cluster.kubectl_ok(args).ok().filter(|v| !v.is_empty())
+            });
+            std::fs::write(dir.join(key), value).unwrap();
+        }
+        dir
+    }
+
+    /// Starts a dataplane on 127.0.77.`n` and registers its Pod.
+    fn start_dataplane(&mut self, n: u8) {
+        let creds = self.credentials();
+        let ip = Ipv4Addr::new(127, 0, 77, n);
+        let port = free_port(ip);
+        let (pod, node) = (format!("dataplane-{n}"), format!("node-{n}"));
+        let state = self.dir.join(format!("state-{n}"));
+        let args = [
+            format!("--admin-address={ip}:{port}"),
+            format!("--tls-cert={}", creds.join("tls.crt").display()),
+            format!("--tls-key={}", creds.join("tls.key").display()),
+            format!("--token-file={}", creds.join("token").display()),
+            format!("--state-dir={}", state.display()),
+            format!("--node-name={node}"),
+            "--threads=1".into(),
+        ];
+        let proc = Proc::start(&pod, &bins().dataplane, &args, &self.dir);
+        eventually(
+            Duration::from_secs(10),
+            "the dataplane's admin port",
+            || TcpStream::connect((ip, port)).ok(),
+        );
+        (self
+            .cluster
+            .register_dataplane_pod(SYSTEM, &pod, &node, ip, port))
+        .unwrap();
+        self.dataplanes.push((proc, pod));
+    }
+
+    /// Starts an HTTP demo backend named `name`; returns its port on 127.0.0.1.
+    fn start_backend(&mut self, name: &str) -> u16 {
+        let port = free_port(Ipv4Addr::LOCALHOST);
+        let args = [
+            format!("--listen=127.0.0.1:{port}"),
+            format!("--name={name}"),
+        ];
+        self.backends
+            .push(Proc::start(name, &bins().demo, &args, &self.dir));
+        eventually(Duration::from_secs(10), "the demo backend", || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        port
+    }
+
+    /// Applies `objects` (JSON) in namespace `ns`.
+    fn apply(&self, ns: &str, objects: &Value) {
+        (self
+            .cluster
+            .kubectl_stdin_ok(["apply", "-n", ns, "-f", "-"], &objects.to_string()))
+        .unwrap_or_else(|e| panic!("kubectl apply: {e:#}\n{}", self.logs()));
+    }
+
+    fn leader(&self) -> String {
+        self.jsonpath(SYSTEM, "lease/fairlead-operator", "{.spec.holderIdentity}")
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for (_, pod) in &self.dataplanes {
+            let delete = [
+                "delete",
+                "pod",
+                pod,
+                "-n",
+                SYSTEM,
+                "--grace-period=0",
+                "--force",
+            ];
+            let _ = self.cluster.kubectl(delete);
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+/// A tutorial example as a JSON List, with the Frontend bound to `bind` and
+/// the servers' ports mapped by `ports` (example port -> demo backend port).
+fn example(cluster: &Cluster, file: &str, bind: SocketAddr, ports: &[(u16, u16)]) -> Value {
+    let path = repo_path(&format!("deploy/examples/{file}"));
+    let text = cluster
+        .kubectl_ok([
+            "create",
+            "--dry-run=client",
+            "-o",
+            "json",
+            "-f",
+            &path.to_string_lossy(),
+        ])
+        .unwrap();
+    // One JSON object per document, one after the other.
+    let stream = serde_json::Deserializer::from_str(&text).into_iter::<Value>();
+    let mut items: Vec<Value> = stream.map(Result::unwrap).collect();
+    for item in &mut items {
+        // kubectl filled in its default namespace; the test picks one.
+        item["metadata"]
+            .as_object_mut()
+            .map(|m| m.remove("namespace"));
+        if item["kind"] == "Frontend" {
+            item["spec"]["bind"] = json!({"address": bind.ip().to_string(), "port": bind.port()});
+        }
+        for server in item["spec"]["servers"].as_array_mut().into_iter().flatten() {
+            let port = server["port"].as_u64().unwrap() as u16;
+            let mapped = ports
+                .iter()
+                .find(|(from, _)| *from == port)
+                .map(|(_, to)| *to);
+            server["port"] = json!(mapped.unwrap_or(port));
+        }
+    }
+    json!({"apiVersion": "v1", "kind": "List", "items": items})
+}
+
+/// One HTTP/1.1 GET of `/` at `address`; the body, trimmed, of a 200.
+fn http_get(address: SocketAddr) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request = "GET / HTTP/1.1\r\nHost: example\r\nConnection: close\r\n\r\n";
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    if !answer.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    Some(answer.split("\r\n\r\n").nth(1)?.trim().to_string())
+}
+
+fn loopback(n: u8) -> SocketAddr {
+    let ip = Ipv4Addr::new(127, 0, 77, n);
+    (ip, free_port(ip)).into()
+}
+
+#[test]
+fn examples_are_programmed_carry_traffic_follow_edits_and_report_missing_secrets() {
+    let mut w = World::new("examples");
+    w.start_operator("op-examples");
+    w.start_dataplane(1);
+    let (p1, p2) = (w.start_backend("srv1"), w.start_backend("srv2"));
+    let ns = w.cluster.fresh_namespace("examples").unwrap();
+    let http = loopback(1);
+    w.apply(
+        &ns,
+        &example(w.cluster, "http-in.yaml", http, &[(9001, p1), (9002, p2)]),
+    );
+    let programmed = [
+        "wait",
+        "-n",
+        &ns,
+        "--for=condition=Programmed",
+        "--timeout=60s",
+    ];
+    w.kubectl(&[&programmed[..], &["frontend/http-in", "backend/app"]].concat());
+    let programmed_message = "{.status.conditions[?(@.type==\"Programmed\")].message}";
+    let message = w.jsonpath(&ns, "backend/app", programmed_message);
+    assert!(
+        message.starts_with("applied on 1 of 1 dataplanes, version "),
+        "{message}"
+    );
+
+    // Round robin over both demo backends through the dataplane.
+    let mut seen: Vec<String> = (0..4).filter_map(|_| http_get(http)).collect();
+    seen.sort();
+    assert_eq!(seen, ["srv1", "srv1", "srv2", "srv2"], "{}", w.logs());
+
+    // The Backend's status lists its servers with their health.
+    eventually(
+        Duration::from_secs(15),
+        "servers in the Backend's status",
+        || {
+            let servers = w.jsonpath(
+                &ns,
+                "backend/app",
+                "{.status.servers[*].name} {.status.servers[*].state}",
+            );
+            (servers == "srv1 srv2 Up Up").then_some(())
+        },
+    );
+
+    // Editing the Backend moves the traffic.
+    let only_srv2 =
+        json!({"spec": {"servers": [{"name": "srv2", "address": "127.0.0.1", "port": p2}]}});
+    let patch = only_srv2.to_string();
+    w.kubectl(&[
+        "patch",
+        "backend",
+        "app",
+        "-n",
+        &ns,
+        "--type=merge",
+        "-p",
+        &patch,
+    ]);
+    eventually(Duration::from_secs(15), "all traffic on srv2", || {
+        let answers: Vec<Option<String>> = (0..4).map(|_| http_get(http)).collect();
+        answers
+            .iter()
+            .all(|a| a.as_deref() == Some("srv2"))
+            .then_some(())
+    });
+    eventually(
+        Duration::from_secs(15),
+        "the new generation programmed",
+        || {
+            let g = w.jsonpath(&ns, "backend/app", "{.metadata.generation}");
+            let c = "{.status.conditions[?(@.type==\"Programmed\")].observedGeneration} {.status.conditions[?(@.type==\"Programmed\")].status}";
+            (w.jsonpath(&ns, "backend/app", c) == format!("{g} True")).then_some(())
+        },
+    );
+
+    // A Frontend whose certificate Secret is missing is not accepted, with the reason...
+    let https = loopback(1);
+    w.apply(&ns, &example(w.cluster, "https-in.yaml", https, &[]));
+    let not_accepted = [
+        "wait",
+        "-n",
+        &ns,
+        "--for=condition=Accepted=false",
+        "--timeout=30s",
+    ];
+    w.kubectl(&[&not_accepted[..], &["frontend/https-in"]].concat());
+    let accepted = "{.status.conditions[?(@.type==\"Accepted\")].reason}: {.status.conditions[?(@.type==\"Accepted\")].message}";
+    assert_eq!(
+        w.jsonpath(&ns, "frontend/https-in", accepted),
+        format!("SecretNotFound: spec.tls.certificates[0].secret: Secret {ns}/site does not exist")
+    );
+    // ... and a Warning Event says so.
+    let events = w.kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]);
+    assert!(events.contains("SecretNotFound"), "events: {events}");
+    // The rest keeps running meanwhile.
+    assert_eq!(http_get(http).as_deref(), Some("srv2"));
+
+    // Creating the Secret (from the example's site.pem) gets it programmed.
+    let pem = std::fs::read_to_string(repo_path("deploy/examples/site.pem")).unwrap();
+    let key_start = pem.find("-----BEGIN").and_then(|first| {
+        pem[first + 1..]
+            .find("-----BEGIN")
+            .map(|_| pem.rfind("-----BEGIN").unwrap())
+    });
+    let key_start = key_start.expect("a certificate and a key in site.pem");
+    let (cert, key) = (w.dir.join("site.crt"), w.dir.join("site.key"));
+    std::fs::write(&cert, &pem[..key_start]).unwrap();
+    std::fs::write(&key, &pem[key_start..]).unwrap();
+    let (cert, key) = (
+        format!("--cert={}", cert.display()),
+        format!("--key={}", key.display()),
+    );
+    w.kubectl(&["create", "secret", "tls", "site", "-n", &ns, &cert, &key]);
+    w.kubectl(&[&programmed[..], &["frontend/https-in"]].concat());
+    let curl = Command::new("curl")
+        .args(["-sk", "--max-time", "5", &format!("https://{https}/")])
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&curl.stdout).trim(), "srv2");
+
+    // Deleting the Frontend closes its listener.
+    w.kubectl(&["delete", "frontend", "http-in", "-n", &ns]);
+    eventually(
+        Duration::from_secs(15),
+        "the deleted Frontend's port closed",
+        || {
+            TcpStream::connect_timeout(&http, Duration::from_secs(1))
+                .is_err()
+                .then_some(())
+        },
+    );
+}
+
+#[test]
+fn a_stopped_leader_releases_the_lease_and_a_standby_takes_over_at_once() {
+    let mut w = World::new("handover");
+    let a = w.start_operator("op-a");
+    eventually(Duration::from_secs(30), "op-a leading", || {
+        (w.leader() == "op-a").then_some(())
+    });
+    w.start_operator("op-b");
+    w.start_dataplane(2);
+    let ns = w.cluster.fresh_namespace("handover").unwrap();
+    let backend = |port: u16| {
+        json!({"apiVersion": "fairlead.io/v1alpha1", "kind": "Backend",
+            "metadata": {"name": "app"},
+            "spec": {"servers": [{"name": "one", "address": "127.0.0.1", "port": port}]}})
+    };
+    w.apply(&ns, &backend(9));
+    let programmed = [
+        "wait",
+        "-n",
+        &ns,
+        "--for=condition=Programmed",
+        "--timeout=60s",
+        "backend/app",
+    ];
+    w.kubectl(&programmed);
+    // Standby op-b is ready (it reads the Lease) but does not lead.
+    assert_eq!(w.leader(), "op-a");
+
+    let stopped = Instant::now();
+    let status = w.operators[a].terminate(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "op-a on SIGTERM: {status:?}\n{}",
+        w.logs()
+    );
+    eventually(Duration::from_secs(10), "op-b leading", || {
+        (w.leader() == "op-b").then_some(())
+    });
+    let took = stopped.elapsed();
+    eprintln!("op-b leads {took:.1?} after op-a got SIGTERM");
+    assert!(
+        took < Duration::from_secs(3),
+        "the released Lease was taken after {took:?}"
+    );
+
+    // The new leader programs a change (and outbids the version op-a pushed).
+    w.apply(&ns, &backend(10));
+    eventually(
+        Duration::from_secs(30),
+        "the change programmed by op-b",
+        || {
+            let g = w.jsonpath(&ns, "backend/app", "{.metadata.generation}");
+            let c = "{.status.conditions[?(@.type==\"Programmed\")].observedGeneration} {.status.conditions[?(@.type==\"Programmed\")].status}";
+            (w.jsonpath(&ns, "backend/app", c) == format!("{g} True")).then_some(())
+        },
+    );
+}
+
+/// Seconds since the Unix epoch of a log timestamp like `2026-11-24T15:59:34.419878Z`.
+fn log_time(stamp: &str) -> Option<f64> {
+    let (date, time) = stamp.strip_suffix('Z')?.split_once('T')?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let t: Vec<f64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let (y, m, day) = (d[0] - i64::from(d[1] <= 2), d[1], d[2]);
+    // Days from 1970-01-01 to the date (proleptic Gregorian calendar).
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days as f64 * 86_400.0 + t[0] * 3600.0 + t[1] * 60.0 + t[2])
+}
+
+/// When the dataplane logged applying a version above `after`: (version, time).
+fn applied_after(log: &str, after: u64) -> Option<(u64, f64)> {
+    log.lines()
+        .filter(|l| l.contains("config applied"))
+        .filter_map(|l| {
+            let version = l
+                .split("version=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            Some((version, log_time(l.split_whitespace().next()?)?))
+        })
+        .find(|(v, _)| *v > after)
+}
+
+/// Apply-to-applied latency: 3 dataplanes, 100 backends x 10 servers; each
+/// round changes one server port with `kubectl patch` and times from just
+/// before kubectl starts to the moment the last dataplane logs applying it.
+/// Run: cargo test -p fairlead-e2e --test operator_examples -- --ignored --nocapture
+#[test]
+#[ignore = "a measurement; prints p50/p99"]
+fn measure_apply_to_applied_latency() {
+    let mut w = World::new("latency");
+    w.start_operator("op-latency");
+    for n in 11..14 {
+        w.start_dataplane(n);
+    }
+    let ns = w.cluster.fresh_namespace("latency").unwrap();
+    let backends: Vec<Value> = (0..100)
+        .map(|b| {
+            let servers: Vec<Value> = (0..10)
+                .map(|s| json!({"name": format!("s{s}"), "address": format!("10.{b}.0.{s}"), "port": 8000 + s}))
+                .collect();
+            json!({"apiVersion": "fairlead.io/v1alpha1", "kind": "Backend",
+                "metadata": {"name": format!("b{b}")}, "spec": {"servers": servers}})
+        })
+        .collect();
+    w.apply(
+        &ns,
+        &json!({"apiVersion": "v1", "kind": "List", "items": backends}),
+    );
+    let wait = [
+        "wait",
+        "-n",
+        &ns,
+        "--for=condition=Programmed",
+        "--timeout=120s",
+        "backend",
+        "--all",
+    ];
+    w.kubectl(&wait);
+    let message = w.jsonpath(
+        &ns,
+        "backend/b0",
+        "{.status.conditions[?(@.type==\"Programmed\")].message}",
+    );
+    assert!(
+        message.starts_with("applied on 3 of 3 dataplanes"),
+        "{message}"
+    );
+    let running = |w: &World| -> u64 {
+        let versions = w.dataplanes.iter().map(|(p, _)| {
+            applied_after(&p.text(), 0).map(|_| {
+                let text = p.text();
+                let last = text
+                    .lines()
+                    .rev()
+                    .find(|l| l.contains("config applied"))
+                    .unwrap_or("")
+                    .to_string();
+                last.split("version=")
+                    .nth(1)
+                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                    .unwrap_or(0)
+            })
+        });
+        versions.map(|v| v.unwrap_or(0)).max().unwrap_or(0)
+    };
+    let mut latencies = Vec::new();
+    let mut kubectl_times = Vec::new();
+    for round in 0..40u16 {
+        let before = running(&w);
+        let patch =
+            json!([{"op": "replace", "path": "/spec/servers/0/port", "value": 20000 + round}]);
+        let start = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let started = Instant::now();
+        let name = format!("backend/b{}", round % 100);
+        w.kubectl(&[
+            "patch",
+            &name,
+            "-n",
+            &ns,
+            "--type=json",
+            "-p",
+            &patch.to_string(),
+        ]);
+        kubectl_times.push(started.elapsed().as_secs_f64());
+        let done = eventually(
+            Duration::from_secs(30),
+            "the change on all dataplanes",
+            || {
+                let times: Option<Vec<f64>> = (w.dataplanes.iter())
+                    .map(|(p, _)| applied_after(&p.text(), before).map(|(_, t)| t))
+                    .collect();
+                times.map(|t| t.into_iter().fold(0.0, f64::max))
+            },
+        );
+        latencies.push(done - start);
+    }
+    let pct = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1]
+    };
+    let n = latencies.len();
+    let (p50, p99, max) = (
+        pct(&mut latencies, 0.5),
+        pct(&mut latencies, 0.99),
+        pct(&mut latencies, 1.0),
+    );
+    let kubectl_p50 = pct(&mut kubectl_times, 0.5);
+    println!(
+        "apply-to-applied on all 3 dataplanes (100 backends x 10 servers), {n} changes: \
+         p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (kubectl patch itself: p50 {:.0} ms)",
+        p50 * 1e3,
+        p99 * 1e3,
+        max * 1e3,
+        kubectl_p50 * 1e3
+    );
+    assert!(p50 > 0.0 && p99 < 30.0, "implausible: p50 {p50} p99 {p99}");
+}
