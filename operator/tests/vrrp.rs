@@ -260,3 +260,58 @@ fn a_tracked_interface_going_down_moves_the_vip() {
     lab.wait_sole_holder(1, VIP, Duration::from_secs(2));
     assert_eq!(lab.who_answers(VIP, 80), "n1");
 }
+
+#[test]
+fn two_virtual_routers_with_several_addresses_each_elect_their_own_master() {
+    let dir = common::scratch("vrrp-two");
+    let vip = |name: &str, vrid: u8, addresses: &str, owner: &str| {
+        format!(
+            "---
+apiVersion: fairlead.io/v1alpha1
+kind: VirtualIP
+metadata: {{name: {name}}}
+spec:
+  addresses: [{addresses}]
+  virtualRouterID: {vrid}
+  advertInterval: {INTERVAL_MS}ms
+  priorities: [{{node: {owner}, priority: 150}}]
+"
+        )
+    };
+    let text = vip("a", 61, "10.88.0.101/24, 10.88.0.102/24", "n1")
+        + &vip("b", 62, "10.88.0.111/24, 10.88.0.112/24", "n2");
+    write(&dir, "vips.yaml", &text);
+    let lab = Lab::new(2);
+    let _procs: Vec<Proc> = (1..=2).map(|i| start(&lab, i, &dir)).collect();
+    for (address, owner) in [
+        ("10.88.0.101", 1),
+        ("10.88.0.102", 1),
+        ("10.88.0.111", 2),
+        ("10.88.0.112", 2),
+    ] {
+        lab.wait_sole_holder(owner, address, Duration::from_secs(3));
+    }
+    lab.assert_steady(1, "10.88.0.102", Duration::from_millis(300));
+    lab.assert_steady(2, "10.88.0.111", Duration::from_millis(300));
+}
+
+#[test]
+fn unicast_peers_elect_and_fail_over() {
+    let peers = "  peers: {mode: unicast, addresses: [10.88.0.1, 10.88.0.2]}\n";
+    let dir = manifests("vrrp-unicast", peers, "");
+    let mut lab = Lab::new(2);
+    for i in 1..=2 {
+        lab.name_server(i, &format!("n{i}"), "127.0.0.1", 9000);
+    }
+    let procs: Vec<Proc> = (1..=2).map(|i| start(&lab, i, &dir)).collect();
+    lab.wait_sole_holder(1, VIP, Duration::from_secs(3));
+    lab.assert_steady(1, VIP, Duration::from_millis(500));
+    let probe = lab.probe(VIP, 80, "n2", Duration::from_secs(5));
+    let killed = now_ms();
+    procs[0].signal("KILL");
+    let (answered, _) = probe.wait();
+    let failover = answered - killed;
+    let bound = master_down_ms(110) + MARGIN_MS;
+    eprintln!("unicast SIGKILL failover: {failover} ms (bound {bound} ms)");
+    assert!(failover <= bound, "failover took {failover} ms");
+}

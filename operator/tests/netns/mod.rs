@@ -1,6 +1,8 @@
 //! Network namespaces for VRRP tests: a bridge, node namespaces with an
 //! `eth0` each on 10.88.0.0/24 (node i has 10.88.0.i), and a client
 //! namespace (10.88.0.200). Everything is removed on drop. Needs root.
+//! Labs of one test binary run one at a time: failover timings must not
+//! compete with each other for the CPU.
 
 #![allow(dead_code)] // each test file uses part of it
 
@@ -8,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
+use std::sync::{Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A node serving on the virtual IP answers a connection with its name.
@@ -47,12 +49,15 @@ sys.exit(1)
 "#;
 
 static LABS: AtomicU32 = AtomicU32::new(0);
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// A bridge with node and client namespaces.
 pub struct Lab {
     prefix: String,
     nodes: usize,
     children: Vec<Child>,
+    /// Released after the namespaces are removed (fields drop after `drop`).
+    _turn: MutexGuard<'static, ()>,
 }
 
 /// A process in a node namespace, with its stderr lines.
@@ -65,11 +70,14 @@ pub struct Proc {
 impl Lab {
     /// Creates the namespaces; panics with the failing command (not root, no iproute2).
     pub fn new(nodes: usize) -> Lab {
+        // A test that failed while holding the lock does not poison the others.
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let n = LABS.fetch_add(1, Ordering::Relaxed);
         let lab = Lab {
             prefix: format!("fl{}x{n}", std::process::id()),
             nodes,
             children: Vec::new(),
+            _turn: turn,
         };
         let br = lab.bridge();
         ip(&["netns", "add", &br]);
