@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use fairlead_crds::{Backend, Frontend, VirtualIP};
 use fairlead_dataplane::config::DataplaneConfig;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
@@ -31,7 +31,7 @@ use tokio::sync::Notify;
 use crate::credentials::{self, CREDENTIALS_SECRET};
 use crate::fleet::{DATAPLANE_LABEL, Desired, Fleet, FleetSettings, Target};
 use crate::metrics::{Metrics, Readiness};
-use crate::render::{Snapshot, render};
+use crate::render::{DataplaneNode, Snapshot, render};
 use crate::{Error, Result};
 
 pub use status::Programming;
@@ -51,6 +51,9 @@ pub struct Settings {
     /// Name of this replica, reported on Events.
     pub identity: String,
 }
+
+/// Longest time statuses wait for the dataplanes to answer a new version.
+const STATUS_HOLD: Duration = Duration::from_secs(2);
 
 /// Dirty flags and the bell that rings when one is set.
 #[derive(Default)]
@@ -75,6 +78,7 @@ struct Stores {
     endpoint_slices: Store<EndpointSlice>,
     secrets: Store<Secret>,
     pods: Store<Pod>,
+    nodes: Store<Node>,
     credentials: Store<Secret>,
 }
 
@@ -165,6 +169,9 @@ pub async fn run(
         watch("Pod"),
     );
     tasks.push(t);
+    let nodes_api: Api<Node> = Api::all(client.clone());
+    let (nodes, t) = watch_kind(nodes_api, watcher::Config::default(), watch("Node"));
+    tasks.push(t);
     let by_name = format!("metadata.name={CREDENTIALS_SECRET}");
     let (credentials, t) = watch_kind(
         scoped(&client, own),
@@ -180,6 +187,7 @@ pub async fn run(
         endpoint_slices,
         secrets,
         pods,
+        nodes,
         credentials,
     };
     let result = tokio::select! {
@@ -253,6 +261,7 @@ async fn rounds(
     let mut rendered = None;
     let mut retry_status: Option<Instant> = None;
     let mut status_backoff = Duration::from_millis(500);
+    let mut published = Instant::now();
     signals.render();
     loop {
         let retry = async {
@@ -293,12 +302,8 @@ async fn rounds(
                 tracing::debug!(error = %e, "left out of the config");
             }
             if let Some(config) = versioner.next(result.config.clone(), fleet.max_seen_version()) {
-                let body = serde_json::to_vec(&config).expect("a config serializes");
-                tracing::info!(version = config.version, "new config version");
-                fleet.set_desired(Arc::new(Desired {
-                    version: config.version,
-                    body: body.into(),
-                }));
+                publish(&fleet, &config);
+                published = Instant::now();
             }
             let targets = (stores.pods.state().iter())
                 .filter_map(|p| Target::from_pod(p))
@@ -309,17 +314,22 @@ async fn rounds(
             .and_then(|r| versioner.next(r.config.clone(), fleet.max_seen_version()))
         {
             // A dataplane runs a newer version (another replica's): outbid it.
-            let body = serde_json::to_vec(&config).expect("a config serializes");
-            fleet.set_desired(Arc::new(Desired {
-                version: config.version,
-                body: body.into(),
-            }));
+            publish(&fleet, &config);
+            published = Instant::now();
         }
         let Some(result) = rendered.as_ref() else {
             continue;
         };
         let reports = fleet.reports();
         let programming = Programming::of(versioner.version(), &reports);
+        // While a new version is on its way, statuses would only say
+        // "Pending" for a moment: hold them (bounded) and write the outcome.
+        let hold_until = published + STATUS_HOLD;
+        if programming.in_flight > 0 && Instant::now() < hold_until {
+            retry_status = Some(retry_status.map_or(hold_until, |at| at.min(hold_until)));
+            metrics.observe_reconcile(started.elapsed());
+            continue;
+        }
         let objects = Objects {
             frontends: stores.frontends.state(),
             backends: stores.backends.state(),
@@ -345,6 +355,16 @@ async fn rounds(
     }
 }
 
+/// Hands `config` to every dataplane's push task.
+fn publish(fleet: &Fleet, config: &DataplaneConfig) {
+    let body = serde_json::to_vec(config).expect("a config serializes");
+    tracing::info!(version = config.version, "new config version");
+    fleet.set_desired(Arc::new(Desired {
+        version: config.version,
+        body: body.into(),
+    }));
+}
+
 /// Waits until every cache has listed once.
 async fn wait_synced(stores: &Stores) -> Result<()> {
     let dropped = |kind| move |_| Error::WatchStopped { kind };
@@ -355,6 +375,7 @@ async fn wait_synced(stores: &Stores) -> Result<()> {
     (stores.endpoint_slices.wait_until_ready().await).map_err(dropped("EndpointSlice"))?;
     (stores.secrets.wait_until_ready().await).map_err(dropped("Secret"))?;
     (stores.pods.wait_until_ready().await).map_err(dropped("Pod"))?;
+    (stores.nodes.wait_until_ready().await).map_err(dropped("Node"))?;
     (stores.credentials.wait_until_ready().await).map_err(dropped("Secret"))?;
     Ok(())
 }
@@ -376,8 +397,39 @@ fn snapshot(stores: &Stores) -> Snapshot {
         services: owned(&stores.services),
         endpoint_slices: owned(&stores.endpoint_slices),
         secrets: owned(&stores.secrets),
+        nodes: Some(dataplane_nodes(&stores.pods.state(), &stores.nodes)),
         ..Default::default()
     }
+}
+
+/// The nodes that run a dataplane Pod: name, address (host network: the
+/// Pod's IP, else the Node's InternalIP) and the Node's labels; sorted.
+fn dataplane_nodes(pods: &[Arc<Pod>], nodes: &Store<Node>) -> Vec<DataplaneNode> {
+    let mut out: Vec<DataplaneNode> = Vec::new();
+    for pod in pods {
+        let Some(name) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+            continue;
+        };
+        if out.iter().any(|n| n.name == name) {
+            continue;
+        }
+        let node = nodes.get(&reflector::ObjectRef::new(&name));
+        let internal_ip = node.as_ref().and_then(|n| {
+            let addresses = n.status.as_ref()?.addresses.as_ref()?;
+            let internal = addresses.iter().find(|a| a.type_ == "InternalIP")?;
+            Some(internal.address.clone())
+        });
+        let pod_ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
+        out.push(DataplaneNode {
+            address: pod_ip.or(internal_ip).and_then(|a| a.parse().ok()),
+            labels: (node.as_ref())
+                .and_then(|n| n.metadata.labels.clone())
+                .unwrap_or_default(),
+            name,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
 }
 
 #[cfg(test)]

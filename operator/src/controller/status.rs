@@ -29,6 +29,8 @@ pub struct Programming {
     pub total: usize,
     /// The first dataplane that rejected it, with its reasons.
     pub rejected: Option<(String, Vec<String>)>,
+    /// Dataplanes still on their way to it (pushing, or not yet answered).
+    pub in_flight: usize,
 }
 
 impl Programming {
@@ -43,11 +45,19 @@ impl Programming {
             }
             _ => None,
         });
+        let in_flight = (reports.iter())
+            .filter(|r| match &r.state {
+                PushState::Pending => true,
+                PushState::Applied(v) => *v != version,
+                PushState::Rejected(..) | PushState::Failed(_) => false,
+            })
+            .count();
         Programming {
             version,
             applied,
             total: reports.len(),
             rejected,
+            in_flight,
         }
     }
 }
