@@ -158,7 +158,10 @@ struct World {
     dir: PathBuf,
     kubeconfig: PathBuf,
     operators: Vec<Proc>,
-    dataplanes: Vec<(Proc, String)>,
+    /// Each operator's metrics address, by index.
+    metrics: Vec<SocketAddr>,
+    /// Each dataplane with its Pod name and its arguments (to restart it).
+    dataplanes: Vec<(Proc, String, Vec<String>)>,
     backends: Vec<Proc>,
     _serial: MutexGuard<'static, ()>,
 }
@@ -200,6 +203,7 @@ impl World {
             dir,
             kubeconfig,
             operators: Vec::new(),
+            metrics: Vec::new(),
             dataplanes: Vec::new(),
             backends: Vec::new(),
             _serial: serial,
@@ -218,7 +222,7 @@ impl World {
 
     fn logs(&self) -> String {
         let ops = self.operators.iter().map(Proc::log);
-        let dps = self.dataplanes.iter().map(|(p, _)| p.log());
+        let dps = self.dataplanes.iter().map(|(p, _, _)| p.log());
         ops.chain(dps).collect()
     }
 
@@ -235,6 +239,8 @@ impl World {
         ];
         let op = Proc::start(identity, &bins().operator, &args, &self.dir);
         self.operators.push(op);
+        self.metrics
+            .push(SocketAddr::from((Ipv4Addr::LOCALHOST, metrics)));
         self.operators.len() - 1
     }
 
@@ -280,7 +286,7 @@ impl World {
             .cluster
             .register_dataplane_pod(SYSTEM, &pod, &node, ip, port))
         .unwrap();
-        self.dataplanes.push((proc, pod));
+        self.dataplanes.push((proc, pod, args.to_vec()));
     }
 
     /// Starts an HTTP demo backend named `name`; returns its port on 127.0.0.1.
@@ -313,7 +319,7 @@ impl World {
 
 impl Drop for World {
     fn drop(&mut self) {
-        for (_, pod) in &self.dataplanes {
+        for (_, pod, _) in &self.dataplanes {
             let delete = [
                 "delete",
                 "pod",
@@ -370,9 +376,14 @@ fn example(cluster: &Cluster, file: &str, bind: SocketAddr, ports: &[(u16, u16)]
 
 /// One HTTP/1.1 GET of `/` at `address`; the body, trimmed, of a 200.
 fn http_get(address: SocketAddr) -> Option<String> {
+    http_get_path(address, "/")
+}
+
+/// One HTTP/1.1 GET of `path` at `address`; the body, trimmed, of a 200.
+fn http_get_path(address: SocketAddr, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let request = "GET / HTTP/1.1\r\nHost: example\r\nConnection: close\r\n\r\n";
+    let request = format!("GET {path} HTTP/1.1\r\nHost: example\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).ok()?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer).ok()?;
@@ -605,6 +616,81 @@ fn a_config_the_dataplane_rejects_is_reported_and_nothing_is_half_applied() {
 }
 
 #[test]
+fn a_backend_follows_its_service_endpoints_and_a_restarted_dataplane_gets_the_config() {
+    let mut w = World::new("service");
+    w.start_operator("op-service");
+    w.start_dataplane(4);
+    let ns = w.cluster.fresh_namespace("service").unwrap();
+    let slice = |endpoints: Value| {
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "web-1", "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": endpoints})
+    };
+    let ready = |ip: &str, ready: bool| json!({"addresses": [ip], "conditions": {"ready": ready}});
+    w.apply(
+        &ns,
+        &json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+             "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}},
+            slice(json!([ready("10.9.0.1", true)])),
+            {"apiVersion": "fairlead.io/v1alpha1", "kind": "Backend", "metadata": {"name": "app"},
+             "spec": {"service": {"name": "web", "port": "http"}}}
+        ]}),
+    );
+    let programmed = [
+        "wait",
+        "-n",
+        &ns,
+        "--for=condition=Programmed",
+        "--timeout=60s",
+    ];
+    w.kubectl(&[&programmed[..], &["backend/app"]].concat());
+    let servers = "{.status.servers[*].address}:{.status.servers[*].port}";
+    eventually(
+        Duration::from_secs(15),
+        "the endpoint in the status",
+        || (w.jsonpath(&ns, "backend/app", servers) == "10.9.0.1:8080").then_some(()),
+    );
+    // A new ready endpoint joins; a not-ready one does not.
+    w.apply(
+        &ns,
+        &slice(json!([
+            ready("10.9.0.1", true),
+            ready("10.9.0.2", true),
+            ready("10.9.0.3", false)
+        ])),
+    );
+    eventually(
+        Duration::from_secs(15),
+        "the new endpoint in the status",
+        || (w.jsonpath(&ns, "backend/app", servers) == "10.9.0.1 10.9.0.2:8080 8080").then_some(()),
+    );
+
+    // A dataplane that restarts without its state gets the current config again.
+    let (dataplane, _, args) = &mut w.dataplanes[0];
+    dataplane.child.kill().unwrap();
+    dataplane.child.wait().unwrap();
+    let state = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--state-dir="))
+        .unwrap();
+    std::fs::remove_dir_all(state).unwrap();
+    let args = args.clone();
+    *dataplane = Proc::start("dataplane-4-restarted", &bins().dataplane, &args, &w.dir);
+    eventually(
+        Duration::from_secs(15),
+        "the config pushed again after the restart",
+        || {
+            let log = w.dataplanes[0].0.text();
+            log.contains("config applied").then_some(())
+        },
+    );
+    assert!(w.dataplanes[0].0.text().contains("backends=1"));
+}
+
+#[test]
 fn a_stopped_leader_releases_the_lease_and_a_standby_takes_over_at_once() {
     let mut w = World::new("handover");
     let a = w.start_operator("op-a");
@@ -631,6 +717,20 @@ fn a_stopped_leader_releases_the_lease_and_a_standby_takes_over_at_once() {
     w.kubectl(&programmed);
     // Standby op-b is ready (it reads the Lease) but does not lead.
     assert_eq!(w.leader(), "op-a");
+    let b = 1;
+    eventually(Duration::from_secs(10), "op-b ready as standby", || {
+        http_get_path(w.metrics[b], "/readyz")
+    });
+    let metrics = http_get_path(w.metrics[b], "/metrics").unwrap();
+    assert!(metrics.contains("fairlead_operator_leader 0"), "{metrics}");
+    let metrics = http_get_path(w.metrics[a], "/metrics").unwrap();
+    assert!(metrics.contains("fairlead_operator_leader 1"), "{metrics}");
+    assert!(
+        metrics.contains("fairlead_operator_reconciles_total"),
+        "{metrics}"
+    );
+    let pushes = "fairlead_operator_push_duration_seconds_count{result=\"applied\"}";
+    assert!(metrics.contains(pushes), "{metrics}");
 
     let stopped = Instant::now();
     let status = w.operators[a].terminate(Duration::from_secs(10));
@@ -746,7 +846,7 @@ fn measure_apply_to_applied_latency() {
         "{message}"
     );
     let running = |w: &World| -> u64 {
-        let versions = w.dataplanes.iter().map(|(p, _)| {
+        let versions = w.dataplanes.iter().map(|(p, _, _)| {
             applied_after(&p.text(), 0).map(|_| {
                 let text = p.text();
                 let last = text
@@ -792,7 +892,7 @@ fn measure_apply_to_applied_latency() {
             "the change on all dataplanes",
             || {
                 let times: Option<Vec<f64>> = (w.dataplanes.iter())
-                    .map(|(p, _)| applied_after(&p.text(), before).map(|(_, t)| t))
+                    .map(|(p, _, _)| applied_after(&p.text(), before).map(|(_, t)| t))
                     .collect();
                 times.map(|t| t.into_iter().fold(0.0, f64::max))
             },
