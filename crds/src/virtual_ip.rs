@@ -160,7 +160,7 @@ pub struct VirtualIPStatus {
 pub struct NodeVrrpState {
     /// Kubernetes node name. Required.
     pub node: String,
-    /// VRRP state: `Init`, `Backup`, `Master` or `Fault`. Required.
+    /// VRRP state: `Initialize`, `Backup`, `Master`, or `Fault` (VRRP could not start there). Required.
     pub state: String,
     /// Current effective priority. Required.
     pub priority: i32,
