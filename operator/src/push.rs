@@ -292,3 +292,6 @@ fn bad_body(
     }
     error
 }
+
+#[cfg(test)]
+mod tests;

@@ -362,3 +362,59 @@ fn only_ready_pods_with_an_ip_are_targets() {
     assert_eq!(Target::from_pod(&pod("False", Some("127.0.0.5"))), None);
     assert_eq!(Target::from_pod(&pod("True", None)), None);
 }
+
+#[tokio::test]
+async fn a_moved_master_is_written_and_announced_as_a_failover() {
+    use crate::push::{DataplaneStatus, VirtualIpState};
+    let vip: fairlead_crds::VirtualIP = serde_json::from_value(json!({
+        "apiVersion": "fairlead.io/v1alpha1", "kind": "VirtualIP",
+        "metadata": {"name": "vip1", "namespace": "default", "generation": 1},
+        "spec": {"addresses": ["192.0.2.100/24"], "virtualRouterID": 51},
+        "status": {"observedGeneration": 1, "master": "lb-1",
+            "nodes": [{"node": "lb-1", "state": "Master", "priority": 101}]}
+    }))
+    .unwrap();
+    let state = |node: &str, state: &str| {
+        let mut r = report(node, PushState::Applied(1));
+        r.target.node = Some(node.into());
+        r.status = Some(DataplaneStatus {
+            version: 1,
+            virtual_ips: vec![VirtualIpState {
+                name: "default/vip1".into(),
+                state: state.into(),
+                priority: 100,
+                master: None,
+            }],
+            ..Default::default()
+        });
+        r
+    };
+    let reports = [state("lb-1", "Fault"), state("lb-2", "Master")];
+    let (client, seen) = mock_client(200, vec![serde_json::to_value(&vip).unwrap()]);
+    let objects = Objects {
+        virtual_ips: vec![Arc::new(vip)],
+        ..Default::default()
+    };
+    let programming = Programming::of(1, &reports);
+    let failures = syncer(client)
+        .sync(&objects, &[], &programming, &reports, &[])
+        .await;
+    assert!(failures.is_empty(), "{failures:?}");
+    let patches = status_patches(&seen);
+    assert_eq!(patches[0].1["status"]["master"], "lb-2");
+    assert_eq!(
+        patches[0].1["status"]["nodes"],
+        json!([{"node": "lb-1", "state": "Fault", "priority": 100},
+               {"node": "lb-2", "state": "Master", "priority": 100}])
+    );
+    let events: Vec<Value> = (seen.lock().unwrap().iter())
+        .filter(|(m, p, _)| m == "POST" && p.contains("/events"))
+        .map(|(_, _, body)| body.clone())
+        .collect();
+    let failover = events
+        .iter()
+        .find(|e| e["reason"] == "Failover")
+        .expect("a Failover Event");
+    assert_eq!(failover["note"], "master moved from lb-1 to lb-2");
+    assert_eq!(failover["regarding"]["name"], "vip1");
+}
