@@ -210,3 +210,6 @@ fn conflict_is_false(result: Result<Lease, kube::Error>) -> Result<bool, kube::E
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests;
