@@ -2,7 +2,9 @@
 //! started, kept or restarted on each apply, and a tracking task that lowers
 //! a speaker's priority while the frontends bound to its addresses cannot
 //! serve or a tracked interface is down (keepalived's `track_script` and
-//! `track_interface`).
+//! `track_interface`). Speakers run on a thread of their own, so a busy proxy
+//! never delays an advertisement (keepalived gets the same from being a
+//! separate process).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
@@ -37,6 +39,8 @@ pub struct VirtualIpStatus {
 /// The speakers of the running config.
 #[derive(Default)]
 pub struct Vrrp {
+    /// The speakers' runtime, on its own thread; started with the first speaker.
+    runtime: Option<tokio::runtime::Handle>,
     netlink: Option<Netlink>,
     speakers: BTreeMap<String, Running>,
     /// What the tracking task looks at.
@@ -203,8 +207,16 @@ impl Vrrp {
             Ok(n) => n,
             Err(e) => return Running::Fault(SpeakerStatus::fault(&config, e.to_string())),
         };
-        match Speaker::start(config.clone(), netlink).await {
-            Ok(speaker) => Running::Speaking { config, speaker },
+        let started = match self.runtime() {
+            Ok(runtime) => runtime.spawn(Speaker::start(config.clone(), netlink)).await,
+            Err(e) => return Running::Fault(SpeakerStatus::fault(&config, e.to_string())),
+        };
+        match started.map_err(|e| e.to_string()) {
+            Ok(Ok(speaker)) => Running::Speaking { config, speaker },
+            Ok(Err(error)) => {
+                tracing::error!(virtual_ip = %config.name, %error, "VRRP could not start");
+                Running::Fault(SpeakerStatus::fault(&config, error.to_string()))
+            }
             Err(error) => {
                 tracing::error!(virtual_ip = %config.name, %error, "VRRP could not start");
                 Running::Fault(SpeakerStatus::fault(&config, error.to_string()))
@@ -247,8 +259,11 @@ impl Vrrp {
             .collect()
     }
 
+    /// The connection to the kernel's netlink, served on the speakers' runtime.
     fn netlink(&mut self) -> Result<Netlink> {
         if self.netlink.is_none() {
+            let runtime = self.runtime()?;
+            let _inside = runtime.enter();
             let netlink = Netlink::connect().map_err(|source| Error::Io {
                 what: "opening netlink".into(),
                 source,
@@ -256,6 +271,28 @@ impl Vrrp {
             self.netlink = Some(netlink);
         }
         Ok(self.netlink.clone().expect("set above"))
+    }
+
+    /// The speakers' single-threaded runtime; its thread lives as long as the process.
+    fn runtime(&mut self) -> Result<tokio::runtime::Handle> {
+        if let Some(handle) = &self.runtime {
+            return Ok(handle.clone());
+        }
+        let io = |source| Error::Io {
+            what: "starting the VRRP thread".into(),
+            source,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(io)?;
+        let handle = runtime.handle().clone();
+        std::thread::Builder::new()
+            .name("vrrp".into())
+            .spawn(move || runtime.block_on(std::future::pending::<()>()))
+            .map_err(io)?;
+        self.runtime = Some(handle.clone());
+        Ok(handle)
     }
 }
 

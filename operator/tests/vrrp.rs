@@ -72,6 +72,10 @@ fn start(lab: &Lab, i: usize, dir: &Path) -> Proc {
             &format!("n{i}"),
             "--threads",
             "1",
+            // A client connection caught by the move of the address would
+            // hold a graceful stop for the default 10 s.
+            "--shutdown-grace",
+            "1s",
         ],
         &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
     );

@@ -28,11 +28,13 @@ while True:
         c.close()
 "#;
 
-/// Connects every 5 ms until a node named argv[3] answers on argv[1]:argv[2],
-/// for at most argv[4] seconds; prints the Unix time in ms of that answer.
+/// Says `ready`, then connects every 5 ms until a node named argv[3] answers
+/// on argv[1]:argv[2], for at most argv[4] seconds; prints the Unix time in ms
+/// of that answer.
 const PROBE: &str = r#"
 import socket, sys, time
 host, port, want, limit = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+print("ready", flush=True)
 deadline = time.time() + limit
 while time.time() < deadline:
     try:
@@ -228,9 +230,10 @@ impl Lab {
     }
 
     /// Starts a client probe that waits until node `want` answers on
-    /// `address:port` ("*": any node), for at most `limit`.
+    /// `address:port` ("*": any node), for at most `limit`; returns once the
+    /// probe runs (a Python start can take longer than a failover).
     pub fn probe(&self, address: &str, port: u16, want: &str, limit: Duration) -> Probe {
-        let child = Command::new("ip")
+        let mut child = Command::new("ip")
             .args(["netns", "exec", &self.client(), "python3", "-c", PROBE])
             .args([address, &port.to_string(), want])
             .arg(format!("{}", limit.as_secs_f64()))
@@ -238,7 +241,11 @@ impl Lab {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        Probe { child }
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut ready = String::new();
+        stdout.read_line(&mut ready).unwrap();
+        assert_eq!(ready.trim(), "ready", "probe did not start");
+        Probe { child, stdout }
     }
 
     /// The name of the node answering on `address:port` from the client, within 5 s.
@@ -268,15 +275,17 @@ impl Drop for Lab {
 /// A running client probe.
 pub struct Probe {
     child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Probe {
     /// Unix time in ms of the first answer from the wanted node, and its name.
-    pub fn wait(self) -> (u64, String) {
-        let out = self.child.wait_with_output().unwrap();
-        assert!(out.status.success(), "no wanted answer: {out:?}");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let (at, name) = text.trim().split_once(' ').unwrap();
+    pub fn wait(mut self) -> (u64, String) {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "no wanted answer ({status})");
+        let (at, name) = line.trim().split_once(' ').unwrap();
         (at.parse().unwrap(), name.to_string())
     }
 }
