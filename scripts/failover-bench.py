@@ -18,8 +18,8 @@ One run: start both nodes, wait until n1 holds the VIP and the client reads
 graceful scenario) at t0, then measure
   - VIP: until n2 holds the address (a thread in n2 binds a socket to it
     every 1 ms; bind fails while the address is not local), and
-  - client: until a TCP connect from the client to VIP:80 every 3 ms (30 ms
-    timeout) reads "n2". A killed master keeps the VIP on its interface, so
+  - client: until a TCP connect from the client to VIP:80 reads "n2"; a new
+    non-blocking connect starts every 3 ms, each with a 30 ms timeout. A killed master keeps the VIP on its interface, so
     the client may still reach n1 (RST from n1's kernel for fairlead, n1's
     name server for Keepalived) until the new master's gratuitous ARP
     updates the client's neighbour entry; those answers are counted, not
@@ -42,11 +42,13 @@ Usage: scripts/failover-bench.py [--runs N] [--quick] [--only a,b,c,d]
 import argparse
 import atexit
 import ctypes
+import errno
 import math
 import os
 import random
 import re
 import select
+import selectors
 import shutil
 import signal
 import socket
@@ -409,18 +411,8 @@ class Bench:
                 res["errors"].append(str(e))
             ready.wait()
             go.wait(10)
-            deadline = time.monotonic() + FAILOVER_LIMIT
-            while time.monotonic() < deadline:
-                got = read_name(VIP)
-                if got == "n2":
-                    res["client"] = time.monotonic()
-                    return
-                key = {"n1": "old_master", "refused": "refused",
-                       "timeout": "timeout"}.get(got, "other")
-                res[key] += 1
-                if key == "other":
-                    res["why"].add(got or "empty read")
-                time.sleep(PROBE_GAP)
+            end = probe_until_name(VIP, "n2", time.monotonic() + FAILOVER_LIMIT, res)
+            res["client"] = end
 
         threads = [threading.Thread(target=f, daemon=True) for f in (watch_vip, watch_client)]
         for t in threads:
@@ -526,6 +518,76 @@ class Bench:
         return out
 
 
+def probe_until_name(addr, expect, deadline, tally):
+    """Starts a non-blocking TCP connect to addr:80 every PROBE_GAP, each
+    given CONNECT_TIMEOUT, so a probe stuck on a stale neighbour entry does
+    not delay the next one; returns the time the first one read `expect`,
+    or None at the deadline. Failed probes are counted into `tally`."""
+    sel = selectors.DefaultSelector()
+    inflight = {}  # socket -> [started, bytes read]
+
+    def finish(sock, key, why=None):
+        sel.unregister(sock)
+        sock.close()
+        del inflight[sock]
+        tally[key] += 1
+        if why:
+            tally["why"].add(why)
+
+    next_start = time.monotonic()
+    try:
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                return None
+            if now >= next_start:
+                sock = socket.socket()
+                sock.setblocking(False)
+                err = sock.connect_ex((addr, VIP_PORT))
+                if err not in (0, errno.EINPROGRESS):
+                    sock.close()
+                    tally["other"] += 1
+                    tally["why"].add(f"connect error {err}")
+                else:
+                    sel.register(sock, selectors.EVENT_WRITE)
+                    inflight[sock] = [now, b""]
+                next_start = now + PROBE_GAP
+            for key, events in sel.select(max(0.0, min(next_start, deadline) - now)):
+                sock = key.fileobj
+                state = inflight[sock]
+                if events & selectors.EVENT_WRITE:
+                    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if err == errno.ECONNREFUSED:
+                        finish(sock, "refused")
+                    elif err:
+                        finish(sock, "other", f"error {err}")
+                    else:
+                        sel.modify(sock, selectors.EVENT_READ)
+                    continue
+                try:
+                    chunk = sock.recv(64)
+                except OSError as e:
+                    finish(sock, "other", f"error {e.errno}")
+                    continue
+                state[1] += chunk
+                if state[1] == expect.encode():
+                    return time.monotonic()
+                if not chunk or len(state[1]) >= 64:
+                    name = state[1].decode(errors="replace")
+                    if name == "n1":
+                        finish(sock, "old_master")
+                    else:
+                        finish(sock, "other", f"read {name!r}")
+            now = time.monotonic()
+            for sock, (started, _) in list(inflight.items()):
+                if now - started > CONNECT_TIMEOUT:
+                    finish(sock, "timeout")
+    finally:
+        for sock in list(inflight):
+            sock.close()
+        sel.close()
+
+
 def read_name(addr):
     """One TCP connect to addr:80; the name read, or why there was none."""
     s = socket.socket()
@@ -578,10 +640,15 @@ def report(all_results, soak):
         fv, fc, _ = medians[(key, "fairlead")]
         kv, kc, _ = medians[(key, "keepalived")]
         ratio = lambda f, k: f"{f / k:.2f}" if f is not None and k else "n/a"
-        print(f"{key}) fairlead/Keepalived medians: VIP {ratio(fv, kv)}, client {ratio(fc, kc)}")
+        gaps = {impl: [r["client"] - r["vip"] for r in all_results[key][impl]
+                       if r["client"] is not None and r["vip"] is not None]
+                for impl in ("fairlead", "keepalived")}
+        gap = ", ".join(f"{impl} {fmt_ms(statistics.median(g))}" for impl, g in gaps.items() if g)
+        print(f"{key}) fairlead/Keepalived medians: VIP {ratio(fv, kv)}, client {ratio(fc, kc)};"
+              f" client answered after the VIP moved (median): {gap}")
     print("\nClient probes after the kill (sums over runs): refused = RST from the old master's"
           " kernel, answered by old master = its listener still answering, timed out = no"
-          " answer in 30 ms (ARP or SYN unanswered).")
+          " answer in 30 ms (SYN sent to the old master's MAC, or ARP unanswered).")
     for key, results in all_results.items():
         for impl in ("keepalived", "fairlead"):
             rs = results[impl]
