@@ -36,23 +36,33 @@ struct Bins {
 fn bins() -> &'static Bins {
     static BINS: OnceLock<Bins> = OnceLock::new();
     BINS.get_or_init(|| {
+        // FAIRLEAD_E2E_PROFILE=release measures optimized binaries.
+        let release = std::env::var("FAIRLEAD_E2E_PROFILE").is_ok_and(|p| p == "release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--bin",
-                "fairlead-operator",
-                "--bin",
-                "fairlead-dataplane",
-            ])
-            .args(["--bin", "demo-backend"])
+        let mut build = Command::new(cargo);
+        build.args([
+            "build",
+            "--bin",
+            "fairlead-operator",
+            "--bin",
+            "fairlead-dataplane",
+        ]);
+        build.args(["--bin", "demo-backend"]);
+        if release {
+            build.arg("--release");
+        }
+        let status = build
             .current_dir(repo_path(""))
             .status()
             .expect("running cargo build");
         assert!(status.success(), "building the binaries failed");
-        // This test runs from <target>/<profile>/deps/.
+        // This test runs from <target>/debug/deps/.
         let exe = std::env::current_exe().unwrap();
-        let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+        let debug = exe.parent().and_then(Path::parent).unwrap();
+        let dir = match release {
+            true => debug.parent().unwrap().join("release"),
+            false => debug.to_path_buf(),
+        };
         let bin = |name: &str| {
             let path = dir.join(name);
             assert!(
@@ -804,6 +814,7 @@ fn applied_after(log: &str, after: u64) -> Option<(u64, f64)> {
 /// round changes one server port with `kubectl patch` and times from just
 /// before kubectl starts to the moment the last dataplane logs applying it.
 /// Run: cargo test -p fairlead-e2e --test operator_examples -- --ignored --nocapture
+/// (with FAIRLEAD_E2E_PROFILE=release for optimized binaries).
 #[test]
 #[ignore = "a measurement; prints p50/p99"]
 fn measure_apply_to_applied_latency() {
@@ -913,9 +924,10 @@ fn measure_apply_to_applied_latency() {
     let kubectl_p50 = pct(&mut kubectl_times, 0.5);
     let (after_p50, after_p99) = (pct(&mut after_kubectl, 0.5), pct(&mut after_kubectl, 0.99));
     println!(
-        "apply-to-applied on all 3 dataplanes (100 backends x 10 servers), {n} changes: \
+        "apply-to-applied on all 3 dataplanes (100 backends x 10 servers, {} binaries), {n} changes: \
          p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; kubectl patch itself p50 {:.0} ms; \
          from kubectl's return: p50 {:.0} ms, p99 {:.0} ms",
+        std::env::var("FAIRLEAD_E2E_PROFILE").unwrap_or_else(|_| "debug".into()),
         p50 * 1e3,
         p99 * 1e3,
         max * 1e3,

@@ -332,6 +332,7 @@ async fn run_target(
                     running = Some(newer);
                 }
                 Err(e) => {
+                    shared.metrics.error("push");
                     tracing::info!(pod, error = %e, retry_in = ?backoff, "push failed");
                     shared.update(pod, |r| r.state = PushState::Failed(e.to_string()));
                     running = None;
