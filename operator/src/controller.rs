@@ -256,12 +256,19 @@ async fn rounds(
         controller: "fairlead-operator".into(),
         instance: Some(settings.identity.clone()),
     };
-    let mut sync = sync::StatusSync::new(client.clone(), Recorder::new(client, reporter));
+    // The status syncer runs in its own task, so that writing many statuses
+    // never delays the next render; it is here when idle.
+    let mut syncer = Some(sync::StatusSync::new(
+        client.clone(),
+        Recorder::new(client, reporter),
+    ));
+    let mut syncing: Option<AbortOnDrop<(sync::StatusSync, Vec<Error>)>> = None;
     let mut credentials_version: Option<Option<String>> = None;
     let mut rendered = None;
     let mut retry_status: Option<Instant> = None;
     let mut status_backoff = Duration::from_millis(500);
     let mut published = Instant::now();
+    let mut status_dirty = false;
     signals.render();
     loop {
         let retry = async {
@@ -274,6 +281,29 @@ async fn rounds(
             () = signals.bell.notified() => {}
             () = fleet.changed().notified() => {}
             () = retry => {}
+            done = async { (&mut syncing.as_mut().expect("guarded").0).await }, if syncing.is_some() => {
+                syncing = None;
+                let Ok((idle, failures)) = done else {
+                    return Err(Error::Io {
+                        what: "writing statuses".into(),
+                        source: std::io::Error::other("the status task failed"),
+                    });
+                };
+                syncer = Some(idle);
+                if failures.is_empty() {
+                    status_backoff = Duration::from_millis(500);
+                } else {
+                    for e in &failures {
+                        metrics.error("status");
+                        tracing::warn!(error = %e, retry_in = ?status_backoff, "status not written");
+                    }
+                    retry_status = Some(Instant::now() + status_backoff);
+                    status_backoff = (status_backoff * 2).min(Duration::from_secs(30));
+                }
+                if !status_dirty {
+                    continue;
+                }
+            }
         }
         tokio::time::sleep(settings.debounce).await;
         let started = Instant::now();
@@ -336,22 +366,32 @@ async fn rounds(
             virtual_ips: stores.virtual_ips.state(),
         };
         let pods = stores.pods.state();
-        let failures = sync
-            .sync(&objects, &result.errors, &programming, &reports, &pods)
-            .await;
-        if failures.is_empty() {
-            retry_status = None;
-            status_backoff = Duration::from_millis(500);
-        } else {
-            for e in &failures {
-                metrics.error("status");
-                tracing::warn!(error = %e, retry_in = ?status_backoff, "status not written");
+        match syncer.take() {
+            Some(mut idle) => {
+                status_dirty = false;
+                retry_status = None;
+                let errors = result.errors.clone();
+                syncing = Some(AbortOnDrop(tokio::spawn(async move {
+                    let failures = idle
+                        .sync(&objects, &errors, &programming, &reports, &pods)
+                        .await;
+                    (idle, failures)
+                })));
             }
-            retry_status = Some(Instant::now() + status_backoff);
-            status_backoff = (status_backoff * 2).min(Duration::from_secs(30));
+            // Busy: sync again when it is done.
+            None => status_dirty = true,
         }
         metrics.observe_reconcile(started.elapsed());
         readiness.set(true);
+    }
+}
+
+/// A task aborted when its handle is dropped (the controller stopping).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
