@@ -6,7 +6,8 @@
 //! short debounce window, then runs one round for everything that changed;
 //! only one round runs at a time. Pushes are asynchronous (one task per
 //! dataplane, see [`fleet`](crate::fleet)); their progress marks the status
-//! dirty, and statuses are written only where they differ from what is stored.
+//! dirty. Statuses are written by one task at a time beside the rounds (so
+//! they never delay a push), and only where they differ from what is stored.
 
 mod status;
 mod sync;
