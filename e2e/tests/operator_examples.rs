@@ -731,6 +731,33 @@ fn a_backend_follows_its_service_endpoints_and_a_restarted_dataplane_gets_the_co
 }
 
 #[test]
+fn deploy_also_applies_file_by_file_as_the_readme_says() {
+    let w = World::new("files");
+    let files = [
+        "crds/",
+        "namespace.yaml",
+        "rbac.yaml",
+        "operator.yaml",
+        "dataplane.yaml",
+    ];
+    let mut args = vec!["apply".to_string()];
+    for f in files {
+        args.extend([
+            "-f".to_string(),
+            repo_path(&format!("deploy/{f}")).display().to_string(),
+        ]);
+    }
+    let out = w.kubectl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    for object in [
+        "namespace/fairlead-system",
+        "deployment.apps/fairlead-operator",
+        "daemonset.apps/fairlead-dataplane",
+    ] {
+        assert!(out.contains(object), "{out}");
+    }
+}
+
+#[test]
 fn a_stopped_leader_releases_the_lease_and_a_standby_takes_over_at_once() {
     let mut w = World::new("handover");
     let a = w.start_operator("op-a");
