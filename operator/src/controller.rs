@@ -45,7 +45,7 @@ pub struct Settings {
     pub namespace: String,
     /// Namespace whose resources are watched; all when `None`.
     pub watch_namespace: Option<String>,
-    /// Quiet time collected before a round.
+    /// Wait after the first change before a round renders (changes meanwhile join it).
     pub debounce: Duration,
     /// How often each dataplane's status is read.
     pub poll_interval: Duration,

@@ -72,8 +72,8 @@ pub struct OperatorArgs {
         default_value = "0.0.0.0:8080"
     )]
     pub metrics_address: SocketAddr,
-    /// Milliseconds of quiet collected before a render and push, so bursts of
-    /// changes make one round.
+    /// Milliseconds a round waits after the first change before it renders,
+    /// so a burst of changes makes one render and push.
     #[arg(
         long,
         env = "FAIRLEAD_OPERATOR_DEBOUNCE_MS",
