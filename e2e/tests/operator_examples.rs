@@ -728,6 +728,36 @@ fn a_backend_follows_its_service_endpoints_and_a_restarted_dataplane_gets_the_co
                 .then_some(())
         },
     );
+
+    // A deleted credentials Secret is made anew, with a new token.
+    let token = "jsonpath={.data.token}";
+    let old = w.kubectl(&[
+        "get",
+        "secret",
+        "fairlead-dataplane-tls",
+        "-n",
+        SYSTEM,
+        "-o",
+        token,
+    ]);
+    w.kubectl(&["delete", "secret", "fairlead-dataplane-tls", "-n", SYSTEM]);
+    eventually(
+        Duration::from_secs(15),
+        "the credentials Secret made anew",
+        || {
+            let get = [
+                "get",
+                "secret",
+                "fairlead-dataplane-tls",
+                "-n",
+                SYSTEM,
+                "-o",
+                token,
+            ];
+            let new = w.cluster.kubectl_ok(get).ok()?;
+            (!new.is_empty() && new != old).then_some(())
+        },
+    );
 }
 
 #[test]

@@ -261,7 +261,7 @@ async fn rounds(
     // never delays the next render; it is here when idle.
     let mut syncer = Some(sync::StatusSync::new(
         client.clone(),
-        Recorder::new(client, reporter),
+        Recorder::new(client.clone(), reporter),
     ));
     let mut syncing: Option<AbortOnDrop<(sync::StatusSync, Vec<Error>)>> = None;
     let mut credentials_version: Option<Option<String>> = None;
@@ -310,6 +310,7 @@ async fn rounds(
         let started = Instant::now();
         let credentials = stores.credentials.state().into_iter().next();
         let seen = (credentials.as_ref()).and_then(|s| s.metadata.resource_version.clone());
+        let mut create_failed = false;
         if credentials_version.as_ref() != Some(&seen) {
             let client = match credentials.as_deref().map(credentials::admin_client) {
                 Some(Ok(client)) => Some(client),
@@ -319,12 +320,23 @@ async fn rounds(
                     None
                 }
                 None => {
-                    tracing::warn!(secret = CREDENTIALS_SECRET, "credentials Secret missing");
+                    // Deleted: made anew (dataplanes pick up the new files when restarted).
+                    tracing::warn!(
+                        secret = CREDENTIALS_SECRET,
+                        "credentials Secret missing; creating it"
+                    );
+                    if let Err(e) = credentials::ensure(client.clone(), &settings.namespace).await {
+                        metrics.error("credentials");
+                        tracing::error!(error = %e, "cannot create the credentials; retrying");
+                        retry_status = Some(Instant::now() + Duration::from_secs(1));
+                        create_failed = true;
+                    }
                     None
                 }
             };
             fleet.set_client(client);
-            credentials_version = Some(seen);
+            // After a failed creation, the next round tries again.
+            credentials_version = (!create_failed).then_some(seen);
         }
         if signals.render.swap(false, Ordering::AcqRel) || rendered.is_none() {
             let snapshot = snapshot(stores);
@@ -370,7 +382,9 @@ async fn rounds(
         match syncer.take() {
             Some(mut idle) => {
                 status_dirty = false;
-                retry_status = None;
+                if !create_failed {
+                    retry_status = None;
+                }
                 let errors = result.errors.clone();
                 syncing = Some(AbortOnDrop(tokio::spawn(async move {
                     let failures = idle
