@@ -18,6 +18,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use fairlead_e2e::{Cluster, repo_path};
 use serde_json::{Value, json};
 
+#[path = "../../operator/tests/netns/mod.rs"]
+mod netns;
+
 const SYSTEM: &str = "fairlead-system";
 
 /// One test at a time: they share the cluster-wide operator role.
@@ -306,6 +309,39 @@ impl World {
         (self
             .cluster
             .register_dataplane_pod(SYSTEM, &pod, &node, ip, port))
+        .unwrap();
+        self.dataplanes.push((proc, pod, args.to_vec()));
+    }
+
+    /// Starts a dataplane in node `i` of `lab` (node `n{i}`, admin API on
+    /// 10.88.0.`i`) and registers its Pod.
+    fn start_dataplane_in(&mut self, lab: &netns::Lab, i: usize) {
+        let creds = self.credentials();
+        let ip = Ipv4Addr::new(10, 88, 0, i as u8);
+        let (pod, node) = (format!("dataplane-n{i}"), format!("n{i}"));
+        let state = self.dir.join(format!("state-n{i}"));
+        let args = [
+            "netns".into(),
+            "exec".into(),
+            lab.node(i),
+            bins().dataplane.display().to_string(),
+            format!("--admin-address={ip}:9443"),
+            format!("--tls-cert={}", creds.join("tls.crt").display()),
+            format!("--tls-key={}", creds.join("tls.key").display()),
+            format!("--token-file={}", creds.join("token").display()),
+            format!("--state-dir={}", state.display()),
+            format!("--node-name={node}"),
+            "--threads=1".into(),
+        ];
+        let proc = Proc::start(&pod, Path::new("ip"), &args, &self.dir);
+        eventually(
+            Duration::from_secs(10),
+            "the dataplane's admin port",
+            || TcpStream::connect((ip, 9443)).ok(),
+        );
+        (self
+            .cluster
+            .register_dataplane_pod(SYSTEM, &pod, &node, ip, 9443))
         .unwrap();
         self.dataplanes.push((proc, pod, args.to_vec()));
     }
@@ -1023,4 +1059,83 @@ fn measure_apply_to_applied_latency() {
         after_p99 * 1e3
     );
     assert!(p50 > 0.0 && p99 < 30.0, "implausible: p50 {p50} p99 {p99}");
+}
+
+/// VRRP through the operator (needs root): two dataplanes in network
+/// namespaces elect a master for a VirtualIP applied with kubectl; its status
+/// names the master and each node's state, and follows a failover with an
+/// Event.
+#[test]
+fn virtual_ip_status_shows_the_master_and_follows_a_failover() {
+    let mut world = World::new("vrrp");
+    let lab = netns::Lab::new(2);
+    lab.attach_host("10.88.0.254");
+    world.start_operator("op-vrrp");
+    for i in 1..=2 {
+        world.start_dataplane_in(&lab, i);
+    }
+    let ns = world.namespace("vrrp");
+    world.apply(
+        &ns,
+        &json!({
+            "apiVersion": "fairlead.io/v1alpha1",
+            "kind": "VirtualIP",
+            "metadata": {"name": "vip"},
+            "spec": {
+                "addresses": ["10.88.0.100/24"],
+                "virtualRouterID": 51,
+                "advertInterval": "100ms",
+                "priorities": [{"node": "n1", "priority": 120}, {"node": "n2", "priority": 110}],
+            },
+        }),
+    );
+    let wait = [
+        "wait",
+        "--for=condition=Ready",
+        "--timeout=30s",
+        "virtualip/vip",
+        "-n",
+        &ns,
+    ];
+    world.kubectl(&wait);
+    lab.wait_sole_holder(1, "10.88.0.100", Duration::from_secs(5));
+    let status = |world: &World| -> Value {
+        let text = world.kubectl(&["get", "virtualip", "vip", "-n", &ns, "-o", "json"]);
+        serde_json::from_str::<Value>(&text).unwrap()["status"].clone()
+    };
+    let nodes = eventually(Duration::from_secs(10), "both nodes in the status", || {
+        let s = status(&world);
+        (s["nodes"].as_array().map(Vec::len) == Some(2)).then_some(s)
+    });
+    assert_eq!(nodes["master"], "n1", "{nodes}");
+    assert_eq!(
+        nodes["nodes"],
+        json!([
+            {"node": "n1", "state": "Master", "priority": 120},
+            {"node": "n2", "state": "Backup", "priority": 110},
+        ])
+    );
+
+    // The master's dataplane dies: n2 takes over, and the status says so.
+    world.dataplanes[0].0.child.kill().unwrap();
+    lab.wait_holds(2, "10.88.0.100", Duration::from_secs(3));
+    eventually(
+        Duration::from_secs(15),
+        "n2 as master in the status",
+        || (status(&world)["master"] == "n2").then_some(()),
+    );
+    let events = eventually(Duration::from_secs(10), "a Failover Event to n2", || {
+        let messages = world.kubectl(&[
+            "get",
+            "events",
+            "-n",
+            &ns,
+            "--field-selector",
+            "reason=Failover",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ]);
+        messages.contains("to n2").then_some(messages)
+    });
+    assert!(events.contains("master moved from none to n1"), "{events}");
 }

@@ -288,7 +288,12 @@ async fn run_target(
                 }
                 Err(e) => {
                     tracing::debug!(pod, error = %e, "reading dataplane status");
-                    shared.update(pod, |r| r.state = PushState::Failed(e.to_string()));
+                    // An unreachable dataplane's last report (say, Master of a
+                    // VirtualIP) is no longer true.
+                    shared.update(pod, |r| {
+                        r.state = PushState::Failed(e.to_string());
+                        r.status = None;
+                    });
                     wait(&mut desired, backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;

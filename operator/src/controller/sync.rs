@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use fairlead_crds::{Backend, Frontend, VirtualIP};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
@@ -152,7 +152,22 @@ impl StatusSync {
                         Some(_) => EventType::Normal,
                         None => EventType::Warning,
                     };
-                    events.push((v.object_ref(&()), event(kind, "Failover", note)));
+                    // The node as the related object: kube's recorder folds
+                    // Events with equal keys into one series that keeps the
+                    // first note, so each new master gets its own Event.
+                    let node =
+                        new.master
+                            .as_ref()
+                            .or(old_master.as_ref())
+                            .map(|n| ObjectReference {
+                                api_version: Some("v1".into()),
+                                kind: Some("Node".into()),
+                                name: Some(n.clone()),
+                                ..ObjectReference::default()
+                            });
+                    let mut failover = event(kind, "Failover", note);
+                    failover.secondary = node;
+                    events.push((v.object_ref(&()), failover));
                 }
                 writes.push(write(v.as_ref(), &new));
             }

@@ -104,6 +104,18 @@ impl Lab {
         lab
     }
 
+    /// Connects this (the host) namespace to the bridge with `address/24`, so
+    /// a process here reaches the nodes. Removed with the bridge namespace.
+    pub fn attach_host(&self, address: &str) {
+        let (host, peer) = (format!("{}h", self.prefix), format!("{}hp", self.prefix));
+        let br = self.bridge();
+        ip(&["link", "add", &host, "type", "veth", "peer", "name", &peer]);
+        ip(&["link", "set", &peer, "netns", &br]);
+        ip(&["-n", &br, "link", "set", &peer, "master", "br0", "up"]);
+        ip(&["addr", "add", &format!("{address}/24"), "dev", &host]);
+        ip(&["link", "set", &host, "up"]);
+    }
+
     fn bridge(&self) -> String {
         format!("{}br", self.prefix)
     }
