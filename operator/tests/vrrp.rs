@@ -5,13 +5,13 @@
 
 mod common;
 mod netns;
+mod vip;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use netns::{Lab, Proc, now_ms, write};
-
-const VIP: &str = "10.88.0.100";
+use vip::VIP;
 const INTERVAL_MS: u64 = 100;
 /// Time allowed beyond the protocol's own for a client to see the new master:
 /// adding the address, the gratuitous ARP, a busy CI machine.
@@ -22,65 +22,25 @@ fn master_down_ms(priority: u64) -> u64 {
     3 * INTERVAL_MS + (256 - priority) * INTERVAL_MS / 256
 }
 
-/// A VirtualIP on eth0 (n1: 120, n2: 110, others 100) and a tcp frontend on
-/// it relaying to the node's name server on 127.0.0.1:9000.
+/// The VirtualIP spec of these tests: 100 ms adverts, n1: 120, n2: 110, others 100.
 fn manifests(name: &str, vip_extra: &str, backend_extra: &str) -> PathBuf {
-    let dir = common::scratch(name);
-    write(
-        &dir,
-        "vip.yaml",
-        &format!(
-            "apiVersion: fairlead.io/v1alpha1
-kind: VirtualIP
-metadata: {{name: vip}}
-spec:
-  addresses: [{VIP}/24]
-  virtualRouterID: 51
-  advertInterval: {INTERVAL_MS}ms
-  priorities: [{{node: n1, priority: 120}}, {{node: n2, priority: 110}}]
-{vip_extra}---
-apiVersion: fairlead.io/v1alpha1
-kind: Frontend
-metadata: {{name: web}}
-spec:
-  mode: tcp
-  bind: {{virtualIP: vip, port: 80}}
-  defaultBackend: local
----
-apiVersion: fairlead.io/v1alpha1
-kind: Backend
-metadata: {{name: local}}
-spec:
-  mode: tcp
-  servers: [{{name: s, address: 127.0.0.1, port: 9000}}]
-{backend_extra}"
-        ),
+    let spec = format!(
+        "  advertInterval: {INTERVAL_MS}ms\n  priorities: [{{node: n1, priority: 120}}, {{node: n2, priority: 110}}]\n{vip_extra}"
     );
-    dir
+    vip::manifests(name, &spec, backend_extra)
 }
 
-/// `fairlead run` on node `i` (named `n{i}`), once its VRRP instance started.
 fn start(lab: &Lab, i: usize, dir: &Path) -> Proc {
-    let mut p = lab.spawn(
-        &lab.node(i),
-        env!("CARGO_BIN_EXE_fairlead"),
-        &[
-            "run",
-            "-f",
-            dir.to_str().unwrap(),
-            "--node-name",
-            &format!("n{i}"),
-            "--threads",
-            "1",
-            // A client connection caught by the move of the address would
-            // hold a graceful stop for the default 10 s.
-            "--shutdown-grace",
-            "1s",
-        ],
-        &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
-    );
-    p.wait_for("to=Backup", Duration::from_secs(10));
-    p
+    vip::start(env!("CARGO_BIN_EXE_fairlead"), lab, i, dir)
+}
+
+/// SIGKILLs `master` and returns how long until a client is answered by `next`.
+fn kill_and_time(lab: &Lab, master: &Proc, next: &str) -> u64 {
+    let probe = lab.probe(VIP, 80, next, Duration::from_secs(5));
+    let killed = now_ms();
+    master.signal("KILL");
+    let (answered, _) = probe.wait();
+    answered - killed
 }
 
 /// Three nodes, each with its name server; returns the lab and the processes.
@@ -102,11 +62,7 @@ fn one_master_sigkill_failover_and_preemption_on_return() {
     assert_eq!(lab.who_answers(VIP, 80), "n1");
 
     // SIGKILL: no priority 0, the backup waits out Master_Down_Interval.
-    let probe = lab.probe(VIP, 80, "n2", Duration::from_secs(5));
-    let killed = now_ms();
-    procs[0].signal("KILL");
-    let (answered, _) = probe.wait();
-    let failover = answered - killed;
+    let failover = kill_and_time(&lab, &procs[0], "n2");
     let bound = master_down_ms(110) + MARGIN_MS;
     eprintln!("SIGKILL failover: client answered by n2 after {failover} ms (bound {bound} ms)");
     assert!(
@@ -310,11 +266,7 @@ fn unicast_peers_elect_and_fail_over() {
     let procs: Vec<Proc> = (1..=2).map(|i| start(&lab, i, &dir)).collect();
     lab.wait_sole_holder(1, VIP, Duration::from_secs(3));
     lab.assert_steady(1, VIP, Duration::from_millis(500));
-    let probe = lab.probe(VIP, 80, "n2", Duration::from_secs(5));
-    let killed = now_ms();
-    procs[0].signal("KILL");
-    let (answered, _) = probe.wait();
-    let failover = answered - killed;
+    let failover = kill_and_time(&lab, &procs[0], "n2");
     let bound = master_down_ms(110) + MARGIN_MS;
     eprintln!("unicast SIGKILL failover: {failover} ms (bound {bound} ms)");
     assert!(failover <= bound, "failover took {failover} ms");

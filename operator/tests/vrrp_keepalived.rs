@@ -4,50 +4,21 @@
 
 mod common;
 mod netns;
+mod vip;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use netns::{Lab, Proc, write};
 
-const VIP: &str = "10.88.0.100";
+use vip::VIP;
 
-/// fairlead's manifests: priority `priority` for node `n1`, a tcp frontend on
-/// the address relaying to the node's name server.
+/// fairlead's manifests: `version`, `interval`, and `priority` for node `n1`.
 fn fairlead_manifests(name: &str, version: u8, interval: &str, priority: u8) -> PathBuf {
-    let dir = common::scratch(name);
-    write(
-        &dir,
-        "vip.yaml",
-        &format!(
-            "apiVersion: fairlead.io/v1alpha1
-kind: VirtualIP
-metadata: {{name: vip}}
-spec:
-  addresses: [{VIP}/24]
-  virtualRouterID: 51
-  version: {version}
-  advertInterval: {interval}
-  priorities: [{{node: n1, priority: {priority}}}]
----
-apiVersion: fairlead.io/v1alpha1
-kind: Frontend
-metadata: {{name: web}}
-spec:
-  mode: tcp
-  bind: {{virtualIP: vip, port: 80}}
-  defaultBackend: local
----
-apiVersion: fairlead.io/v1alpha1
-kind: Backend
-metadata: {{name: local}}
-spec:
-  mode: tcp
-  servers: [{{name: s, address: 127.0.0.1, port: 9000}}]
-"
-        ),
+    let spec = format!(
+        "  version: {version}\n  advertInterval: {interval}\n  priorities: [{{node: n1, priority: {priority}}}]\n"
     );
-    dir
+    vip::manifests(name, &spec, "")
 }
 
 /// keepalived.conf for node 2: the same VRID and address, `vrrp_version`
@@ -79,22 +50,7 @@ vrrp_instance VI {{
 }
 
 fn start_fairlead(lab: &Lab, dir: &Path) -> Proc {
-    let mut p = lab.spawn(
-        &lab.node(1),
-        env!("CARGO_BIN_EXE_fairlead"),
-        &[
-            "run",
-            "-f",
-            dir.to_str().unwrap(),
-            "--node-name",
-            "n1",
-            "--threads",
-            "1",
-        ],
-        &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
-    );
-    p.wait_for("to=Backup", Duration::from_secs(10));
-    p
+    vip::start(env!("CARGO_BIN_EXE_fairlead"), lab, 1, dir)
 }
 
 /// keepalived (VRRP only, foreground, logging to stderr) on node 2.
