@@ -286,12 +286,47 @@ impl World {
 
     /// Starts a dataplane on 127.0.77.`n` and registers its Pod.
     fn start_dataplane(&mut self, n: u8) {
-        let creds = self.credentials();
         let ip = Ipv4Addr::new(127, 0, 77, n);
         let port = free_port(ip);
-        let (pod, node) = (format!("dataplane-{n}"), format!("node-{n}"));
-        let state = self.dir.join(format!("state-{n}"));
-        let args = [
+        self.launch_dataplane(
+            None,
+            ip,
+            port,
+            &format!("dataplane-{n}"),
+            &format!("node-{n}"),
+        );
+    }
+
+    /// Starts a dataplane in node `i` of `lab` (node `n{i}`, admin API on
+    /// 10.88.0.`i`) and registers its Pod.
+    fn start_dataplane_in(&mut self, lab: &netns::Lab, i: usize) {
+        let ip = Ipv4Addr::new(10, 88, 0, i as u8);
+        let (pod, node) = (format!("dataplane-n{i}"), format!("n{i}"));
+        self.launch_dataplane(Some(&lab.node(i)), ip, 9443, &pod, &node);
+    }
+
+    /// Runs `fairlead-dataplane` (in network namespace `netns`, if given)
+    /// with its admin API on `ip:port`, and registers it as Pod `pod` on `node`.
+    fn launch_dataplane(
+        &mut self,
+        netns: Option<&str>,
+        ip: Ipv4Addr,
+        port: u16,
+        pod: &str,
+        node: &str,
+    ) {
+        let creds = self.credentials();
+        let state = self.dir.join(format!("state-{pod}"));
+        let mut args: Vec<String> = match netns {
+            Some(ns) => vec![
+                "netns".into(),
+                "exec".into(),
+                ns.into(),
+                bins().dataplane.display().to_string(),
+            ],
+            None => Vec::new(),
+        };
+        args.extend([
             format!("--admin-address={ip}:{port}"),
             format!("--tls-cert={}", creds.join("tls.crt").display()),
             format!("--tls-key={}", creds.join("tls.key").display()),
@@ -299,8 +334,12 @@ impl World {
             format!("--state-dir={}", state.display()),
             format!("--node-name={node}"),
             "--threads=1".into(),
-        ];
-        let proc = Proc::start(&pod, &bins().dataplane, &args, &self.dir);
+        ]);
+        let program = match netns {
+            Some(_) => PathBuf::from("ip"),
+            None => bins().dataplane.clone(),
+        };
+        let proc = Proc::start(pod, &program, &args, &self.dir);
         eventually(
             Duration::from_secs(10),
             "the dataplane's admin port",
@@ -308,42 +347,9 @@ impl World {
         );
         (self
             .cluster
-            .register_dataplane_pod(SYSTEM, &pod, &node, ip, port))
+            .register_dataplane_pod(SYSTEM, pod, node, ip, port))
         .unwrap();
-        self.dataplanes.push((proc, pod, args.to_vec()));
-    }
-
-    /// Starts a dataplane in node `i` of `lab` (node `n{i}`, admin API on
-    /// 10.88.0.`i`) and registers its Pod.
-    fn start_dataplane_in(&mut self, lab: &netns::Lab, i: usize) {
-        let creds = self.credentials();
-        let ip = Ipv4Addr::new(10, 88, 0, i as u8);
-        let (pod, node) = (format!("dataplane-n{i}"), format!("n{i}"));
-        let state = self.dir.join(format!("state-n{i}"));
-        let args = [
-            "netns".into(),
-            "exec".into(),
-            lab.node(i),
-            bins().dataplane.display().to_string(),
-            format!("--admin-address={ip}:9443"),
-            format!("--tls-cert={}", creds.join("tls.crt").display()),
-            format!("--tls-key={}", creds.join("tls.key").display()),
-            format!("--token-file={}", creds.join("token").display()),
-            format!("--state-dir={}", state.display()),
-            format!("--node-name={node}"),
-            "--threads=1".into(),
-        ];
-        let proc = Proc::start(&pod, Path::new("ip"), &args, &self.dir);
-        eventually(
-            Duration::from_secs(10),
-            "the dataplane's admin port",
-            || TcpStream::connect((ip, 9443)).ok(),
-        );
-        (self
-            .cluster
-            .register_dataplane_pod(SYSTEM, &pod, &node, ip, 9443))
-        .unwrap();
-        self.dataplanes.push((proc, pod, args.to_vec()));
+        self.dataplanes.push((proc, pod.to_string(), args));
     }
 
     /// Starts an HTTP demo backend named `name`; returns its port on 127.0.0.1.
