@@ -227,12 +227,18 @@ impl Runner {
                     }
                     Some(Control::Stop) | None => break,
                 },
-                () = sleep_until(deadline) => self.handle(Event::Timer).await,
+                // Datagrams before the timer: after this thread was held up
+                // (a loaded CPU), advertisements already queued must reset the
+                // Master_Down timer before it is taken as expired.
                 received = receiver.recv() => match received {
                     Ok(datagram) => {
                         let event = receive::check(datagram, &self.config, self.primary, &mut self.counters);
                         if let Some(event) = event {
                             self.handle(event).await;
+                        }
+                        // A flood of datagrams must not hold the timer back.
+                        if self.instance.timer().is_some_and(|at| at <= self.now()) {
+                            self.handle(Event::Timer).await;
                         }
                         self.publish();
                     }
@@ -242,6 +248,7 @@ impl Runner {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 },
+                () = sleep_until(deadline) => self.handle(Event::Timer).await,
             }
         }
         self.handle(Event::Shutdown).await;
