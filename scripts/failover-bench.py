@@ -620,45 +620,46 @@ def summary(values):
 
 
 def report(all_results, soak):
-    print("\n## VRRP failover (median / p99 / min–max from the kill)\n")
-    print("| scenario | implementation | runs | VIP held by backup | client connect answered by backup |")
-    print("|---|---|---|---|---|")
     medians = {}
-    for key, results in all_results.items():
-        for impl in ("keepalived", "fairlead"):
-            rs = results[impl]
-            vip = [r["vip"] for r in rs if r["vip"] is not None]
-            cli = [r["client"] for r in rs if r["client"] is not None]
-            vtext, vmed = summary(vip)
-            ctext, cmed = summary(cli)
-            medians[(key, impl)] = (vmed, cmed, cli)
-            missing = len(rs) - len(cli)
-            runs = f"{len(rs)}" + (f" ({missing} without failover in {FAILOVER_LIMIT:g} s)" if missing else "")
-            print(f"| {key}) {SCENARIOS[key][0]} | {impl} | {runs} | {vtext} | {ctext} |")
-    print()
-    for key in all_results:
-        fv, fc, _ = medians[(key, "fairlead")]
-        kv, kc, _ = medians[(key, "keepalived")]
-        ratio = lambda f, k: f"{f / k:.2f}" if f is not None and k else "n/a"
-        gaps = {impl: [r["client"] - r["vip"] for r in all_results[key][impl]
-                       if r["client"] is not None and r["vip"] is not None]
-                for impl in ("fairlead", "keepalived")}
-        gap = ", ".join(f"{impl} {fmt_ms(statistics.median(g))}" for impl, g in gaps.items() if g)
-        print(f"{key}) fairlead/Keepalived medians: VIP {ratio(fv, kv)}, client {ratio(fc, kc)};"
-              f" client answered after the VIP moved (median): {gap}")
-    print("\nClient probes after the kill (sums over runs): refused = RST from the old master's"
-          " kernel, answered by old master = its listener still answering, timed out = no"
-          " answer in 30 ms (SYN sent to the old master's MAC, or ARP unanswered).")
-    for key, results in all_results.items():
-        for impl in ("keepalived", "fairlead"):
-            rs = results[impl]
-            tot = {k: sum(r[k] for r in rs) for k in ("refused", "timeout", "old_master", "other")}
-            garp = sum(1 for r in rs if r["neigh_n2"])
-            why = sorted(set().union(*(r["why"] for r in rs)))
-            other = f"other {tot['other']}" + (f" ({', '.join(why)})" if why else "")
-            print(f"  {key}) {impl}: refused {tot['refused']}, answered by old master"
-                  f" {tot['old_master']}, timed out {tot['timeout']}, {other};"
-                  f" client neighbour entry pointed at n2 afterwards in {garp}/{len(rs)} runs")
+    if all_results:
+        print("\n## VRRP failover (median / p99 / min–max from the kill)\n")
+        print("| scenario | implementation | runs | VIP held by backup | client connect answered by backup |")
+        print("|---|---|---|---|---|")
+        for key, results in all_results.items():
+            for impl in ("keepalived", "fairlead"):
+                rs = results[impl]
+                vip = [r["vip"] for r in rs if r["vip"] is not None]
+                cli = [r["client"] for r in rs if r["client"] is not None]
+                vtext, vmed = summary(vip)
+                ctext, cmed = summary(cli)
+                medians[(key, impl)] = (vmed, cmed, cli)
+                missing = len(rs) - len(cli)
+                runs = f"{len(rs)}" + (f" ({missing} without failover in {FAILOVER_LIMIT:g} s)" if missing else "")
+                print(f"| {key}) {SCENARIOS[key][0]} | {impl} | {runs} | {vtext} | {ctext} |")
+        print()
+        for key in all_results:
+            fv, fc, _ = medians[(key, "fairlead")]
+            kv, kc, _ = medians[(key, "keepalived")]
+            ratio = lambda f, k: f"{f / k:.2f}" if f is not None and k else "n/a"
+            gaps = {impl: [r["client"] - r["vip"] for r in all_results[key][impl]
+                           if r["client"] is not None and r["vip"] is not None]
+                    for impl in ("fairlead", "keepalived")}
+            gap = ", ".join(f"{impl} {fmt_ms(statistics.median(g))}" for impl, g in gaps.items() if g)
+            print(f"{key}) fairlead/Keepalived medians: VIP {ratio(fv, kv)}, client {ratio(fc, kc)};"
+                  f" client answered after the VIP moved (median): {gap}")
+        print("\nClient probes after the kill (sums over runs): refused = RST from the old master's"
+              " kernel, answered by old master = its listener still answering, timed out = no"
+              " answer in 30 ms (SYN sent to the old master's MAC, or ARP unanswered).")
+        for key, results in all_results.items():
+            for impl in ("keepalived", "fairlead"):
+                rs = results[impl]
+                tot = {k: sum(r[k] for r in rs) for k in ("refused", "timeout", "old_master", "other")}
+                garp = sum(1 for r in rs if r["neigh_n2"])
+                why = sorted(set().union(*(r["why"] for r in rs)))
+                other = f"other {tot['other']}" + (f" ({', '.join(why)})" if why else "")
+                print(f"  {key}) {impl}: refused {tot['refused']}, answered by old master"
+                      f" {tot['old_master']}, timed out {tot['timeout']}, {other};"
+                      f" client neighbour entry pointed at n2 afterwards in {garp}/{len(rs)} runs")
     print("\nAims:")
 
     def aim(text, ok):
