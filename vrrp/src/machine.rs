@@ -243,7 +243,7 @@ impl Instance {
             (State::Backup, Event::Timer) => {
                 self.become_master(now, Reason::MasterDown, &mut actions)
             }
-            (State::Master, Event::Timer) => self.advertise(now, &mut actions),
+            (State::Master, Event::Timer) => self.advertise_on_time(now, &mut actions),
             (State::Backup, Event::Advertisement { priority: 0, .. }) => {
                 // The master stepped down: take over after Skew_Time only.
                 self.schedule(now + self.skew_time(), &mut actions);
@@ -338,6 +338,21 @@ impl Instance {
             Action::SendGratuitousArps,
         ]);
         self.schedule(now + self.config.interval, actions);
+    }
+
+    /// Advertises when the advertisement timer expired, scheduling the next one
+    /// an interval after the one due (not after now), so late wake-ups do not
+    /// add up; a timer more than an interval late starts afresh from now.
+    fn advertise_on_time(&mut self, now: Instant, actions: &mut Vec<Action>) {
+        let interval = self.config.interval;
+        let next = match self.timer {
+            Some(due) if now < due + interval => due + interval,
+            _ => now + interval,
+        };
+        actions.push(Action::SendAdvertisement {
+            priority: self.priority,
+        });
+        self.schedule(next, actions);
     }
 
     fn advertise(&mut self, now: Instant, actions: &mut Vec<Action>) {

@@ -172,3 +172,24 @@ impl Bus {
 mod timing;
 
 mod election;
+
+#[test]
+fn a_master_woken_late_keeps_its_advertisement_rate() {
+    let mut m = instance(InstanceConfig {
+        interval: Duration::from_millis(10),
+        ..config(0, OWNER_PRIORITY)
+    });
+    m.handle(Instant(0), Event::Startup);
+    assert_eq!(m.timer(), Some(Instant(10)));
+    // Each wake-up comes 3 ms late: the schedule stays on 10 ms steps.
+    for step in 1..=100u64 {
+        let actions = m.handle(Instant(step * 10 + 3), Event::Timer);
+        assert!(actions.contains(&Action::SendAdvertisement {
+            priority: OWNER_PRIORITY
+        }));
+        assert_eq!(m.timer(), Some(Instant((step + 1) * 10)));
+    }
+    // More than an interval late (the host stalled): start afresh, no burst.
+    m.handle(Instant(1035), Event::Timer);
+    assert_eq!(m.timer(), Some(Instant(1045)));
+}
