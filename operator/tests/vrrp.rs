@@ -107,6 +107,38 @@ fn a_graceful_stop_hands_over_within_about_one_interval() {
 }
 
 #[test]
+fn gratuitous_arps_move_the_clients_neighbour_entry_as_configured() {
+    let garp = "  gratuitousArp: {count: 3, interval: 150ms}\n";
+    let dir = manifests("vrrp-garp", garp, "");
+    let mut lab = Lab::new(2);
+    for i in 1..=2 {
+        lab.name_server(i, &format!("n{i}"), "127.0.0.1", 9000);
+    }
+    let procs: Vec<_> = (1..=2).map(|i| start(&lab, i, &dir)).collect();
+    lab.wait_sole_holder(1, VIP, Duration::from_secs(3));
+    assert_eq!(lab.who_answers(VIP, 80), "n1");
+    assert_eq!(lab.client_neighbour(VIP), Some(lab.mac(1)));
+
+    // The killed n1 keeps the VIP, and the client sends nothing from here on:
+    // only n2's gratuitous ARPs can move the client's entry to n2.
+    let capture = lab.capture_garps(VIP, Duration::from_secs(2));
+    let killed = now_ms();
+    procs[0].signal("KILL");
+    let garps = capture.wait();
+    assert_eq!(lab.client_neighbour(VIP), Some(lab.mac(2)));
+    let n2 = lab.mac(2);
+    assert!(garps.iter().all(|(_, mac)| *mac == n2), "{garps:?}");
+    let times: Vec<u64> = garps.iter().map(|(at, _)| at - killed).collect();
+    eprintln!("gratuitous ARPs at {times:?} ms after the kill");
+    assert_eq!(times.len(), 3, "{times:?}");
+    assert!(times[0] <= master_down_ms(110) + MARGIN_MS, "{times:?}");
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!((140..=250).contains(&gap), "spacing {gap} ms: {times:?}");
+    }
+}
+
+#[test]
 fn nopreempt_keeps_the_new_master_when_a_better_node_returns() {
     let dir = manifests("vrrp-nopreempt", "  preempt: false\n", "");
     let (lab, mut procs) = three_nodes(&dir);

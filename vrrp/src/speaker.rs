@@ -5,6 +5,7 @@ mod receive;
 mod status;
 
 use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, watch};
@@ -130,6 +131,17 @@ impl Speaker {
             config.unicast_peers.is_empty(),
         )
         .map_err(io("opening the receive socket"))?;
+        let garp_socket = match <[u8; 6]>::try_from(link.mac.as_slice()) {
+            Ok(mac) if config.garp_count > 0 => {
+                let socket = garp::Socket::open(link.index, &link.name, mac)
+                    .map_err(io("opening the packet socket for gratuitous ARP"))?;
+                Some(GarpSocket {
+                    socket: Arc::new(Mutex::new(socket)),
+                    mac,
+                })
+            }
+            _ => None,
+        };
         let (status_tx, status) = watch::channel(SpeakerStatus::new(&config, Some(primary)));
         let (control, control_rx) = mpsc::unbounded_channel();
         let runner = Runner {
@@ -143,6 +155,7 @@ impl Speaker {
             origin_unix_ms: unix_ms(SystemTime::now()),
             status: status_tx,
             counters: Counters::default(),
+            garp_socket,
             garp: None,
         };
         let task = tokio::spawn(runner.run(receiver, control_rx));
@@ -206,8 +219,15 @@ struct Runner {
     origin_unix_ms: u64,
     status: watch::Sender<SpeakerStatus>,
     counters: Counters,
-    /// The gratuitous ARP burst in progress.
+    /// Where gratuitous ARPs go; none when they are off or the link has no MAC.
+    garp_socket: Option<GarpSocket>,
+    /// The rest of the gratuitous ARP burst in progress.
     garp: Option<JoinHandle<()>>,
+}
+
+struct GarpSocket {
+    socket: Arc<Mutex<garp::Socket>>,
+    mac: [u8; 6],
 }
 
 impl Runner {
@@ -328,29 +348,41 @@ impl Runner {
         }
     }
 
+    /// Sends the first round at once from this task, the rest from a task
+    /// that sleeps between rounds.
     fn gratuitous_arps(&mut self) {
-        if self.config.garp_count == 0 || self.link.mac.len() != 6 {
+        let Some(socket) = &self.garp_socket else {
             return;
-        }
-        let mut mac = [0u8; 6];
-        mac.copy_from_slice(&self.link.mac);
-        let frames: Vec<_> = (self.config.addresses.iter())
-            .map(|(a, _)| garp::frame(mac, *a))
-            .collect();
-        let (interface, name) = (self.config.interface.clone(), self.config.name.clone());
-        let (count, interval) = (self.config.garp_count, self.config.garp_interval);
+        };
         if let Some(old) = self.garp.take() {
             old.abort();
         }
+        let frames: Vec<_> = (self.config.addresses.iter())
+            .map(|(a, _)| garp::frame(socket.mac, *a))
+            .collect();
+        let name = self.config.name.clone();
+        let (socket, count, interval) = (
+            socket.socket.clone(),
+            self.config.garp_count,
+            self.config.garp_interval,
+        );
+        let send = move || {
+            let sent = socket.lock().map_or_else(
+                |_| Err(std::io::Error::other("packet socket poisoned")),
+                |mut s| s.send(&frames),
+            );
+            if let Err(error) = &sent {
+                tracing::warn!(virtual_ip = %name, %error, "gratuitous ARP not sent");
+            }
+            sent.is_ok()
+        };
+        if !send() || count < 2 {
+            return;
+        }
         self.garp = Some(tokio::spawn(async move {
-            for round in 0..count {
-                if round > 0 {
-                    tokio::time::sleep(interval).await;
-                }
-                let (iface, batch) = (interface.clone(), frames.clone());
-                let sent = tokio::task::spawn_blocking(move || garp::send(&iface, &batch)).await;
-                if let Ok(Err(error)) = sent {
-                    tracing::warn!(virtual_ip = %name, %error, "gratuitous ARP not sent");
+            for _ in 1..count {
+                tokio::time::sleep(interval).await;
+                if !send() {
                     return;
                 }
             }

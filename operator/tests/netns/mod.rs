@@ -50,6 +50,26 @@ while time.time() < deadline:
 sys.exit(1)
 "#;
 
+/// Says `ready`, then for argv[2] seconds prints the Unix time in ms and the
+/// sender MAC of every gratuitous ARP (sender and target address both argv[1])
+/// reaching the client's eth0.
+const ARP_CAPTURE: &str = r#"
+import socket, sys, time
+address, limit = socket.inet_aton(sys.argv[1]), float(sys.argv[2])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+s.bind(("eth0", 0x0806))
+print("ready", flush=True)
+deadline = time.time() + limit
+while (left := deadline - time.time()) > 0:
+    s.settimeout(left)
+    try:
+        f = s.recv(64)
+    except socket.timeout:
+        break
+    if len(f) >= 42 and f[20:22] == b"\x00\x01" and f[28:32] == address and f[38:42] == address:
+        print(int(time.time() * 1000), f[22:28].hex(":"), flush=True)
+"#;
+
 static LABS: AtomicU32 = AtomicU32::new(0);
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -260,6 +280,46 @@ impl Lab {
         Probe { child, stdout }
     }
 
+    /// Node `i`'s eth0 MAC address, as `ip` prints it.
+    pub fn mac(&self, i: usize) -> String {
+        let out = self.run(&self.node(i), "cat", &["/sys/class/net/eth0/address"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The MAC the client's neighbour table has for `address`, if any.
+    pub fn client_neighbour(&self, address: &str) -> Option<String> {
+        let out = self.run(&self.client(), "ip", &["-4", "neigh", "show", address]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let mut words = text.split_whitespace();
+        words.find(|w| *w == "lladdr")?;
+        words.next().map(str::to_string)
+    }
+
+    /// Starts recording the gratuitous ARPs for `address` the client receives,
+    /// for `limit`; returns once the capture runs.
+    pub fn capture_garps(&self, address: &str, limit: Duration) -> ArpCapture {
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.client(),
+                "python3",
+                "-c",
+                ARP_CAPTURE,
+            ])
+            .arg(address)
+            .arg(format!("{}", limit.as_secs_f64()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut ready = String::new();
+        stdout.read_line(&mut ready).unwrap();
+        assert_eq!(ready.trim(), "ready", "ARP capture did not start");
+        ArpCapture { child, stdout }
+    }
+
     /// The name of the node answering on `address:port` from the client, within 5 s.
     pub fn who_answers(&self, address: &str, port: u16) -> String {
         let (_, name) = self
@@ -288,6 +348,28 @@ impl Drop for Lab {
 pub struct Probe {
     child: Child,
     stdout: BufReader<std::process::ChildStdout>,
+}
+
+/// A running capture of gratuitous ARPs.
+pub struct ArpCapture {
+    child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl ArpCapture {
+    /// Waits for the capture to end; the Unix time in ms and sender MAC of each one.
+    pub fn wait(mut self) -> Vec<(u64, String)> {
+        let seen: Vec<_> = (&mut self.stdout)
+            .lines()
+            .map(|l| {
+                let l = l.unwrap();
+                let (at, mac) = l.split_once(' ').unwrap();
+                (at.parse().unwrap(), mac.to_string())
+            })
+            .collect();
+        assert!(self.child.wait().unwrap().success(), "ARP capture failed");
+        seen
+    }
 }
 
 impl Probe {

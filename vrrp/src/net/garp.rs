@@ -27,32 +27,44 @@ pub fn frame(mac: [u8; 6], address: Ipv4Addr) -> [u8; FRAME_LEN] {
     f
 }
 
-/// Sends `frames` on the interface `name` through a packet socket opened for
-/// this burst only (an open packet socket would be handed every frame).
-pub fn send(interface: &str, frames: &[[u8; FRAME_LEN]]) -> std::io::Result<()> {
-    use pnet_datalink::Channel;
-    let iface = pnet_datalink::interfaces()
-        .into_iter()
-        .find(|i| i.name == interface)
-        .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("interface {interface} not found"),
-            )
-        })?;
-    let config = pnet_datalink::Config {
-        read_buffer_size: 64,
-        ..Default::default()
-    };
-    let mut tx = match pnet_datalink::channel(&iface, config)? {
-        Channel::Ethernet(tx, _rx) => tx,
-        _ => return Err(std::io::Error::other("not an Ethernet interface")),
-    };
-    for f in frames {
-        tx.send_to(f, None)
-            .unwrap_or_else(|| Err(std::io::Error::other("packet socket refused the frame")))?;
+/// A packet socket on one interface that sends frames and is handed none:
+/// opened for protocol 0, so the kernel queues no incoming frame on it. Opened
+/// once per speaker, so a new master's first gratuitous ARP leaves at once.
+pub struct Socket(Box<dyn pnet_datalink::DataLinkSender>);
+
+impl Socket {
+    pub fn open(index: u32, name: &str, mac: [u8; 6]) -> std::io::Result<Socket> {
+        let socket = socket2::Socket::new(socket2::Domain::PACKET, socket2::Type::RAW, None)?;
+        let interface = pnet_datalink::NetworkInterface {
+            name: name.to_owned(),
+            description: String::new(),
+            index,
+            mac: Some(pnet_datalink::MacAddr::from(mac)),
+            ips: Vec::new(),
+            flags: 0,
+        };
+        let config = pnet_datalink::Config {
+            read_buffer_size: 0,
+            write_buffer_size: 0,
+            write_timeout: Some(std::time::Duration::from_millis(20)),
+            // Binds the socket to the interface with protocol 0: send only.
+            channel_type: pnet_datalink::ChannelType::Layer3(0),
+            socket_fd: Some(std::os::fd::IntoRawFd::into_raw_fd(socket)),
+            ..Default::default()
+        };
+        match pnet_datalink::channel(&interface, config)? {
+            pnet_datalink::Channel::Ethernet(tx, _rx) => Ok(Socket(tx)),
+            _ => Err(std::io::Error::other("not an Ethernet interface")),
+        }
     }
-    Ok(())
+
+    pub fn send(&mut self, frames: &[[u8; FRAME_LEN]]) -> std::io::Result<()> {
+        for f in frames {
+            (self.0.send_to(f, None))
+                .unwrap_or_else(|| Err(std::io::Error::other("packet socket refused the frame")))?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
