@@ -490,3 +490,142 @@ async fn unusable_flags_name_the_flag() {
     let err = Agent::start(&empty).await.err().expect("fails");
     assert!(err.to_string().starts_with("--token-file: "), "{err}");
 }
+
+/// Copies `from`'s CA, serving and client certificates into `to`'s files.
+fn rotate(from: &Pki, to: &Pki) {
+    for file in [
+        "ca.crt",
+        "server.crt",
+        "server.key",
+        "client.crt",
+        "client.key",
+    ] {
+        std::fs::copy(from.path(file), to.path(file)).unwrap();
+    }
+}
+
+/// A TLS connection to the agent with `pki`'s client certificate, trusting `pki`'s CA.
+async fn mtls_connect(
+    pki: &Pki,
+    addr: SocketAddr,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(
+        rustls_pki_types::CertificateDer::pem_file_iter(pki.path("ca.crt"))
+            .unwrap()
+            .map(Result::unwrap),
+    );
+    let chain = rustls_pki_types::CertificateDer::pem_file_iter(pki.path("client.crt"))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(pki.path("client.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from(NAME).unwrap();
+    let connect = tokio::time::timeout(STEP, connector.connect(name, tcp));
+    connect.await.unwrap().unwrap()
+}
+
+/// The status of `GET path` on a kept-alive connection (no token).
+async fn keepalive_get(
+    tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    path: &str,
+) -> u16 {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {NAME}\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        loop {
+            let n = tls.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "connection closed: {}",
+                String::from_utf8_lossy(&seen)
+            );
+            seen.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&seen).to_string();
+            let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                continue;
+            };
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap();
+            if body.len() >= length {
+                return head[9..12].parse().unwrap();
+            }
+        }
+    };
+    tokio::time::timeout(STEP, read).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_credential_files_replace_the_credentials_without_a_restart() {
+    let pki = dataplane_pki();
+    let (old, new) = (Pki::new("old copy"), Pki::new("rotated CA"));
+    rotate(&pki, &old);
+    new.issue("server", NAME, &[NAME]);
+    new.issue("client", "fairlead-operator", &["fairlead-operator"]);
+    let mut flags = options(&pki, &pki.path("state"), &["--token-file", "--client-ca"]);
+    flags.credentials_reload = std::time::Duration::from_millis(100);
+    let agent = Agent::start(&flags).await.expect("agent starts");
+    let mut kept = mtls_connect(&pki, agent.admin_addr()).await;
+    assert_eq!(keepalive_get(&mut kept, "/v1/status").await, 200);
+
+    // The Secret behind the files is replaced: new CA, certificates and token.
+    rotate(&new, &pki);
+    std::fs::write(pki.path("token"), "rotated-token\n").unwrap();
+    let deadline = std::time::Instant::now() + STEP;
+    loop {
+        let r = curl(&pki, &agent, "/v1/status", &bearer("rotated-token")).await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not reloaded: {r:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let r = curl(
+        &pki,
+        &agent,
+        "/v1/status",
+        &client_cert_flags(&pki, "client"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "the new client certificate: {r:?}");
+    let r = curl(&pki, &agent, "/v1/status", &bearer(TOKEN)).await;
+    assert_eq!(r.status, 401, "the old token: {r:?}");
+    let r = curl(
+        &old,
+        &agent,
+        "/v1/status",
+        &client_cert_flags(&old, "client"),
+    )
+    .await;
+    assert_eq!(
+        r.status, 0,
+        "the old CA no longer verifies the server: {r:?}"
+    );
+    // A certificate verified under the old CA no longer counts on its connection.
+    assert_eq!(keepalive_get(&mut kept, "/v1/status").await, 401);
+
+    // A broken file is not taken: the credentials in use stay.
+    std::fs::write(pki.path("server.key"), "not a key").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let r = curl(&pki, &agent, "/v1/status", &bearer("rotated-token")).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    agent.stop().await;
+}

@@ -7,8 +7,11 @@
 //! - `GET /healthz` (liveness) and `GET /readyz` (a config is running): no auth.
 //!
 //! Callers authenticate with a bearer token or a client certificate that
-//! chains to the configured CA ([`Auth`]). The last config applied is
-//! persisted in the state directory ([`StateDir`]) and restored at start.
+//! chains to the configured CA ([`Auth`]). [`Credentials`] can be replaced
+//! while serving: new connections handshake with the new ones, and a client
+//! certificate verified under the old ones no longer counts. The last config
+//! applied is persisted in the state directory ([`StateDir`]) and restored
+//! at start.
 
 mod auth;
 mod routes;
@@ -18,7 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -42,10 +45,16 @@ const MAX_CONNECTIONS: usize = 256;
 /// At stop, how long requests in flight may take to finish.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// The admin API's TLS config and who may call.
+pub struct Credentials {
+    pub tls: Arc<rustls::ServerConfig>,
+    pub auth: Auth,
+}
+
 /// The state behind the admin API: the engine, who may call, and the running config.
 pub struct Api {
     engine: Arc<Engine>,
-    auth: Auth,
+    credentials: ArcSwap<Credentials>,
     state: StateDir,
     /// The config running now (the last applied successfully).
     running: ArcSwapOption<DataplaneConfig>,
@@ -55,14 +64,19 @@ pub struct Api {
 
 impl Api {
     /// An API over `engine`, persisting into `state`.
-    pub fn new(engine: Arc<Engine>, auth: Auth, state: StateDir) -> Api {
+    pub fn new(engine: Arc<Engine>, credentials: Credentials, state: StateDir) -> Api {
         Api {
             engine,
-            auth,
+            credentials: ArcSwap::from_pointee(credentials),
             state,
             running: ArcSwapOption::empty(),
             push: Mutex::new(()),
         }
+    }
+
+    /// Replaces the credentials for the connections that come next.
+    pub fn set_credentials(&self, credentials: Credentials) {
+        self.credentials.store(Arc::new(credentials));
     }
 
     /// The engine the API drives.
@@ -121,25 +135,16 @@ impl AdminServer {
     }
 }
 
-/// Serves the admin API on `listener` with TLS `tls` until stopped.
-pub fn serve(
-    listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    api: Arc<Api>,
-) -> std::io::Result<AdminServer> {
+/// Serves the admin API on `listener` until stopped.
+pub fn serve(listener: TcpListener, api: Arc<Api>) -> std::io::Result<AdminServer> {
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, TlsAcceptor::from(tls), api, stopped));
+    let task = tokio::spawn(accept_loop(listener, api, stopped));
     tracing::info!(%addr, "admin API listening");
     Ok(AdminServer { addr, stop, task })
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    api: Arc<Api>,
-    mut stopped: watch::Receiver<bool>,
-) {
+async fn accept_loop(listener: TcpListener, api: Arc<Api>, mut stopped: watch::Receiver<bool>) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -149,7 +154,7 @@ async fn accept_loop(
                     tracing::warn!(%peer, "admin API call refused: {MAX_CONNECTIONS} connections open");
                 }
                 Ok((tcp, peer)) => {
-                    let conn = connection(tcp, peer, acceptor.clone(), api.clone(), stopped.clone());
+                    let conn = connection(tcp, peer, api.clone(), stopped.clone());
                     connections.spawn(conn);
                 }
                 Err(e) => {
@@ -170,20 +175,23 @@ async fn accept_loop(
 }
 
 /// Who is calling: the peer address and whether it presented a client
-/// certificate (rustls has verified it against the client CA).
-#[derive(Clone, Copy, Debug)]
+/// certificate (rustls has verified it against the client CA of
+/// `credentials`, those of the handshake).
+#[derive(Clone)]
 struct Caller {
     peer: SocketAddr,
     client_cert: bool,
+    credentials: Arc<Credentials>,
 }
 
 async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
-    acceptor: TlsAcceptor,
     api: Arc<Api>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let credentials = api.credentials.load_full();
+    let acceptor = TlsAcceptor::from(credentials.tls.clone());
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
@@ -200,9 +208,13 @@ async fn connection(
         .1
         .peer_certificates()
         .is_some_and(|c| !c.is_empty());
-    let caller = Caller { peer, client_cert };
+    let caller = Caller {
+        peer,
+        client_cert,
+        credentials,
+    };
     let service = service_fn(move |req| {
-        let api = api.clone();
+        let (api, caller) = (api.clone(), caller.clone());
         async move { Ok::<_, std::convert::Infallible>(routes::handle(&api, req, caller).await) }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());

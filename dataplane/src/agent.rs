@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Parser};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::admin::{self, AdminServer, Api, Auth, StateDir};
+use crate::admin::{self, AdminServer, Api, Auth, Credentials, StateDir};
 use crate::tls::{certs, provider};
 use crate::{Engine, Error, Result};
 
@@ -62,6 +62,11 @@ pub struct Options {
     /// Worker threads of the proxy runtime [default: one per CPU].
     #[arg(long, env = "FAIRLEAD_THREADS", value_name = "N")]
     pub threads: Option<NonZeroUsize>,
+    /// How often the files of --tls-cert, --tls-key, --client-ca and
+    /// --token-file are read again; changed contents replace the credentials
+    /// without a restart (a mounted Secret changes in place). 0s: never.
+    #[arg(long, env = "FAIRLEAD_CREDENTIALS_RELOAD", default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    pub credentials_reload: Duration,
     /// On SIGTERM or SIGINT, how long established connections may finish
     /// before they are closed (500ms, 10s, 1m).
     #[arg(long, env = "FAIRLEAD_SHUTDOWN_GRACE", default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
@@ -117,6 +122,7 @@ pub fn run(options: Options) -> Result<()> {
 pub struct Agent {
     api: Arc<Api>,
     admin: AdminServer,
+    reload: Option<tokio::task::JoinHandle<()>>,
     shutdown_grace: Duration,
 }
 
@@ -124,7 +130,8 @@ impl Agent {
     /// Reads the credentials, restores the persisted config, then serves the
     /// admin API. Errors name the flag at fault.
     pub async fn start(options: &Options) -> Result<Agent> {
-        let (tls, auth) = credentials(options)?;
+        let files = credential_files(options).await;
+        let credentials = credentials(options)?;
         let state = StateDir::open(&options.state_dir).map_err(|e| Error::Flag {
             flag: "--state-dir",
             reason: format!("{}: {e}", options.state_dir.display()),
@@ -141,17 +148,19 @@ impl Agent {
             Some(name) => Engine::with_node(name.clone()),
             None => Engine::new(),
         });
-        let api = Arc::new(Api::new(engine, auth, state));
+        let api = Arc::new(Api::new(engine, credentials, state));
         api.restore().await;
-        let admin =
-            admin::serve(listener, Arc::new(tls), api.clone()).map_err(|source| Error::Io {
-                what: "admin API listener".into(),
-                source,
-            })?;
+        let admin = admin::serve(listener, api.clone()).map_err(|source| Error::Io {
+            what: "admin API listener".into(),
+            source,
+        })?;
+        let reload = (!options.credentials_reload.is_zero())
+            .then(|| tokio::spawn(reload_credentials(options.clone(), files, api.clone())));
         tracing::info!(node = api.engine().node(), "dataplane agent started");
         Ok(Agent {
             api,
             admin,
+            reload,
             shutdown_grace: options.shutdown_grace,
         })
     }
@@ -163,6 +172,9 @@ impl Agent {
 
     /// Stops the admin API, then the engine (connections get the grace period).
     pub async fn stop(self) {
+        if let Some(reload) = self.reload {
+            reload.abort();
+        }
         self.admin.stop().await;
         tracing::info!(
             "stopping the engine; connections get {:?} to finish",
@@ -173,8 +185,48 @@ impl Agent {
     }
 }
 
+/// Every `--credentials-reload`, reads the credential files; when they differ
+/// from `seen`, swaps in new credentials, or logs why not and keeps the old.
+async fn reload_credentials(options: Options, mut seen: Vec<Option<Vec<u8>>>, api: Arc<Api>) {
+    let mut tick = tokio::time::interval(options.credentials_reload);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let files = credential_files(&options).await;
+        if files == seen {
+            continue;
+        }
+        seen = files;
+        match credentials(&options) {
+            Ok(credentials) => {
+                api.set_credentials(credentials);
+                tracing::info!("admin API credentials reloaded");
+            }
+            Err(error) => {
+                tracing::error!(%error, "admin API credentials not reloaded; the ones in use stay");
+            }
+        }
+    }
+}
+
+/// The contents of the credential files (None: unreadable).
+async fn credential_files(options: &Options) -> Vec<Option<Vec<u8>>> {
+    let paths: Vec<PathBuf> = [&options.client_ca, &options.token_file]
+        .into_iter()
+        .flatten()
+        .chain([&options.tls_cert, &options.tls_key])
+        .cloned()
+        .collect();
+    let mut contents = Vec::new();
+    for path in paths {
+        contents.push(tokio::fs::read(path).await.ok());
+    }
+    contents
+}
+
 /// The admin TLS config and who may call, from the files the flags name.
-fn credentials(options: &Options) -> Result<(rustls::ServerConfig, Auth)> {
+fn credentials(options: &Options) -> Result<Credentials> {
     let cert = read("--tls-cert", &options.tls_cert)?;
     let key = read("--tls-key", &options.tls_key)?;
     let key = certs::parse_key(&key).map_err(|reason| Error::Flag {
@@ -233,7 +285,10 @@ fn credentials(options: &Options) -> Result<(rustls::ServerConfig, Auth)> {
                 reason,
             }
         })?;
-    Ok((tls, auth))
+    Ok(Credentials {
+        tls: Arc::new(tls),
+        auth,
+    })
 }
 
 fn read(flag: &'static str, path: &Path) -> Result<String> {

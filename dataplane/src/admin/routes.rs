@@ -27,7 +27,9 @@ pub(super) async fn handle(api: &Api, req: Request<Incoming>, caller: Caller) ->
         "/readyz" => return text(StatusCode::SERVICE_UNAVAILABLE, "no config yet\n"),
         _ => {}
     }
-    if let Err(reason) = api.auth.authorize(req.headers(), caller.client_cert) {
+    let current = api.credentials.load();
+    let client_cert = caller.client_cert && Arc::ptr_eq(&caller.credentials, &current);
+    if let Err(reason) = current.auth.authorize(req.headers(), client_cert) {
         tracing::warn!(peer = %caller.peer, method = %req.method(), path, reason, "admin API call refused");
         let mut reply = errors(StatusCode::UNAUTHORIZED, vec![reason.to_string()]);
         let challenge = http::HeaderValue::from_static("Bearer");
