@@ -13,16 +13,28 @@ use crate::{Error, Result};
 /// Priority of the router that owns the virtual addresses.
 pub const OWNER_PRIORITY: u8 = 255;
 
-/// A point on the caller's monotonic clock, in milliseconds from any origin.
+/// A point on the caller's monotonic clock, in microseconds from any origin
+/// (Keepalived's timer resolution too).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Instant(pub u64);
+
+impl Instant {
+    pub const fn from_millis(millis: u64) -> Instant {
+        Instant(millis.saturating_mul(1000))
+    }
+
+    /// Whole milliseconds from the origin.
+    pub const fn as_millis(self) -> u64 {
+        self.0 / 1000
+    }
+}
 
 impl Add<Duration> for Instant {
     type Output = Instant;
 
     fn add(self, duration: Duration) -> Instant {
-        let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
-        Instant(self.0.saturating_add(millis))
+        let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+        Instant(self.0.saturating_add(micros))
     }
 }
 
@@ -203,11 +215,11 @@ impl Instance {
     }
 
     /// Skew_Time: `(256 - priority) * master interval / 256`, in whole
-    /// milliseconds (finer than the RFC's centiseconds, so it still separates
+    /// microseconds (finer than the RFC's centiseconds, so it still separates
     /// backups at 10 ms adverts).
     pub fn skew_time(&self) -> Duration {
-        let interval = u64::try_from(self.master_interval.as_millis()).unwrap_or(u64::MAX);
-        Duration::from_millis((256 - u64::from(self.priority)) * interval / 256)
+        let interval = u64::try_from(self.master_interval.as_micros()).unwrap_or(u64::MAX);
+        Duration::from_micros((256 - u64::from(self.priority)) * interval / 256)
     }
 
     /// Master_Down_Interval: `3 * master interval + Skew_Time`.

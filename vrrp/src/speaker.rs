@@ -3,6 +3,7 @@
 
 mod receive;
 mod status;
+mod timer;
 
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
@@ -142,6 +143,7 @@ impl Speaker {
             }
             _ => None,
         };
+        let timer = timer::Timer::new().map_err(io("creating the timer"))?;
         let (status_tx, status) = watch::channel(SpeakerStatus::new(&config, Some(primary)));
         let (control, control_rx) = mpsc::unbounded_channel();
         let runner = Runner {
@@ -158,7 +160,7 @@ impl Speaker {
             garp_socket,
             garp: None,
         };
-        let task = tokio::spawn(runner.run(receiver, control_rx));
+        let task = tokio::spawn(runner.run(receiver, timer, control_rx));
         Ok(Speaker {
             control,
             status,
@@ -231,13 +233,19 @@ struct GarpSocket {
 }
 
 impl Runner {
-    async fn run(mut self, mut receiver: Receiver, mut control: mpsc::UnboundedReceiver<Control>) {
+    async fn run(
+        mut self,
+        mut receiver: Receiver,
+        mut timer: timer::Timer,
+        mut control: mpsc::UnboundedReceiver<Control>,
+    ) {
         self.handle(Event::Startup).await;
         loop {
-            let deadline = self
-                .instance
-                .timer()
-                .map(|at| self.origin + Duration::from_millis(at.0));
+            let deadline =
+                (self.instance.timer()).map(|at| self.origin + Duration::from_micros(at.0));
+            if let Err(error) = timer.set(deadline) {
+                tracing::error!(virtual_ip = %self.config.name, %error, "VRRP timer not set");
+            }
             tokio::select! {
                 biased;
                 command = control.recv() => match command {
@@ -268,15 +276,14 @@ impl Runner {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 },
-                () = sleep_until(deadline) => self.handle(Event::Timer).await,
+                () = timer.expired() => self.handle(Event::Timer).await,
             }
         }
         self.handle(Event::Shutdown).await;
     }
 
     fn now(&self) -> crate::Instant {
-        let millis = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
-        crate::Instant(millis)
+        crate::Instant(u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX))
     }
 
     async fn handle(&mut self, event: Event) {
@@ -409,14 +416,6 @@ impl Runner {
             *old = status;
             changed
         });
-    }
-}
-
-/// Sleeps until `deadline`; forever without one.
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

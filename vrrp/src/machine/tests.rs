@@ -60,7 +60,7 @@ impl Bus {
             linked: true,
         });
         let mut bus = Bus {
-            now: Instant(0),
+            now: Instant::from_millis(0),
             nodes: nodes.collect(),
             transitions: Vec::new(),
         };
@@ -113,7 +113,7 @@ impl Bus {
             let after = node.instance.state();
             assert_eq!(node.holds_addresses, after == State::Master, "node {index}");
             if after != before {
-                self.transitions.push((self.now.0, index, after));
+                self.transitions.push((self.now.as_millis(), index, after));
             }
         }
     }
@@ -126,7 +126,7 @@ impl Bus {
                 .filter_map(|(index, node)| node.timer.map(|at| (at, index)))
                 .min();
             match next {
-                Some((at, index)) if at.0 <= until => {
+                Some((at, index)) if at <= Instant::from_millis(until) => {
                     self.now = at;
                     self.nodes[index].timer = None;
                     self.send(index, Event::Timer);
@@ -134,7 +134,7 @@ impl Bus {
                 _ => break,
             }
         }
-        self.now = Instant(until);
+        self.now = Instant::from_millis(until);
     }
 
     /// Like SIGKILL: no last word, the addresses stay where they were.
@@ -160,7 +160,7 @@ impl Bus {
             .collect()
     }
 
-    /// Transitions to Master after `since` (ms), as (time, node).
+    /// Transitions to Master after `since` (ms), as (time in whole ms, node).
     fn takeovers_since(&self, since: u64) -> Vec<(u64, usize)> {
         (self.transitions.iter())
             .filter(|&&(at, _, state)| at > since && state == State::Master)
@@ -179,17 +179,17 @@ fn a_master_woken_late_keeps_its_advertisement_rate() {
         interval: Duration::from_millis(10),
         ..config(0, OWNER_PRIORITY)
     });
-    m.handle(Instant(0), Event::Startup);
-    assert_eq!(m.timer(), Some(Instant(10)));
+    m.handle(Instant::from_millis(0), Event::Startup);
+    assert_eq!(m.timer(), Some(Instant::from_millis(10)));
     // Each wake-up comes 3 ms late: the schedule stays on 10 ms steps.
     for step in 1..=100u64 {
-        let actions = m.handle(Instant(step * 10 + 3), Event::Timer);
+        let actions = m.handle(Instant::from_millis(step * 10 + 3), Event::Timer);
         assert!(actions.contains(&Action::SendAdvertisement {
             priority: OWNER_PRIORITY
         }));
-        assert_eq!(m.timer(), Some(Instant((step + 1) * 10)));
+        assert_eq!(m.timer(), Some(Instant::from_millis((step + 1) * 10)));
     }
     // More than an interval late (the host stalled): start afresh, no burst.
-    m.handle(Instant(1035), Event::Timer);
-    assert_eq!(m.timer(), Some(Instant(1045)));
+    m.handle(Instant::from_millis(1035), Event::Timer);
+    assert_eq!(m.timer(), Some(Instant::from_millis(1045)));
 }

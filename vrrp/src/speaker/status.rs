@@ -103,7 +103,7 @@ impl SpeakerStatus {
             priority: instance.priority(),
             master: instance.master(),
             last_transition: instance.last_transition().map(|t| TransitionStatus {
-                at_unix_ms: runner.origin_unix_ms + t.at.0,
+                at_unix_ms: runner.origin_unix_ms + t.at.as_millis(),
                 from: state(t.from),
                 to: state(t.to),
                 reason: reason(t.reason),

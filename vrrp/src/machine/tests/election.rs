@@ -2,8 +2,8 @@
 
 use super::*;
 
-/// Priorities 200, 100, 150: node 0 wins at 3000 + 56 * 1000 / 256 = 3218 ms
-/// and advertises every second from then on (…, 9218, 10218, …).
+/// Priorities 200, 100, 150: node 0 wins at 3000 + 56 * 1000 / 256 = 3218.75
+/// ms and advertises every second from then on (…, 9218.75, 10218.75, …).
 fn three_routers() -> Bus {
     Bus::started(vec![config(0, 200), config(1, 100), config(2, 150)])
 }
@@ -23,8 +23,8 @@ fn a_killed_master_is_replaced_after_the_master_down_interval() {
     let mut bus = three_routers();
     bus.run_until(10_000);
     bus.kill(0);
-    // Last advert at 9218. Node 2: 3000 + 106 * 1000 / 256 = 3414 ms later;
-    // node 1 (3609 ms) hears node 2 first and stays Backup.
+    // Last advert at 9218.75. Node 2: 3000 + 106 * 1000 / 256 = 3414.06 ms
+    // later; node 1 (3609.375 ms) hears node 2 first and stays Backup.
     bus.run_until(12_631);
     assert_eq!(bus.masters(), [] as [usize; 0]);
     bus.run_until(60_000);
@@ -34,7 +34,7 @@ fn a_killed_master_is_replaced_after_the_master_down_interval() {
     assert_eq!(
         transition,
         Transition {
-            at: Instant(12_632),
+            at: Instant(12_632_812),
             from: State::Backup,
             to: State::Master,
             reason: Reason::MasterDown
@@ -48,14 +48,14 @@ fn a_graceful_stop_hands_over_after_skew_time() {
     bus.run_until(10_000);
     bus.send(0, Event::Shutdown);
     assert!(!bus.nodes[0].holds_addresses);
-    // Node 2's skew: 106 * 1000 / 256 = 414 ms.
+    // Node 2's skew: 106 * 1000 / 256 = 414.06 ms.
     bus.run_until(60_000);
     assert_eq!(bus.takeovers_since(10_000), [(10_414, 2)]);
     assert_eq!(bus.masters(), [2]);
 }
 
-/// Node 0 killed at 10 s (node 2 master from 12632, adverts at …, 19632,
-/// 20632, …) and restarted at 20 s with `config`.
+/// Node 0 killed at 10 s (node 2 master from 12632.8, adverts at …, 19632.8,
+/// 20632.8, …) and restarted at 20 s with `config`.
 fn returning_router(config: InstanceConfig) -> Bus {
     let mut bus = three_routers();
     bus.run_until(10_000);
@@ -75,7 +75,7 @@ fn a_higher_priority_router_preempts_when_it_returns() {
     let transition = bus.nodes[2].instance.last_transition().unwrap();
     assert_eq!(
         (transition.at, transition.from, transition.to),
-        (Instant(23_218), State::Master, State::Backup)
+        (Instant(23_218_750), State::Master, State::Backup)
     );
     assert_eq!(
         transition.reason,
@@ -105,12 +105,12 @@ fn preempt_delay_postpones_the_takeover() {
         preempt_delay: delay,
         ..config(0, 200)
     });
-    // Until 30 s it obeys node 2; the last advert it obeys is at 29632, so
-    // its timer fires 3218 ms later.
+    // Until 30 s it obeys node 2; the last advert it obeys is at 29632.8, so
+    // its timer fires 3218.75 ms later.
     bus.run_until(30_000);
     assert_eq!(bus.masters(), [2]);
     bus.run_until(60_000);
-    assert_eq!(bus.takeovers_since(20_000), [(32_850, 0)]);
+    assert_eq!(bus.takeovers_since(20_000), [(32_851, 0)]);
     assert_eq!(bus.masters(), [0]);
 }
 
@@ -157,7 +157,7 @@ fn ten_millisecond_adverts_fail_over_within_forty_milliseconds() {
     let mut bus = Bus::started(vec![fast(0, 200), fast(1, 100), fast(2, 150)]);
     bus.run_until(1_000);
     assert_eq!(bus.masters(), [0]);
-    let last_advert = bus.nodes[0].timer.unwrap().0 - 10;
+    let last_advert = bus.nodes[0].timer.unwrap().as_millis() - 10;
     bus.kill(0);
     bus.run_until(2_000);
     // Node 2: 3 * 10 + 106 * 10 / 256 = 34 ms after the last advert.
