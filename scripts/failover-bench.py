@@ -24,6 +24,12 @@ graceful scenario) at t0, then measure
     name server for Keepalived) until the new master's gratuitous ARP
     updates the client's neighbour entry; those answers are counted, not
     taken as success.
+  - takeover past the protocol: the client captures every VRRP
+    advertisement with kernel timestamps; from n1's last one (its priority 0
+    one on a graceful stop) to n2's first as master, minus the interval the
+    RFC makes n2 wait (Master_Down_Interval, or Skew_Time after priority 0).
+    Unlike the two above, this does not depend on where in the interval the
+    kill fell: it is how late n2's timer fired, plus the time to act on it.
 Then everything on the nodes is killed, leftover VIPs removed and the
 client's neighbour table flushed. Runs alternate between the two
 implementations.
@@ -376,13 +382,11 @@ class Bench:
         # kill at a random phase of the advertisement interval.
         time.sleep(max(2 * interval, 0.3))
         self.wait_master(daemons, interval)
-        time.sleep(random.uniform(0, interval))
-        self.wait_master(daemons, interval)
 
         go = threading.Event()
-        ready = threading.Barrier(3, timeout=5)
+        ready = threading.Barrier(4, timeout=5)
         res = {"vip": None, "client": None, "refused": 0, "timeout": 0,
-               "old_master": 0, "other": 0, "why": set(), "errors": []}
+               "old_master": 0, "other": 0, "why": set(), "errors": [], "adverts": []}
 
         def watch_vip():
             try:
@@ -414,10 +418,21 @@ class Bench:
             end = probe_until_name(VIP, "n2", time.monotonic() + FAILOVER_LIMIT, res)
             res["client"] = end
 
-        threads = [threading.Thread(target=f, daemon=True) for f in (watch_vip, watch_client)]
+        def watch_adverts():
+            try:
+                enter_netns(lab.client)
+                capture_adverts(ready, res["adverts"], interval, time.monotonic() + FAILOVER_LIMIT)
+            except OSError as e:
+                res["errors"].append(f"advert capture: {e}")
+
+        threads = [threading.Thread(target=f, daemon=True)
+                   for f in (watch_vip, watch_client, watch_adverts)]
         for t in threads:
             t.start()
         ready.wait()
+        # The capture saw an advertisement from n1 at most an interval ago:
+        # the kill lands at a random phase of the advertisement interval.
+        time.sleep(random.uniform(0, interval))
         master = daemons["n1"]
         os.killpg(master.pid, sig) if sig == signal.SIGKILL else os.kill(master.pid, sig)
         t0 = time.monotonic()
@@ -437,6 +452,7 @@ class Bench:
             "refused": res["refused"], "timeout": res["timeout"],
             "old_master": res["old_master"], "other": res["other"], "why": res["why"],
             "neigh_n2": lab.macs["n2"] in neigh, "n2_alive": alive_n2,
+            "late": takeover_late(res["adverts"], interval),
         }
 
     def scenario(self, key, runs):
@@ -461,7 +477,9 @@ class Bench:
                             raise
                 results[impl].append(r)
                 show = lambda v: "none" if v is None else fmt_ms(v)
-                print(f"   {tag}: VIP {show(r['vip'])}, client {show(r['client'])}"
+                late = "none" if r["late"] is None else f"{r['late'] * 1e6:.0f} µs"
+                print(f"   {tag}: VIP {show(r['vip'])}, client {show(r['client'])},"
+                      f" takeover past the protocol {late}"
                       f" (refused {r['refused']}, timed out {r['timeout']},"
                       f" answered by old master {r['old_master']}, other {r['other']}"
                       + (f": {', '.join(sorted(r['why']))}" if r["why"] else "") + ")",
@@ -516,6 +534,68 @@ class Bench:
         if died:
             raise SetupError(f"during the soak {died}")
         return out
+
+
+SO_TIMESTAMPNS = 35
+ETH_P_IP = 0x0800
+VRRP_PROTO = 112
+
+
+def capture_adverts(ready, adverts, interval, deadline):
+    """In the client's namespace: appends (kernel receive time in s, source,
+    priority) of each VRRP advertisement until n2 advertised as master with
+    priority > 0, or the deadline. Waits on `ready` once it saw one from n1
+    (or after two intervals), so n1's last one before the kill is caught."""
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
+    try:
+        s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        s.bind(("eth0", ETH_P_IP))
+        n1, n2 = NODES["n1"][0], NODES["n2"][0]
+        first_seen = time.monotonic() + 2 * interval
+        waiting = True
+        while (left := deadline - time.monotonic()) > 0:
+            if waiting and (time.monotonic() >= first_seen
+                            or any(a[1] == n1 for a in adverts)):
+                ready.wait()
+                waiting = False
+            if waiting:
+                left = min(left, max(0.001, first_seen - time.monotonic()))
+            s.settimeout(left)
+            try:
+                data, anc, _, _ = s.recvmsg(128, socket.CMSG_SPACE(16))
+            except socket.timeout:
+                if waiting:
+                    continue
+                return
+            if len(data) < 20 or data[9] != VRRP_PROTO:
+                continue
+            ihl = (data[0] & 0x0F) * 4
+            if len(data) < ihl + 4:
+                continue
+            stamp = next((int.from_bytes(d[:8], "little") + int.from_bytes(d[8:16], "little") / 1e9
+                          for level, kind, d in anc
+                          if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS), None)
+            if stamp is None:
+                continue
+            source, priority = socket.inet_ntoa(data[12:16]), data[ihl + 2]
+            adverts.append((stamp, source, priority))
+            if source == n2 and priority > 0:
+                return
+    finally:
+        s.close()
+
+
+def takeover_late(adverts, interval):
+    """How long after the RFC let it n2 advertised as master: from n1's last
+    advertisement, minus Master_Down_Interval (Skew_Time after priority 0)."""
+    n1, n2 = NODES["n1"][0], NODES["n2"][0]
+    first = next((a for a in adverts if a[1] == n2 and a[2] > 0), None)
+    last = [a for a in adverts if a[1] == n1 and first and a[0] < first[0]]
+    if not first or not last:
+        return None
+    skew = (256 - NODES["n2"][1]) * interval / 256
+    wait = skew if last[-1][2] == 0 else 3 * interval + skew
+    return first[0] - last[-1][0] - wait
 
 
 def probe_until_name(addr, expect, deadline, tally):
@@ -647,6 +727,20 @@ def report(all_results, soak):
             gap = ", ".join(f"{impl} {fmt_ms(statistics.median(g))}" for impl, g in gaps.items() if g)
             print(f"{key}) fairlead/Keepalived medians: VIP {ratio(fv, kv)}, client {ratio(fc, kc)};"
                   f" client answered after the VIP moved (median): {gap}")
+        print("\nTakeover past the protocol (n2's first advertisement as master after n1's last,"
+              " minus Master_Down_Interval, or Skew_Time after priority 0; kernel timestamps at"
+              " the client), median / p99 / min–max:")
+        for key, results in all_results.items():
+            lates = {}
+            for impl in ("keepalived", "fairlead"):
+                ls = sorted(r["late"] * 1e6 for r in results[impl] if r["late"] is not None)
+                lates[impl] = statistics.median(ls) if ls else None
+                text = (f"{statistics.median(ls):.0f} / {p99(ls):.0f} / {ls[0]:.0f}–{ls[-1]:.0f} µs"
+                        if ls else "no run")
+                print(f"  {key}) {impl}: {text} ({len(ls)} runs)")
+            f, k = lates["fairlead"], lates["keepalived"]
+            if f is not None and k is not None:
+                print(f"  {key}) fairlead − Keepalived: {f - k:+.0f} µs")
         print("\nClient probes after the kill (sums over runs): refused = RST from the old master's"
               " kernel, answered by old master = its listener still answering, timed out = no"
               " answer in 30 ms (SYN sent to the old master's MAC, or ARP unanswered).")

@@ -342,11 +342,13 @@ impl Instance {
     fn become_master(&mut self, now: Instant, reason: Reason, actions: &mut Vec<Action>) {
         self.enter(now, State::Master, reason);
         self.master = Some(self.config.primary_address);
+        // The advertisement first (RFC 9568 §6.4.2): other backups reset
+        // their timers before this router spends time on netlink.
         actions.extend([
-            Action::AddAddresses,
             Action::SendAdvertisement {
                 priority: self.priority,
             },
+            Action::AddAddresses,
             Action::SendGratuitousArps,
         ]);
         self.schedule(now + self.config.interval, actions);

@@ -24,8 +24,8 @@ fn master_down_is_three_intervals_plus_skew() {
     assert_eq!(
         backup.handle(Instant(3_609_375), Event::Timer),
         [
-            Action::AddAddresses,
             Action::SendAdvertisement { priority: 100 },
+            Action::AddAddresses,
             Action::SendGratuitousArps,
             Action::ScheduleTimer(Instant(4_609_375)),
         ]
@@ -98,8 +98,8 @@ fn the_owner_is_master_at_startup() {
     assert_eq!(
         owner.handle(Instant::from_millis(5), Event::Startup),
         [
-            Action::AddAddresses,
             Action::SendAdvertisement { priority: 255 },
+            Action::AddAddresses,
             Action::SendGratuitousArps,
             Action::ScheduleTimer(Instant::from_millis(1005)),
         ]
