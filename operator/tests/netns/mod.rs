@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -265,10 +265,18 @@ impl Lab {
     /// `address:port` ("*": any node), for at most `limit`; returns once the
     /// probe runs (a Python start can take longer than a failover).
     pub fn probe(&self, address: &str, port: u16, want: &str, limit: Duration) -> Probe {
+        let limit = format!("{}", limit.as_secs_f64());
+        let (child, stdout) =
+            self.client_script(PROBE, &[address, &port.to_string(), want, &limit]);
+        Probe { child, stdout }
+    }
+
+    /// Runs Python `script` with `args` in the client namespace; returns
+    /// once it printed `ready`.
+    fn client_script(&self, script: &str, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.client(), "python3", "-c", PROBE])
-            .args([address, &port.to_string(), want])
-            .arg(format!("{}", limit.as_secs_f64()))
+            .args(["netns", "exec", &self.client(), "python3", "-c", script])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -276,8 +284,8 @@ impl Lab {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut ready = String::new();
         stdout.read_line(&mut ready).unwrap();
-        assert_eq!(ready.trim(), "ready", "probe did not start");
-        Probe { child, stdout }
+        assert_eq!(ready.trim(), "ready", "client script did not start");
+        (child, stdout)
     }
 
     /// Node `i`'s eth0 MAC address, as `ip` prints it.
@@ -298,25 +306,8 @@ impl Lab {
     /// Starts recording the gratuitous ARPs for `address` the client receives,
     /// for `limit`; returns once the capture runs.
     pub fn capture_garps(&self, address: &str, limit: Duration) -> ArpCapture {
-        let mut child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.client(),
-                "python3",
-                "-c",
-                ARP_CAPTURE,
-            ])
-            .arg(address)
-            .arg(format!("{}", limit.as_secs_f64()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut ready = String::new();
-        stdout.read_line(&mut ready).unwrap();
-        assert_eq!(ready.trim(), "ready", "ARP capture did not start");
+        let limit = format!("{}", limit.as_secs_f64());
+        let (child, stdout) = self.client_script(ARP_CAPTURE, &[address, &limit]);
         ArpCapture { child, stdout }
     }
 
@@ -347,13 +338,13 @@ impl Drop for Lab {
 /// A running client probe.
 pub struct Probe {
     child: Child,
-    stdout: BufReader<std::process::ChildStdout>,
+    stdout: BufReader<ChildStdout>,
 }
 
 /// A running capture of gratuitous ARPs.
 pub struct ArpCapture {
     child: Child,
-    stdout: BufReader<std::process::ChildStdout>,
+    stdout: BufReader<ChildStdout>,
 }
 
 impl ArpCapture {
