@@ -161,8 +161,8 @@ fn status_reports_the_instance_and_bad_packets_are_dropped_and_counted() {
     let counters = &after["virtualIPs"][0]["counters"];
     assert_eq!(counters["droppedTtl"], 3, "{counters}");
     assert_eq!(counters["droppedVersion"], 3, "{counters}");
-    // Another VRID's packets are not this instance's: neither received nor dropped.
-    assert_eq!(counters["received"], 12, "{counters}");
+    assert_eq!(counters["droppedVrid"], 3, "{counters}");
+    assert_eq!(counters["received"], 15, "{counters}");
     assert_eq!(after["virtualIPs"][0]["state"], "Master");
     assert_eq!(
         after["virtualIPs"][0]["lastTransition"],

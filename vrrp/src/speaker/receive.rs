@@ -51,8 +51,9 @@ pub(super) fn check(
         }
     };
     if advert.vrid != config.vrid {
-        // Another virtual router on the same link: not an error.
-        counters.received -= 1;
+        // Another virtual router on the same link: dropped here, though
+        // normal when several share the link.
+        counters.dropped_vrid += 1;
         return None;
     }
     if advert.version != config.version {
@@ -218,11 +219,13 @@ mod tests {
     }
 
     #[test]
-    fn other_vrids_and_own_packets_are_ignored_uncounted() {
+    fn other_vrids_are_dropped_and_counted_own_packets_ignored() {
         let c = config(Version::V3);
         let other = advert(Version::V3, 52, vec![VIP]);
         let (event, counters) = run(&c, &wire(&other, PEER, MULTICAST_GROUP, 255));
-        assert_eq!((event, counters.received, counters.dropped()), (None, 0, 0));
+        assert_eq!(event, None);
+        assert_eq!((counters.received, counters.dropped_vrid), (1, 1));
+        assert_eq!(counters.dropped(), 1);
         let own = advert(Version::V3, 51, vec![VIP]);
         let (event, counters) = run(&c, &wire(&own, PRIMARY, MULTICAST_GROUP, 255));
         assert_eq!((event, counters.received), (None, 0));

@@ -48,13 +48,15 @@ pub struct Counters {
     /// Advertisements sent (one per destination).
     pub sent: u64,
     pub send_errors: u64,
-    /// VRRP datagrams from peers for this VRID (and undecodable ones).
+    /// VRRP datagrams from peers, whatever their VRID.
     pub received: u64,
     pub receive_errors: u64,
     /// Dropped: TTL other than 255.
     pub dropped_ttl: u64,
     /// Dropped: wrong destination (multicast) or unknown source (unicast).
     pub dropped_peer: u64,
+    /// Dropped: another VRID (normal when several virtual routers share the link).
+    pub dropped_vrid: u64,
     /// Dropped: another VRRP version.
     pub dropped_version: u64,
     /// Dropped: truncated, bad checksum, bad fields.
@@ -73,6 +75,7 @@ impl Counters {
     pub fn dropped(&self) -> u64 {
         self.dropped_ttl
             + self.dropped_peer
+            + self.dropped_vrid
             + self.dropped_version
             + self.dropped_malformed
             + self.dropped_interval
