@@ -160,7 +160,7 @@ pub struct VirtualIPStatus {
 pub struct NodeVrrpState {
     /// Kubernetes node name. Required.
     pub node: String,
-    /// VRRP state: `Initialize`, `Backup`, `Master`, or `Fault` (VRRP could not start there). Required.
+    /// VRRP state: `Initialize`, `Backup`, `Master`, or `Fault` (VRRP cannot start there yet: no such interface or no IPv4 address on it; retried every second). Required.
     pub state: String,
     /// Current effective priority. Required.
     pub priority: i32,

@@ -254,6 +254,44 @@ fn a_tracked_interface_going_down_moves_the_vip() {
 }
 
 #[test]
+fn an_interface_without_an_address_faults_until_it_gets_one() {
+    let dir = manifests("vrrp-fault", "  interface: flt0\n", "");
+    let mut lab = Lab::new(1);
+    lab.name_server(1, "n1", "127.0.0.1", 9000);
+    for cmd in [
+        &[
+            "link", "add", "flt0", "type", "veth", "peer", "name", "flt0p",
+        ][..],
+        &["link", "set", "flt0", "up"],
+        &["link", "set", "flt0p", "up"],
+    ] {
+        assert!(lab.run(&lab.node(1), "ip", cmd).status.success());
+    }
+    let mut proc = vip::spawn(env!("CARGO_BIN_EXE_fairlead"), &lab, 1, &dir);
+    proc.wait_for(
+        "interface flt0 has no IPv4 address of its own",
+        Duration::from_secs(3),
+    );
+    let on_flt0 = || {
+        let out = lab.run(
+            &lab.node(1),
+            "ip",
+            &["-4", "-o", "addr", "show", "dev", "flt0"],
+        );
+        String::from_utf8_lossy(&out.stdout).contains(&format!("inet {VIP}/"))
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!on_flt0(), "a faulty speaker holds nothing");
+
+    // The address arrives (DHCP, a late network unit): the next retry starts it.
+    let add = ["addr", "add", "10.66.0.1/24", "dev", "flt0"];
+    assert!(lab.run(&lab.node(1), "ip", &add).status.success());
+    proc.wait_for("VRRP started after a fault", Duration::from_secs(3));
+    proc.wait_for("to=Master", Duration::from_secs(3));
+    assert!(on_flt0(), "the master holds the VIP on flt0");
+}
+
+#[test]
 fn two_virtual_routers_with_several_addresses_each_elect_their_own_master() {
     let dir = common::scratch("vrrp-two");
     let vip = |name: &str, vrid: u8, addresses: &str, owner: &str| {

@@ -19,6 +19,9 @@ use crate::net::socket::{Receiver, Sender};
 use crate::packet::{Advertisement, MULTICAST_GROUP, Version};
 pub use status::{Counters, SpeakerStatus, TransitionStatus};
 
+/// How often a speaker in `Fault` tries to set itself up again.
+pub const FAULT_RETRY: Duration = Duration::from_secs(1);
+
 /// How long [`Speaker::stop`] waits for the priority-0 advertisement and the
 /// address removal before giving up on the task.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -79,88 +82,18 @@ pub struct Speaker {
 }
 
 impl Speaker {
-    /// Looks up the interface and its primary address, removes virtual
-    /// addresses left by an earlier run, opens the sockets and starts as Backup
-    /// (or Master, for the address owner).
+    /// Checks the settings, then starts the speaker's task: it looks up the
+    /// interface and its primary address, removes virtual addresses left by
+    /// an earlier run, opens the sockets and runs as Backup (or Master, for
+    /// the address owner). While that fails (no such interface, no IPv4
+    /// address on it yet, a socket refused), the speaker reports `Fault` with
+    /// the reason and tries again every [`FAULT_RETRY`], as Keepalived's FAULT
+    /// state waits for the interface. Only invalid settings fail here.
     pub async fn start(config: SpeakerConfig, netlink: Netlink) -> Result<Speaker, SpeakerError> {
-        let io = |what| {
-            let name = config.name.clone();
-            move |source| SpeakerError::Io { name, what, source }
-        };
-        let link = netlink
-            .link(&config.interface)
-            .await
-            .map_err(io("reading the interface"))?
-            .ok_or_else(|| SpeakerError::NoInterface {
-                name: config.name.clone(),
-                interface: config.interface.clone(),
-            })?;
-        let on_link: Vec<_> = (netlink.addresses().await)
-            .map_err(io("reading addresses"))?
-            .into_iter()
-            .filter(|a| a.index == link.index)
-            .collect();
-        let is_virtual = |ip: Ipv4Addr| config.addresses.iter().any(|(a, _)| *a == ip);
-        let primary = on_link
-            .iter()
-            .map(|a| a.address)
-            .find(|ip| !is_virtual(*ip))
-            .ok_or_else(|| SpeakerError::NoPrimaryAddress {
-                name: config.name.clone(),
-                interface: config.interface.clone(),
-            })?;
-        for leftover in on_link.iter().filter(|a| is_virtual(a.address)) {
-            tracing::warn!(virtual_ip = %config.name, address = %leftover.address,
-                interface = %config.interface, "removing a virtual address left by an earlier run");
-            (netlink.remove(link.index, leftover.address).await)
-                .map_err(io("removing a leftover address"))?;
-        }
-        let instance = Instance::new(InstanceConfig {
-            vrid: config.vrid,
-            version: config.version,
-            priority: config.priority,
-            interval: config.interval,
-            preempt: config.preempt,
-            preempt_delay: config.preempt_delay,
-            primary_address: primary,
-        })?;
-        let sender =
-            Sender::open(&config.interface, primary).map_err(io("opening the send socket"))?;
-        let receiver = Receiver::open(
-            &config.interface,
-            link.index,
-            config.unicast_peers.is_empty(),
-        )
-        .map_err(io("opening the receive socket"))?;
-        let garp_socket = match <[u8; 6]>::try_from(link.mac.as_slice()) {
-            Ok(mac) if config.garp_count > 0 => {
-                let socket = garp::Socket::open(link.index, &link.name, mac)
-                    .map_err(io("opening the packet socket for gratuitous ARP"))?;
-                Some(GarpSocket {
-                    socket: Arc::new(Mutex::new(socket)),
-                    mac,
-                })
-            }
-            _ => None,
-        };
-        let timer = timer::Timer::new().map_err(io("creating the timer"))?;
-        let (status_tx, status) = watch::channel(SpeakerStatus::new(&config, Some(primary)));
+        Instance::new(instance_config(&config, Ipv4Addr::UNSPECIFIED))?;
+        let (status_tx, status) = watch::channel(SpeakerStatus::new(&config, None));
         let (control, control_rx) = mpsc::unbounded_channel();
-        let runner = Runner {
-            config,
-            link,
-            primary,
-            netlink,
-            sender,
-            instance,
-            origin: tokio::time::Instant::now(),
-            origin_unix_ms: unix_ms(SystemTime::now()),
-            status: status_tx,
-            counters: Counters::default(),
-            garp_socket,
-            garp: None,
-        };
-        let task = tokio::spawn(runner.run(receiver, timer, control_rx));
+        let task = tokio::spawn(supervise(config, netlink, status_tx, control_rx));
         Ok(Speaker {
             control,
             status,
@@ -210,6 +143,151 @@ impl PrioritySetter {
     }
 }
 
+fn instance_config(config: &SpeakerConfig, primary: Ipv4Addr) -> InstanceConfig {
+    InstanceConfig {
+        vrid: config.vrid,
+        version: config.version,
+        priority: config.priority,
+        interval: config.interval,
+        preempt: config.preempt,
+        preempt_delay: config.preempt_delay,
+        primary_address: primary,
+    }
+}
+
+/// Sets the speaker up and runs it; in `Fault`, retries the set-up until it
+/// works or the speaker is stopped. Priorities set meanwhile are kept.
+async fn supervise(
+    config: SpeakerConfig,
+    netlink: Netlink,
+    status: watch::Sender<SpeakerStatus>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+) {
+    let mut priority = None;
+    let mut last_error = String::new();
+    loop {
+        match setup(&config, &netlink).await {
+            Ok(ready) => {
+                if !last_error.is_empty() {
+                    tracing::info!(virtual_ip = %config.name, "VRRP started after a fault");
+                }
+                let runner = Runner {
+                    config,
+                    link: ready.link,
+                    primary: ready.primary,
+                    netlink,
+                    sender: ready.sender,
+                    instance: ready.instance,
+                    origin: tokio::time::Instant::now(),
+                    origin_unix_ms: unix_ms(SystemTime::now()),
+                    status,
+                    counters: Counters::default(),
+                    garp_socket: ready.garp_socket,
+                    garp: None,
+                };
+                runner
+                    .run(ready.receiver, ready.timer, control, priority)
+                    .await;
+                return;
+            }
+            Err(error) => {
+                let error = error.to_string();
+                if error != last_error {
+                    tracing::error!(virtual_ip = %config.name, %error, "VRRP could not start; retrying every {FAULT_RETRY:?}");
+                    status.send_replace(SpeakerStatus::fault(&config, error.clone()));
+                    last_error = error;
+                }
+            }
+        }
+        let retry = tokio::time::sleep(FAULT_RETRY);
+        tokio::pin!(retry);
+        loop {
+            tokio::select! {
+                () = &mut retry => break,
+                command = control.recv() => match command {
+                    Some(Control::SetPriority(p)) => priority = Some(p),
+                    Some(Control::Stop) | None => return,
+                },
+            }
+        }
+    }
+}
+
+/// What a running speaker needs from the system.
+struct Ready {
+    link: Link,
+    primary: Ipv4Addr,
+    instance: Instance,
+    sender: Sender,
+    receiver: Receiver,
+    garp_socket: Option<GarpSocket>,
+    timer: timer::Timer,
+}
+
+async fn setup(config: &SpeakerConfig, netlink: &Netlink) -> Result<Ready, SpeakerError> {
+    let io = |what| {
+        let name = config.name.clone();
+        move |source| SpeakerError::Io { name, what, source }
+    };
+    let link = netlink
+        .link(&config.interface)
+        .await
+        .map_err(io("reading the interface"))?
+        .ok_or_else(|| SpeakerError::NoInterface {
+            name: config.name.clone(),
+            interface: config.interface.clone(),
+        })?;
+    let on_link: Vec<_> = (netlink.addresses().await)
+        .map_err(io("reading addresses"))?
+        .into_iter()
+        .filter(|a| a.index == link.index)
+        .collect();
+    let is_virtual = |ip: Ipv4Addr| config.addresses.iter().any(|(a, _)| *a == ip);
+    let primary = on_link
+        .iter()
+        .map(|a| a.address)
+        .find(|ip| !is_virtual(*ip))
+        .ok_or_else(|| SpeakerError::NoPrimaryAddress {
+            name: config.name.clone(),
+            interface: config.interface.clone(),
+        })?;
+    for leftover in on_link.iter().filter(|a| is_virtual(a.address)) {
+        tracing::warn!(virtual_ip = %config.name, address = %leftover.address,
+            interface = %config.interface, "removing a virtual address left by an earlier run");
+        (netlink.remove(link.index, leftover.address).await)
+            .map_err(io("removing a leftover address"))?;
+    }
+    let instance = Instance::new(instance_config(config, primary))?;
+    let sender = Sender::open(&config.interface, primary).map_err(io("opening the send socket"))?;
+    let receiver = Receiver::open(
+        &config.interface,
+        link.index,
+        config.unicast_peers.is_empty(),
+    )
+    .map_err(io("opening the receive socket"))?;
+    let garp_socket = match <[u8; 6]>::try_from(link.mac.as_slice()) {
+        Ok(mac) if config.garp_count > 0 => {
+            let socket = garp::Socket::open(link.index, &link.name, mac)
+                .map_err(io("opening the packet socket for gratuitous ARP"))?;
+            Some(GarpSocket {
+                socket: Arc::new(Mutex::new(socket)),
+                mac,
+            })
+        }
+        _ => None,
+    };
+    let timer = timer::Timer::new().map_err(io("creating the timer"))?;
+    Ok(Ready {
+        link,
+        primary,
+        instance,
+        sender,
+        receiver,
+        garp_socket,
+        timer,
+    })
+}
+
 struct Runner {
     config: SpeakerConfig,
     link: Link,
@@ -238,8 +316,13 @@ impl Runner {
         mut receiver: Receiver,
         mut timer: timer::Timer,
         mut control: mpsc::UnboundedReceiver<Control>,
+        priority: Option<u8>,
     ) {
         self.handle(Event::Startup).await;
+        if let Some(p) = priority {
+            self.handle(Event::SetPriority(p.min(self.config.priority)))
+                .await;
+        }
         loop {
             let deadline =
                 (self.instance.timer()).map(|at| self.origin + Duration::from_micros(at.0));

@@ -50,7 +50,14 @@ spec:
 /// `fairlead run` (the binary `fairlead`) on node `i`, named `n{i}`, once
 /// its VRRP instance started.
 pub fn start(fairlead: &str, lab: &Lab, i: usize, dir: &Path) -> Proc {
-    let mut p = lab.spawn(
+    let mut p = spawn(fairlead, lab, i, dir);
+    p.wait_for("to=Backup", Duration::from_secs(10));
+    p
+}
+
+/// `fairlead run` (the binary `fairlead`) on node `i`, named `n{i}`, just started.
+pub fn spawn(fairlead: &str, lab: &Lab, i: usize, dir: &Path) -> Proc {
+    lab.spawn(
         &lab.node(i),
         fairlead,
         &[
@@ -67,7 +74,5 @@ pub fn start(fairlead: &str, lab: &Lab, i: usize, dir: &Path) -> Proc {
             "1s",
         ],
         &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
-    );
-    p.wait_for("to=Backup", Duration::from_secs(10));
-    p
+    )
 }
