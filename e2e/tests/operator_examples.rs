@@ -571,6 +571,23 @@ fn examples_are_programmed_carry_traffic_follow_edits_and_report_missing_secrets
     // The rest keeps running meanwhile.
     assert_eq!(http_get(http).as_deref(), Some("srv2"));
 
+    // A Helm release Secret is not watched: were it seen, the message would
+    // name its type instead.
+    let helm = ["create", "secret", "generic", "site", "-n", &ns];
+    w.kubectl(
+        &[
+            &helm[..],
+            &["--type=helm.sh/release.v1", "--from-literal=tls.crt=x"],
+        ]
+        .concat(),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        w.jsonpath(&ns, "frontend/https-in", accepted),
+        format!("SecretNotFound: spec.tls.certificates[0].secret: Secret {ns}/site does not exist")
+    );
+    w.kubectl(&["delete", "secret", "site", "-n", &ns]);
+
     // Creating the Secret (from the example's site.pem) gets it programmed.
     let pem = std::fs::read_to_string(repo_path("deploy/examples/site.pem")).unwrap();
     let key_start = pem.find("-----BEGIN").and_then(|first| {

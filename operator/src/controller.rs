@@ -159,7 +159,7 @@ pub async fn run(
     tasks.push(t);
     let (secrets, t) = watch_kind(
         scoped(&client, scope),
-        watcher::Config::default(),
+        watcher::Config::default().fields(SECRET_FIELDS),
         watch("Secret"),
     );
     tasks.push(t);
@@ -211,6 +211,15 @@ where
         None => Api::all(client.clone()),
     }
 }
+
+/// The Secrets watched: not those of types that are never a Frontend's
+/// certificate or a Backend's CA and can be many and large (a Helm release
+/// per revision), so the operator does not cache them.
+const SECRET_FIELDS: &str = "type!=helm.sh/release.v1,\
+type!=kubernetes.io/service-account-token,\
+type!=kubernetes.io/dockercfg,\
+type!=kubernetes.io/dockerconfigjson,\
+type!=bootstrap.kubernetes.io/token";
 
 /// A cache of `K` and the task that fills it, ringing the bell on every change.
 fn watch_kind<K>(
