@@ -203,6 +203,11 @@ fn client_cert_flags(pki: &Pki, file: &str) -> Vec<String> {
     ]
 }
 
+/// `GET /v1/status` trusting `ca`'s CA, with the client certificate of `certs`.
+async fn status_with_cert(ca: &Pki, agent: &Agent, certs: &Pki) -> Reply {
+    curl(ca, agent, "/v1/status", &client_cert_flags(certs, "client")).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificates_from_the_ca_are_accepted_others_refused() {
     let pki = dataplane_pki();
@@ -211,13 +216,7 @@ async fn client_certificates_from_the_ca_are_accepted_others_refused() {
 
     // Token and client CA: either is enough.
     let agent = start(&pki, &["--token-file", "--client-ca"]).await;
-    let r = curl(
-        &pki,
-        &agent,
-        "/v1/status",
-        &client_cert_flags(&pki, "client"),
-    )
-    .await;
+    let r = status_with_cert(&pki, &agent, &pki).await;
     assert_eq!(r.status, 200, "{r:?}");
     let r = curl(&pki, &agent, "/v1/status", &bearer(TOKEN)).await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -238,13 +237,7 @@ async fn client_certificates_from_the_ca_are_accepted_others_refused() {
 
     // Client CA alone: the handshake requires a certificate.
     let agent = start(&pki, &["--client-ca"]).await;
-    let r = curl(
-        &pki,
-        &agent,
-        "/v1/status",
-        &client_cert_flags(&pki, "client"),
-    )
-    .await;
+    let r = status_with_cert(&pki, &agent, &pki).await;
     assert_eq!(r.status, 200, "{r:?}");
     let r = curl(&pki, &agent, "/v1/status", &bearer(TOKEN)).await;
     assert_eq!(r.status, 0, "no certificate, refused at handshake: {r:?}");
@@ -252,13 +245,7 @@ async fn client_certificates_from_the_ca_are_accepted_others_refused() {
         r.stderr.starts_with("curl: ("),
         "a TLS error, not HTTP: {r:?}"
     );
-    let r = curl(
-        &pki,
-        &agent,
-        "/v1/status",
-        &client_cert_flags(&other, "client"),
-    )
-    .await;
+    let r = status_with_cert(&pki, &agent, &other).await;
     assert_eq!(r.status, 0, "{r:?}");
     let r = curl(&pki, &agent, "/healthz", &client_cert_flags(&pki, "client")).await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -598,23 +585,11 @@ async fn changed_credential_files_replace_the_credentials_without_a_restart() {
         assert!(std::time::Instant::now() < deadline, "not reloaded: {r:?}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let r = curl(
-        &pki,
-        &agent,
-        "/v1/status",
-        &client_cert_flags(&pki, "client"),
-    )
-    .await;
+    let r = status_with_cert(&pki, &agent, &pki).await;
     assert_eq!(r.status, 200, "the new client certificate: {r:?}");
     let r = curl(&pki, &agent, "/v1/status", &bearer(TOKEN)).await;
     assert_eq!(r.status, 401, "the old token: {r:?}");
-    let r = curl(
-        &old,
-        &agent,
-        "/v1/status",
-        &client_cert_flags(&old, "client"),
-    )
-    .await;
+    let r = status_with_cert(&old, &agent, &old).await;
     assert_eq!(
         r.status, 0,
         "the old CA no longer verifies the server: {r:?}"
