@@ -360,3 +360,44 @@ async fn backend_mtls_needs_the_right_ca_and_a_client_certificate() {
         "no client certificate gave {status}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_mode_relays_to_a_server_over_tls() {
+    let pki = Pki::new("tcp backend test CA");
+    pki.issue("srv", "backend.test", &["backend.test"]);
+    let wrong = Pki::new("another CA");
+    let s = SServer::start(&pki, "srv", &[]).await;
+    let relay = |ca: &Pki| {
+        let fe = frontend("fe", Mode::Tcp, "be");
+        let addr = fe.bind;
+        let mut be = backend("be", Mode::Tcp, Balance::Roundrobin, vec![s.server("s")]);
+        be.retries = 0;
+        be.tls = Some(BackendTls {
+            ca_pem: Some(ca.read("ca.crt")),
+            client_cert_pem: None,
+            client_key_pem: None,
+            server_name: Some("backend.test".into()),
+            insecure_skip_verify: false,
+        });
+        (fe, be, addr)
+    };
+    // The client speaks plain HTTP/1.0; fairlead carries it to s_server over TLS.
+    let ask = |addr: SocketAddr| async move {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(STEP, c.read_to_end(&mut got)).await;
+        assert!(read.is_ok(), "no end of stream in time");
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    let (fe, be, addr) = relay(&pki);
+    let _e = serve(fe, be).await;
+    let page = ask(addr).await;
+    assert!(page.starts_with("HTTP/1.0 200"), "{page}");
+    assert!(page.contains("s_server"), "{page}");
+
+    // A server the CA does not vouch for: the session closes with nothing relayed.
+    let (fe, be, addr) = relay(&wrong);
+    let _e2 = serve(fe, be).await;
+    assert_eq!(ask(addr).await, "");
+}
