@@ -1,5 +1,6 @@
 //! `fairlead run` logs health checks: every state change with its reason, and
-//! with `log: true` (`option log-health-checks`) every failed check too.
+//! with `log: true` (`option log-health-checks`) every failed check too; and
+//! it warns when TLS to servers is not verified.
 
 mod common;
 
@@ -39,6 +40,39 @@ spec:
             && down.ends_with("reason=connection refused, 2 checks failed in a row"),
         "{down}"
     );
+    run.stop();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn unverified_tls_to_servers_is_warned_about() {
+    let (port, server) = (free_port(), free_port());
+    let dir = scratch("insecure-log");
+    let file = dir.join("lb.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: fairlead.io/v1alpha1
+kind: Frontend
+metadata: {{name: web}}
+spec:
+  bind: {{address: 127.0.0.1, port: {port}}}
+  defaultBackend: app
+---
+apiVersion: fairlead.io/v1alpha1
+kind: Backend
+metadata: {{name: app}}
+spec:
+  servers: [{{name: s, address: 127.0.0.1, port: {server}}}]
+  tls: {{insecureSkipVerify: true}}
+"
+        ),
+    )
+    .unwrap();
+    let run = Running::start(&file, &[]);
+    let warning = run.wait_for("TLS to servers is not verified (insecureSkipVerify)");
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains("backend=default/app"), "{warning}");
     run.stop();
     std::fs::remove_dir_all(dir).unwrap();
 }
