@@ -131,7 +131,7 @@ fn operator_scenario(cluster: &Cluster, scene: &mut Scene) -> anyhow::Result<()>
                 .success())
         },
     )?;
-    for key in ["tls.crt", "tls.key", "token"] {
+    for key in ["ca.crt", "tls.crt", "tls.key"] {
         let template = format!("go-template={{{{index .data \"{key}\" | base64decode}}}}");
         let value = cluster.kubectl_ok([
             "get",
@@ -155,7 +155,7 @@ fn operator_scenario(cluster: &Cluster, scene: &mut Scene) -> anyhow::Result<()>
             format!("--admin-address={admin}"),
             format!("--tls-cert={}", credentials.join("tls.crt").display()),
             format!("--tls-key={}", credentials.join("tls.key").display()),
-            format!("--token-file={}", credentials.join("token").display()),
+            format!("--client-ca={}", credentials.join("ca.crt").display()),
             format!("--state-dir={}", state.display()),
             "--node-name=e2e-node-1".to_owned(),
             "--threads=1".to_owned(),

@@ -272,7 +272,7 @@ impl World {
     fn credentials(&self) -> PathBuf {
         let dir = self.dir.join("credentials");
         std::fs::create_dir_all(&dir).unwrap();
-        for key in ["ca.crt", "tls.crt", "tls.key", "token"] {
+        for key in ["ca.crt", "tls.crt", "tls.key"] {
             let template = format!("--template={{{{index .data \"{key}\" | base64decode}}}}");
             let value = eventually(Duration::from_secs(30), "the credentials Secret", || {
                 let secret = ["get", "secret", "fairlead-dataplane-tls", "-n", SYSTEM];
@@ -330,7 +330,8 @@ impl World {
             format!("--admin-address={ip}:{port}"),
             format!("--tls-cert={}", creds.join("tls.crt").display()),
             format!("--tls-key={}", creds.join("tls.key").display()),
-            format!("--token-file={}", creds.join("token").display()),
+            format!("--client-ca={}", creds.join("ca.crt").display()),
+            "--credentials-reload=1s".into(),
             format!("--state-dir={}", state.display()),
             format!("--node-name={node}"),
             "--threads=1".into(),
@@ -788,34 +789,49 @@ fn a_backend_follows_its_service_endpoints_and_a_restarted_dataplane_gets_the_co
         },
     );
 
-    // A deleted credentials Secret is made anew, with a new token.
-    let token = "jsonpath={.data.token}";
-    let old = w.kubectl(&[
+    // A deleted credentials Secret is made anew from a new CA, with the
+    // operator's half.
+    let ca = [
         "get",
         "secret",
         "fairlead-dataplane-tls",
         "-n",
         SYSTEM,
         "-o",
-        token,
-    ]);
+    ];
+    let ca = [&ca[..], &["jsonpath={.data.ca\\.crt}"]].concat();
+    let old = w.kubectl(&ca);
     w.kubectl(&["delete", "secret", "fairlead-dataplane-tls", "-n", SYSTEM]);
     eventually(
         Duration::from_secs(15),
         "the credentials Secret made anew",
         || {
-            let get = [
-                "get",
-                "secret",
-                "fairlead-dataplane-tls",
-                "-n",
-                SYSTEM,
-                "-o",
-                token,
-            ];
-            let new = w.cluster.kubectl_ok(get).ok()?;
+            let new = w.cluster.kubectl_ok(ca.iter().copied()).ok()?;
             (!new.is_empty() && new != old).then_some(())
         },
+    );
+    // The kubelet would update the mounted files; here the test does. The
+    // dataplane reloads them and the operator's pushes get through again.
+    let applied = |w: &World| {
+        let log = w.dataplanes[0].0.text();
+        log.lines().filter(|l| l.contains("config applied")).count()
+    };
+    let before = applied(&w);
+    w.credentials();
+    w.apply(
+        &ns,
+        &slice(json!([ready("10.9.0.1", true), ready("10.9.0.4", true)])),
+    );
+    eventually(
+        Duration::from_secs(30),
+        "a push with the new credentials",
+        || (applied(&w) > before).then_some(()),
+    );
+    assert!(
+        w.dataplanes[0]
+            .0
+            .text()
+            .contains("admin API credentials reloaded")
     );
 }
 

@@ -29,7 +29,7 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
-use crate::credentials::{self, CREDENTIALS_SECRET};
+use crate::credentials::{self, CLIENT_SECRET, CREDENTIALS_SECRET};
 use crate::fleet::{DATAPLANE_LABEL, Desired, Fleet, FleetSettings, Target};
 use crate::metrics::{Metrics, Readiness};
 use crate::render::{DataplaneNode, Snapshot, render};
@@ -81,6 +81,7 @@ struct Stores {
     pods: Store<Pod>,
     nodes: Store<Node>,
     credentials: Store<Secret>,
+    client_credentials: Store<Secret>,
 }
 
 /// Versions configs: the same content keeps its version unless a dataplane
@@ -180,6 +181,13 @@ pub async fn run(
         watch("Secret"),
     );
     tasks.push(t);
+    let by_name = format!("metadata.name={CLIENT_SECRET}");
+    let (client_credentials, t) = watch_kind(
+        scoped(&client, own),
+        watcher::Config::default().fields(&by_name),
+        watch("Secret"),
+    );
+    tasks.push(t);
     let stores = Stores {
         frontends,
         backends,
@@ -190,6 +198,7 @@ pub async fn run(
         pods,
         nodes,
         credentials,
+        client_credentials,
     };
     let result = tokio::select! {
         result = rounds(client, &settings, &stores, &signals, metrics, readiness) => result,
@@ -273,7 +282,7 @@ async fn rounds(
         Recorder::new(client.clone(), reporter),
     ));
     let mut syncing: Option<AbortOnDrop<(sync::StatusSync, Vec<Error>)>> = None;
-    let mut credentials_version: Option<Option<String>> = None;
+    let mut credentials_version: Option<(Option<String>, Option<String>)> = None;
     let mut rendered = None;
     let mut retry_status: Option<Instant> = None;
     let mut status_backoff = Duration::from_millis(500);
@@ -317,11 +326,14 @@ async fn rounds(
         }
         tokio::time::sleep(settings.debounce).await;
         let started = Instant::now();
-        let credentials = stores.credentials.state().into_iter().next();
-        let seen = (credentials.as_ref()).and_then(|s| s.metadata.resource_version.clone());
+        let dataplane = stores.credentials.state().into_iter().next();
+        let operator = stores.client_credentials.state().into_iter().next();
+        let version = |s: &Option<Arc<Secret>>| s.as_ref()?.metadata.resource_version.clone();
+        let seen = (version(&dataplane), version(&operator));
         let mut create_failed = false;
         if credentials_version.as_ref() != Some(&seen) {
-            let client = match credentials.as_deref().map(credentials::admin_client) {
+            let both = dataplane.as_deref().zip(operator.as_deref());
+            let client = match both.map(|(d, o)| credentials::admin_client(d, o)) {
                 Some(Ok(client)) => Some(client),
                 Some(Err(e)) => {
                     metrics.error("credentials");
@@ -329,10 +341,10 @@ async fn rounds(
                     None
                 }
                 None => {
-                    // Deleted: made anew (dataplanes pick up the new files when restarted).
+                    // Deleted: made anew (dataplanes reload the mounted files).
                     tracing::warn!(
-                        secret = CREDENTIALS_SECRET,
-                        "credentials Secret missing; creating it"
+                        secrets = %format!("{CREDENTIALS_SECRET}, {CLIENT_SECRET}"),
+                        "a credentials Secret is missing; creating both"
                     );
                     if let Err(e) = credentials::ensure(client.clone(), &settings.namespace).await {
                         metrics.error("credentials");
@@ -441,6 +453,7 @@ async fn wait_synced(stores: &Stores) -> Result<()> {
     (stores.pods.wait_until_ready().await).map_err(dropped("Pod"))?;
     (stores.nodes.wait_until_ready().await).map_err(dropped("Node"))?;
     (stores.credentials.wait_until_ready().await).map_err(dropped("Secret"))?;
+    (stores.client_credentials.wait_until_ready().await).map_err(dropped("Secret"))?;
     Ok(())
 }
 

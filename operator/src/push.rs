@@ -1,6 +1,7 @@
 //! The client of a dataplane's admin API: HTTPS, the dataplane's certificate
 //! verified against the credentials CA for the fixed name `fairlead-dataplane`
-//! (whatever IP it is reached at), a bearer token to authenticate.
+//! (whatever IP it is reached at), the operator's client certificate from
+//! the same CA to authenticate.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use rustls::RootCertStore;
 use rustls::crypto::ring;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde::Deserialize;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -149,7 +150,6 @@ struct Errors {
 #[derive(Clone)]
 pub struct AdminClient {
     connector: TlsConnector,
-    authorization: String,
 }
 
 impl std::fmt::Debug for AdminClient {
@@ -159,8 +159,9 @@ impl std::fmt::Debug for AdminClient {
 }
 
 impl AdminClient {
-    /// A client trusting the CA certificates in `ca_pem` and sending `token`.
-    pub fn new(ca_pem: &[u8], token: &str) -> Result<Self, String> {
+    /// A client trusting the CA certificates in `ca_pem` and presenting the
+    /// certificate chain `cert_pem` with its key `key_pem`. Errors name the key.
+    pub fn new(ca_pem: &[u8], cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, String> {
         let mut roots = RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(ca_pem) {
             let cert = cert.map_err(|e| format!("ca.crt: {e}"))?;
@@ -169,19 +170,22 @@ impl AdminClient {
         if roots.is_empty() {
             return Err("ca.crt: no certificate".into());
         }
-        let token = token.trim();
-        if token.is_empty() {
-            return Err("token: empty".into());
+        let chain = (CertificateDer::pem_slice_iter(cert_pem))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("tls.crt: {e}"))?;
+        if chain.is_empty() {
+            return Err("tls.crt: no certificate".into());
         }
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("tls.key: {e}"))?;
         let config =
             rustls::ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
                 .with_safe_default_protocol_versions()
                 .map_err(|e| e.to_string())?
                 .with_root_certificates(roots)
-                .with_no_client_auth();
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("tls.key: {e}"))?;
         Ok(AdminClient {
             connector: TlsConnector::from(Arc::new(config)),
-            authorization: format!("Bearer {token}"),
         })
     }
 
@@ -257,7 +261,6 @@ impl AdminClient {
             .method(method)
             .uri(path)
             .header(http::header::HOST, DATAPLANE_SERVER_NAME)
-            .header(http::header::AUTHORIZATION, &self.authorization)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(body))
             .map_err(|e| e.to_string())?;
