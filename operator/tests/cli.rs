@@ -5,7 +5,7 @@ mod common;
 use std::io::{Read, Write};
 use std::path::Path;
 
-use common::{Running, free_port, scratch};
+use common::{Running, free_port, scratch, web_manifests};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -145,40 +145,22 @@ fn warnings_name_skipped_kinds() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-fn manifests(port: u16, backend_port: u16) -> String {
-    format!(
-        "apiVersion: fairlead.io/v1alpha1
-kind: Frontend
-metadata: {{name: web}}
-spec:
-  bind: {{address: 127.0.0.1, port: {port}}}
-  defaultBackend: app
----
-apiVersion: fairlead.io/v1alpha1
-kind: Backend
-metadata: {{name: app}}
-spec:
-  servers: [{{name: s, address: 127.0.0.1, port: {backend_port}}}]
-"
-    )
-}
-
 #[test]
 fn run_reloads_on_change_keeps_serving_on_a_bad_change_and_stops_on_sigterm() {
     let dir = scratch("run");
     let file = dir.join("lb.yaml");
     let port = free_port();
-    std::fs::write(&file, manifests(port, 9001)).unwrap();
+    std::fs::write(&file, web_manifests(port, "s", 9001, "")).unwrap();
     let run = Running::start(&dir, &["--watch-interval", "50ms"]);
     run.wait_for("applied config version 1 (1 frontends, 1 backends)");
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
 
-    std::fs::write(&file, manifests(port, 9002)).unwrap();
+    std::fs::write(&file, web_manifests(port, "s", 9002, "")).unwrap();
     run.wait_for("applied config version 2 (1 frontends, 1 backends)");
 
     std::fs::write(
         &file,
-        manifests(port, 9002).replace("port: 9002", "port: 0"),
+        web_manifests(port, "s", 9002, "").replace("port: 9002", "port: 0"),
     )
     .unwrap();
     run.wait_for("spec.servers[0].port: 0 is not a port (1-65535)");
@@ -194,12 +176,12 @@ fn sighup_reloads_and_traffic_moves_to_the_new_backend() {
     let dir = scratch("hup");
     let file = dir.join("lb.yaml");
     let port = free_port();
-    std::fs::write(&file, manifests(port, a)).unwrap();
+    std::fs::write(&file, web_manifests(port, "s", a, "")).unwrap();
     // File polling is effectively off: only SIGHUP can reload.
     let run = Running::start(&dir, &["--watch-interval", "1h"]);
     run.wait_for("applied config version 1");
     assert_eq!(http_get(port), "a");
-    std::fs::write(&file, manifests(port, b)).unwrap();
+    std::fs::write(&file, web_manifests(port, "s", b, "")).unwrap();
     run.signal("HUP");
     run.wait_for("applied config version 2");
     assert_eq!(http_get(port), "b");

@@ -4,33 +4,16 @@
 
 mod common;
 
-use common::{Running, free_port, scratch};
+use common::{Running, free_port, scratch, web_manifests};
 
 #[test]
 fn failed_checks_and_the_state_change_are_logged_with_their_reason() {
     let (port, dead) = (free_port(), free_port());
     let dir = scratch("health-log");
     let file = dir.join("lb.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "apiVersion: fairlead.io/v1alpha1
-kind: Frontend
-metadata: {{name: web}}
-spec:
-  bind: {{address: 127.0.0.1, port: {port}}}
-  defaultBackend: app
----
-apiVersion: fairlead.io/v1alpha1
-kind: Backend
-metadata: {{name: app}}
-spec:
-  servers: [{{name: gone, address: 127.0.0.1, port: {dead}}}]
-  healthCheck: {{interval: 100ms, fall: 2, log: true}}
-"
-        ),
-    )
-    .unwrap();
+    let check = "  healthCheck: {interval: 100ms, fall: 2, log: true}
+";
+    std::fs::write(&file, web_manifests(port, "gone", dead, check)).unwrap();
     let run = Running::start(&file, &[]);
     let failed = run.wait_for("health check failed backend=default/app server=gone");
     assert!(failed.ends_with("reason=connection refused"), "{failed}");
@@ -49,26 +32,9 @@ fn unverified_tls_to_servers_is_warned_about() {
     let (port, server) = (free_port(), free_port());
     let dir = scratch("insecure-log");
     let file = dir.join("lb.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "apiVersion: fairlead.io/v1alpha1
-kind: Frontend
-metadata: {{name: web}}
-spec:
-  bind: {{address: 127.0.0.1, port: {port}}}
-  defaultBackend: app
----
-apiVersion: fairlead.io/v1alpha1
-kind: Backend
-metadata: {{name: app}}
-spec:
-  servers: [{{name: s, address: 127.0.0.1, port: {server}}}]
-  tls: {{insecureSkipVerify: true}}
-"
-        ),
-    )
-    .unwrap();
+    let tls = "  tls: {insecureSkipVerify: true}
+";
+    std::fs::write(&file, web_manifests(port, "s", server, tls)).unwrap();
     let run = Running::start(&file, &[]);
     let warning = run.wait_for("TLS to servers is not verified (insecureSkipVerify)");
     assert!(warning.contains("WARN"), "{warning}");

@@ -87,3 +87,24 @@ pub fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// A Frontend `web` on 127.0.0.1:`port` sending to Backend `app`, whose one
+/// server `server` is 127.0.0.1:`server_port`; `backend_extra` adds lines
+/// (indented two spaces) to the Backend's spec.
+pub fn web_manifests(port: u16, server: &str, server_port: u16, backend_extra: &str) -> String {
+    format!(
+        "apiVersion: fairlead.io/v1alpha1
+kind: Frontend
+metadata: {{name: web}}
+spec:
+  bind: {{address: 127.0.0.1, port: {port}}}
+  defaultBackend: app
+---
+apiVersion: fairlead.io/v1alpha1
+kind: Backend
+metadata: {{name: app}}
+spec:
+  servers: [{{name: {server}, address: 127.0.0.1, port: {server_port}}}]
+{backend_extra}"
+    )
+}
