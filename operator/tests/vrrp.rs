@@ -118,6 +118,8 @@ fn gratuitous_arps_move_the_clients_neighbour_entry_as_configured() {
     lab.wait_sole_holder(1, VIP, Duration::from_secs(3));
     assert_eq!(lab.who_answers(VIP, 80), "n1");
     assert_eq!(lab.client_neighbour(VIP), Some(lab.mac(1)));
+    // n1's own burst (3 rounds, 150 ms apart) must be over before capturing.
+    std::thread::sleep(Duration::from_millis(500));
 
     // The killed n1 keeps the VIP, and the client sends nothing from here on:
     // only n2's gratuitous ARPs can move the client's entry to n2.
