@@ -3,7 +3,7 @@
 //! returns the [`Action`]s the caller must carry out. The caller owns the
 //! sockets, the addresses and the one timer; see `LIFECYCLE.md`.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::ops::Add;
 use std::time::Duration;
 
@@ -54,7 +54,7 @@ pub struct InstanceConfig {
     /// After entering Backup, a lower-priority master is still obeyed this long.
     pub preempt_delay: Duration,
     /// This router's address on the interface: the tie-breaker at equal priority.
-    pub primary_address: Ipv4Addr,
+    pub primary_address: IpAddr,
 }
 
 impl InstanceConfig {
@@ -103,7 +103,7 @@ pub enum Event {
     /// A valid advertisement for this VRID from another router.
     Advertisement {
         priority: u8,
-        source: Ipv4Addr,
+        source: IpAddr,
         /// The sender's interval; used by v3 only (v2 keeps its own).
         interval: Duration,
     },
@@ -142,7 +142,7 @@ pub enum Reason {
     /// the master stepping down.
     MasterDown,
     /// A better master advertised: higher priority, or equal from a higher address.
-    Preempted { by: Ipv4Addr, priority: u8 },
+    Preempted { by: IpAddr, priority: u8 },
 }
 
 /// A state change: for the status API and the transition log line.
@@ -163,7 +163,7 @@ pub struct Instance {
     /// The master's advertisement interval (v3 learns it; v2 uses its own).
     master_interval: Duration,
     /// The current master, when known.
-    master: Option<Ipv4Addr>,
+    master: Option<IpAddr>,
     timer: Option<Instant>,
     /// Until then a Backup obeys lower-priority masters (preempt delay).
     preempt_after: Instant,
@@ -200,7 +200,7 @@ impl Instance {
     }
 
     /// The master's address: this router's when Master, the last one heard when Backup.
-    pub fn master(&self) -> Option<Ipv4Addr> {
+    pub fn master(&self) -> Option<IpAddr> {
         self.master
     }
 
@@ -315,7 +315,7 @@ impl Instance {
         }
     }
 
-    fn learn_master(&mut self, source: Ipv4Addr, interval: Duration) {
+    fn learn_master(&mut self, source: IpAddr, interval: Duration) {
         self.master = Some(source);
         if self.config.version == Version::V3 {
             self.master_interval = interval;

@@ -1,4 +1,5 @@
-//! VRRP advertisements over IPv4: VRRPv3 (RFC 9568 §5) and VRRPv2 (RFC 3768 §5).
+//! VRRP advertisements: VRRPv3 (RFC 9568 §5) over IPv4 and IPv6, and VRRPv2
+//! (RFC 3768 §5) over IPv4.
 //!
 //! Both share an 8-byte header and then the virtual addresses:
 //!
@@ -10,14 +11,17 @@
 //! bytes 4-5  v3: 4 reserved bits | max advert interval (12 bits, centiseconds)
 //!            v2: auth type (byte 4) | advert interval (byte 5, seconds)
 //! bytes 6-7  checksum
-//! then       count x 4 bytes of IPv4 address; v2 adds 8 bytes of auth data
+//! then       count x 4 bytes of IPv4 address, or count x 16 of IPv6;
+//!            v2 adds 8 bytes of auth data
 //! ```
 //!
-//! The v3 checksum covers an IPv4 pseudo-header (source, destination, zero,
-//! protocol 112, VRRP length) and the message; the v2 checksum covers the
-//! message only, auth data included.
+//! The v3 checksum covers a pseudo-header (IPv4: source, destination, zero,
+//! protocol 112, VRRP length; IPv6, RFC 8200 §8.1: source, destination,
+//! 32-bit length, next header 112) and the message; the v2 checksum covers
+//! the message only, auth data included. The family of the packet's source
+//! address tells the size of the addresses.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use crate::{Error, Result};
@@ -26,6 +30,16 @@ use crate::{Error, Result};
 pub const IP_PROTOCOL: u8 = 112;
 /// The IPv4 multicast group VRRP advertisements go to.
 pub const MULTICAST_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+/// The IPv6 multicast group VRRP advertisements go to (link scope).
+pub const MULTICAST_GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+
+/// The VRRP multicast group of `address`'s family.
+pub fn multicast_group(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => MULTICAST_GROUP.into(),
+        IpAddr::V6(_) => MULTICAST_GROUP_V6.into(),
+    }
+}
 
 const HEADER_LEN: usize = 8;
 const V2_AUTH_LEN: usize = 8;
@@ -53,16 +67,30 @@ pub struct Advertisement {
     /// Advertisement interval: whole seconds (1-255) for v2, centiseconds
     /// (10 ms - 40.95 s) for v3.
     pub interval: Duration,
-    /// The virtual addresses.
-    pub addresses: Vec<Ipv4Addr>,
+    /// The virtual addresses, all of the packet's family.
+    pub addresses: Vec<IpAddr>,
 }
 
 impl Advertisement {
     /// The message bytes, checksum filled in. `source` and `destination` are
-    /// the IPv4 header's addresses (used by the v3 checksum only).
-    pub fn encode(&self, source: Ipv4Addr, destination: Ipv4Addr) -> Result<Vec<u8>> {
+    /// the IP header's addresses (used by the v3 checksum only); the virtual
+    /// addresses must be of their family, and IPv4 for v2.
+    pub fn encode(
+        &self,
+        source: impl Into<IpAddr>,
+        destination: impl Into<IpAddr>,
+    ) -> Result<Vec<u8>> {
+        let (source, destination) = (source.into(), destination.into());
         if self.vrid == 0 {
             return Err(Error::Vrid);
+        }
+        if source.is_ipv4() != destination.is_ipv4()
+            || (self.addresses.iter()).any(|a| a.is_ipv4() != source.is_ipv4())
+        {
+            return Err(Error::Encode("addresses of two IP families"));
+        }
+        if self.version == Version::V2 && source.is_ipv6() {
+            return Err(Error::Encode("VRRPv2 is IPv4 only"));
         }
         let count = u8::try_from(self.addresses.len())
             .map_err(|_| Error::Encode("more than 255 addresses"))?;
@@ -84,7 +112,10 @@ impl Advertisement {
         bytes.extend_from_slice(&interval.to_be_bytes());
         bytes.extend_from_slice(&[0, 0]);
         for address in &self.addresses {
-            bytes.extend_from_slice(&address.octets());
+            match address {
+                IpAddr::V4(a) => bytes.extend_from_slice(&a.octets()),
+                IpAddr::V6(a) => bytes.extend_from_slice(&a.octets()),
+            }
         }
         if self.version == Version::V2 {
             bytes.extend_from_slice(&[0; V2_AUTH_LEN]);
@@ -101,7 +132,8 @@ impl Advertisement {
         } else {
             0
         };
-        HEADER_LEN + 4 * self.addresses.len() + auth
+        let size = |a: &IpAddr| if a.is_ipv4() { 4 } else { 16 };
+        HEADER_LEN + self.addresses.iter().map(size).sum::<usize>() + auth
     }
 
     /// Whether the advertisement carries no address (valid for v3 only).
@@ -109,9 +141,14 @@ impl Advertisement {
         self.addresses.is_empty()
     }
 
-    /// Decodes the VRRP message (the IPv4 payload) received from `source` to
+    /// Decodes the VRRP message (the IP payload) received from `source` to
     /// `destination`. Every malformation is an [`Error`]; no input panics.
-    pub fn decode(bytes: &[u8], source: Ipv4Addr, destination: Ipv4Addr) -> Result<Self> {
+    pub fn decode(
+        bytes: &[u8],
+        source: impl Into<IpAddr>,
+        destination: impl Into<IpAddr>,
+    ) -> Result<Self> {
+        let (source, destination) = (source.into(), destination.into());
         let short = |need| Error::Short {
             len: bytes.len(),
             need,
@@ -130,6 +167,7 @@ impl Advertisement {
             return Err(Error::Vrid);
         }
         let (interval, auth) = match version {
+            Version::V2 if source.is_ipv6() => return Err(Error::Version(2)),
             Version::V3 => {
                 let centis = u16::from_be_bytes([b4 & 0x0f, b5]);
                 (Duration::from_millis(u64::from(centis) * 10), 0)
@@ -141,7 +179,8 @@ impl Advertisement {
                 (Duration::from_secs(u64::from(b5)), V2_AUTH_LEN)
             }
         };
-        let need = HEADER_LEN + 4 * usize::from(count) + auth;
+        let size = if source.is_ipv4() { 4 } else { 16 };
+        let need = HEADER_LEN + size * usize::from(count) + auth;
         if bytes.len() != need {
             return Err(Error::AddressCount {
                 count,
@@ -158,8 +197,11 @@ impl Advertisement {
             return Err(Error::ZeroInterval);
         }
         let addresses = bytes[HEADER_LEN..need - auth]
-            .chunks_exact(4)
-            .map(|a| Ipv4Addr::new(a[0], a[1], a[2], a[3]))
+            .chunks_exact(size)
+            .map(|a| match <[u8; 16]>::try_from(a) {
+                Ok(v6) => IpAddr::from(v6),
+                Err(_) => IpAddr::from([a[0], a[1], a[2], a[3]]),
+            })
             .collect();
         Ok(Self {
             version,
@@ -189,8 +231,8 @@ pub(crate) fn interval_field(version: Version, interval: Duration) -> Option<u16
 fn checksum_with_zeroed_field(
     version: Version,
     bytes: &[u8],
-    source: Ipv4Addr,
-    destination: Ipv4Addr,
+    source: IpAddr,
+    destination: IpAddr,
 ) -> u16 {
     let mut copy = bytes.to_vec();
     copy[6] = 0;
@@ -199,20 +241,26 @@ fn checksum_with_zeroed_field(
 }
 
 /// The Internet checksum (RFC 1071) of the message, with the v3 pseudo-header.
-fn checksum(version: Version, message: &[u8], source: Ipv4Addr, destination: Ipv4Addr) -> u16 {
+fn checksum(version: Version, message: &[u8], source: IpAddr, destination: IpAddr) -> u16 {
     let mut sum = 0u64;
     if version == Version::V3 {
-        // Message length fits 16 bits: at most 8 + 255 * 4 + 8 bytes are built
-        // or accepted, and decode checked the length against the count.
+        // Both pseudo-headers sum to the same words: the length (16 bits in
+        // IPv4, 32 in IPv6, at most 8 + 255 * 16 bytes here) and the protocol.
         let len = message.len() as u64;
-        sum +=
-            words(&source.octets()) + words(&destination.octets()) + u64::from(IP_PROTOCOL) + len;
+        sum += words(&octets(source)) + words(&octets(destination)) + u64::from(IP_PROTOCOL) + len;
     }
     sum += words(message);
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     !(sum as u16)
+}
+
+fn octets(address: IpAddr) -> Vec<u8> {
+    match address {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
 }
 
 /// Sum of the big-endian 16-bit words of `bytes`, an odd last byte padded with zero.

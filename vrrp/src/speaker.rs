@@ -5,7 +5,7 @@ mod receive;
 mod status;
 mod timer;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,10 +13,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::machine::{Action, Event, Instance, InstanceConfig, Transition};
-use crate::net::garp;
-use crate::net::netlink::{Link, Netlink};
+use crate::net::netlink::{Link, Netlink, is_link_local};
 use crate::net::socket::{Receiver, Sender};
-use crate::packet::{Advertisement, MULTICAST_GROUP, Version};
+use crate::net::{garp, ndisc};
+use crate::packet::{Advertisement, Version, multicast_group};
 pub use status::{Counters, SpeakerStatus, TransitionStatus};
 
 /// How often a speaker in `Fault` tries to set itself up again.
@@ -40,11 +40,13 @@ pub struct SpeakerConfig {
     pub interval: Duration,
     pub preempt: bool,
     pub preempt_delay: Duration,
-    /// The virtual addresses with their prefix lengths.
-    pub addresses: Vec<(Ipv4Addr, u8)>,
-    /// Unicast peers; empty means multicast to 224.0.0.18.
-    pub unicast_peers: Vec<Ipv4Addr>,
-    /// Gratuitous ARPs per address on becoming master, and their spacing.
+    /// The virtual addresses with their prefix lengths, all IPv4 or all IPv6.
+    pub addresses: Vec<(IpAddr, u8)>,
+    /// Unicast peers, of the addresses' family; empty means multicast to
+    /// 224.0.0.18 or ff02::12.
+    pub unicast_peers: Vec<IpAddr>,
+    /// Gratuitous ARPs (IPv4) or unsolicited neighbour advertisements (IPv6)
+    /// per address on becoming master, and their spacing.
     pub garp_count: u32,
     pub garp_interval: Duration,
 }
@@ -55,9 +57,13 @@ pub enum SpeakerError {
     #[error("VirtualIP {name}: interface {interface:?} does not exist")]
     NoInterface { name: String, interface: String },
     #[error(
-        "VirtualIP {name}: interface {interface} has no IPv4 address of its own to send VRRP from"
+        "VirtualIP {name}: interface {interface} has no {wanted} of its own to send VRRP from"
     )]
-    NoPrimaryAddress { name: String, interface: String },
+    NoPrimaryAddress {
+        name: String,
+        interface: String,
+        wanted: &'static str,
+    },
     #[error("VirtualIP {name}: {what}: {source}")]
     Io {
         name: String,
@@ -83,14 +89,14 @@ pub struct Speaker {
 
 impl Speaker {
     /// Checks the settings, then starts the speaker's task: it looks up the
-    /// interface and its primary address, removes virtual addresses left by
-    /// an earlier run, opens the sockets and runs as Backup (or Master, for
-    /// the address owner). While that fails (no such interface, no IPv4
-    /// address on it yet, a socket refused), the speaker reports `Fault` with
+    /// interface and its primary address (IPv4, or IPv6 link-local), removes
+    /// virtual addresses left by an earlier run, opens the sockets and runs as
+    /// Backup (or Master, for the address owner). While that fails (no such
+    /// interface, no address on it yet, a socket refused), the speaker reports `Fault` with
     /// the reason and tries again every [`FAULT_RETRY`], as Keepalived's FAULT
     /// state waits for the interface. Only invalid settings fail here.
     pub async fn start(config: SpeakerConfig, netlink: Netlink) -> Result<Speaker, SpeakerError> {
-        Instance::new(instance_config(&config, Ipv4Addr::UNSPECIFIED))?;
+        Instance::new(instance_config(&config, Ipv4Addr::UNSPECIFIED.into()))?;
         let (status_tx, status) = watch::channel(SpeakerStatus::new(&config, None));
         let (control, control_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(supervise(config, netlink, status_tx, control_rx));
@@ -143,7 +149,7 @@ impl PrioritySetter {
     }
 }
 
-fn instance_config(config: &SpeakerConfig, primary: Ipv4Addr) -> InstanceConfig {
+fn instance_config(config: &SpeakerConfig, primary: IpAddr) -> InstanceConfig {
     InstanceConfig {
         vrid: config.vrid,
         version: config.version,
@@ -182,8 +188,8 @@ async fn supervise(
                     origin_unix_ms: unix_ms(SystemTime::now()),
                     status,
                     counters: Counters::default(),
-                    garp_socket: ready.garp_socket,
-                    garp: None,
+                    announcer: ready.announcer,
+                    announcing: None,
                 };
                 runner
                     .run(ready.receiver, ready.timer, control, priority)
@@ -216,11 +222,11 @@ async fn supervise(
 /// What a running speaker needs from the system.
 struct Ready {
     link: Link,
-    primary: Ipv4Addr,
+    primary: IpAddr,
     instance: Instance,
     sender: Sender,
     receiver: Receiver,
-    garp_socket: Option<GarpSocket>,
+    announcer: Option<Arc<Mutex<Announcer>>>,
     timer: timer::Timer,
 }
 
@@ -242,14 +248,22 @@ async fn setup(config: &SpeakerConfig, netlink: &Netlink) -> Result<Ready, Speak
         .into_iter()
         .filter(|a| a.index == link.index)
         .collect();
-    let is_virtual = |ip: Ipv4Addr| config.addresses.iter().any(|(a, _)| *a == ip);
+    let is_virtual = |ip: IpAddr| config.addresses.iter().any(|(a, _)| *a == ip);
+    // IPv6 advertisements come from the link-local address (RFC 9568 §5.1.2.1).
+    let ipv6 = config.addresses.first().is_some_and(|(a, _)| a.is_ipv6());
     let primary = on_link
         .iter()
+        .filter(|a| !a.tentative && !is_virtual(a.address))
         .map(|a| a.address)
-        .find(|ip| !is_virtual(*ip))
+        .find(|ip| if ipv6 { is_link_local(*ip) } else { ip.is_ipv4() })
         .ok_or_else(|| SpeakerError::NoPrimaryAddress {
             name: config.name.clone(),
             interface: config.interface.clone(),
+            wanted: if ipv6 {
+                "IPv6 link-local address"
+            } else {
+                "IPv4 address"
+            },
         })?;
     for leftover in on_link.iter().filter(|a| is_virtual(a.address)) {
         tracing::warn!(virtual_ip = %config.name, address = %leftover.address,
@@ -258,22 +272,16 @@ async fn setup(config: &SpeakerConfig, netlink: &Netlink) -> Result<Ready, Speak
             .map_err(io("removing a leftover address"))?;
     }
     let instance = Instance::new(instance_config(config, primary))?;
-    let sender = Sender::open(&config.interface, primary).map_err(io("opening the send socket"))?;
-    let receiver = Receiver::open(
-        &config.interface,
-        link.index,
-        config.unicast_peers.is_empty(),
-    )
-    .map_err(io("opening the receive socket"))?;
-    let garp_socket = match <[u8; 6]>::try_from(link.mac.as_slice()) {
-        Ok(mac) if config.garp_count > 0 => {
-            let socket = garp::Socket::open(link.index, &link.name, mac)
-                .map_err(io("opening the packet socket for gratuitous ARP"))?;
-            Some(GarpSocket {
-                socket: Arc::new(Mutex::new(socket)),
-                mac,
-            })
-        }
+    let sender = Sender::open(&config.interface, link.index, primary)
+        .map_err(io("opening the send socket"))?;
+    let multicast = config.unicast_peers.is_empty();
+    let receiver = Receiver::open(&config.interface, link.index, ipv6, multicast)
+        .map_err(io("opening the receive socket"))?;
+    let announcer = match <[u8; 6]>::try_from(link.mac.as_slice()) {
+        Ok(mac) if config.garp_count > 0 => Some(Arc::new(Mutex::new(
+            Announcer::open(config, &link, mac, primary)
+                .map_err(io("opening the socket for gratuitous ARP or neighbour advertisements"))?,
+        ))),
         _ => None,
     };
     let timer = timer::Timer::new().map_err(io("creating the timer"))?;
@@ -283,15 +291,62 @@ async fn setup(config: &SpeakerConfig, netlink: &Netlink) -> Result<Ready, Speak
         instance,
         sender,
         receiver,
-        garp_socket,
+        announcer,
         timer,
     })
+}
+
+/// Tells the link that this node now holds the addresses: gratuitous ARPs
+/// (IPv4) or unsolicited neighbour advertisements (IPv6), one per address
+/// each round. Opened once per speaker, so a new master's first round leaves
+/// at once.
+enum Announcer {
+    Arp(garp::Socket, Vec<[u8; garp::FRAME_LEN]>),
+    Ndisc(ndisc::Socket, Vec<[u8; ndisc::MESSAGE_LEN]>),
+}
+
+impl Announcer {
+    fn open(
+        config: &SpeakerConfig,
+        link: &Link,
+        mac: [u8; 6],
+        primary: IpAddr,
+    ) -> std::io::Result<Announcer> {
+        let addresses = config.addresses.iter().map(|(a, _)| *a);
+        Ok(match primary {
+            IpAddr::V4(_) => Announcer::Arp(
+                garp::Socket::open(link.index, &link.name, mac)?,
+                addresses
+                    .filter_map(|a| match a {
+                        IpAddr::V4(a) => Some(garp::frame(mac, a)),
+                        IpAddr::V6(_) => None,
+                    })
+                    .collect(),
+            ),
+            IpAddr::V6(_) => Announcer::Ndisc(
+                ndisc::Socket::open(&link.name, link.index, primary)?,
+                addresses
+                    .filter_map(|a| match a {
+                        IpAddr::V6(a) => Some(ndisc::message(mac, a)),
+                        IpAddr::V4(_) => None,
+                    })
+                    .collect(),
+            ),
+        })
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        match self {
+            Announcer::Arp(socket, frames) => socket.send(frames),
+            Announcer::Ndisc(socket, messages) => socket.send(messages),
+        }
+    }
 }
 
 struct Runner {
     config: SpeakerConfig,
     link: Link,
-    primary: Ipv4Addr,
+    primary: IpAddr,
     netlink: Netlink,
     sender: Sender,
     instance: Instance,
@@ -299,15 +354,10 @@ struct Runner {
     origin_unix_ms: u64,
     status: watch::Sender<SpeakerStatus>,
     counters: Counters,
-    /// Where gratuitous ARPs go; none when they are off or the link has no MAC.
-    garp_socket: Option<GarpSocket>,
-    /// The rest of the gratuitous ARP burst in progress.
-    garp: Option<JoinHandle<()>>,
-}
-
-struct GarpSocket {
-    socket: Arc<Mutex<garp::Socket>>,
-    mac: [u8; 6],
+    /// Announces the addresses; none when that is off or the link has no MAC.
+    announcer: Option<Arc<Mutex<Announcer>>>,
+    /// The rest of the announcement burst in progress.
+    announcing: Option<JoinHandle<()>>,
 }
 
 impl Runner {
@@ -342,8 +392,8 @@ impl Runner {
                 // (a loaded CPU), advertisements already queued must reset the
                 // Master_Down timer before it is taken as expired.
                 received = receiver.recv() => match received {
-                    Ok(datagram) => {
-                        let event = receive::check(datagram, &self.config, self.primary, &mut self.counters);
+                    Ok(received) => {
+                        let event = receive::check(received, &self.config, self.primary, &mut self.counters);
                         if let Some(event) = event {
                             self.handle(event).await;
                         }
@@ -395,7 +445,7 @@ impl Runner {
                 }
             }
             Action::RemoveAddresses => {
-                if let Some(burst) = self.garp.take() {
+                if let Some(burst) = self.announcing.take() {
                     burst.abort();
                 }
                 for &(address, _) in &self.config.addresses {
@@ -404,7 +454,7 @@ impl Runner {
                     }
                 }
             }
-            Action::SendGratuitousArps => self.gratuitous_arps(),
+            Action::SendGratuitousArps => self.announce(),
             Action::ScheduleTimer(_) | Action::CancelTimer => {}
         }
     }
@@ -417,7 +467,7 @@ impl Runner {
             interval: self.config.interval,
             addresses: self.config.addresses.iter().map(|(a, _)| *a).collect(),
         };
-        let group = [MULTICAST_GROUP];
+        let group = [multicast_group(self.primary)];
         let destinations = if self.config.unicast_peers.is_empty() {
             &group[..]
         } else {
@@ -438,38 +488,31 @@ impl Runner {
         }
     }
 
-    /// Sends the first round at once from this task, the rest from a task
-    /// that sleeps between rounds.
-    fn gratuitous_arps(&mut self) {
-        let Some(socket) = &self.garp_socket else {
+    /// Sends the first round of announcements at once from this task, the
+    /// rest from a task that sleeps between rounds.
+    fn announce(&mut self) {
+        let Some(announcer) = self.announcer.clone() else {
             return;
         };
-        if let Some(old) = self.garp.take() {
+        if let Some(old) = self.announcing.take() {
             old.abort();
         }
-        let frames: Vec<_> = (self.config.addresses.iter())
-            .map(|(a, _)| garp::frame(socket.mac, *a))
-            .collect();
         let name = self.config.name.clone();
-        let (socket, count, interval) = (
-            socket.socket.clone(),
-            self.config.garp_count,
-            self.config.garp_interval,
-        );
+        let (count, interval) = (self.config.garp_count, self.config.garp_interval);
         let send = move || {
-            let sent = socket.lock().map_or_else(
-                |_| Err(std::io::Error::other("packet socket poisoned")),
-                |mut s| s.send(&frames),
+            let sent = announcer.lock().map_or_else(
+                |_| Err(std::io::Error::other("announcement socket poisoned")),
+                |mut a| a.send(),
             );
             if let Err(error) = &sent {
-                tracing::warn!(virtual_ip = %name, %error, "gratuitous ARP not sent");
+                tracing::warn!(virtual_ip = %name, %error, "gratuitous ARP or neighbour advertisement not sent");
             }
             sent.is_ok()
         };
         if !send() || count < 2 {
             return;
         }
-        self.garp = Some(tokio::spawn(async move {
+        self.announcing = Some(tokio::spawn(async move {
             for _ in 1..count {
                 tokio::time::sleep(interval).await;
                 if !send() {

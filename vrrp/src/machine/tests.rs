@@ -4,8 +4,8 @@ use super::*;
 
 const SECOND: Duration = Duration::from_secs(1);
 
-fn address(node: usize) -> Ipv4Addr {
-    Ipv4Addr::new(10, 0, 0, 1 + node as u8)
+fn address(node: usize) -> IpAddr {
+    IpAddr::from([10, 0, 0, 1 + node as u8])
 }
 
 fn config(node: usize, priority: u8) -> InstanceConfig {

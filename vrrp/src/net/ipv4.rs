@@ -3,15 +3,8 @@
 
 use std::net::Ipv4Addr;
 
+use crate::net::socket::Received;
 use crate::packet::IP_PROTOCOL;
-
-/// What VRRP reads from a received IPv4 header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
-    pub ttl: u8,
-    pub source: Ipv4Addr,
-    pub destination: Ipv4Addr,
-}
 
 /// Why a datagram is not a VRRP payload to look at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -26,9 +19,9 @@ pub enum HeaderError {
     Fragment,
 }
 
-/// Splits a raw datagram into its header and the payload (up to the header's
-/// total length; the kernel has already checked the header checksum).
-pub fn parse(datagram: &[u8]) -> Result<(Header, &[u8]), HeaderError> {
+/// Splits a raw datagram into what its header says and the payload (up to the
+/// header's total length; the kernel has already checked the header checksum).
+pub fn parse(datagram: &[u8]) -> Result<Received<'_>, HeaderError> {
     let fixed: &[u8; 20] = datagram.first_chunk().ok_or(HeaderError::Short)?;
     if fixed[0] >> 4 != 4 {
         return Err(HeaderError::Version);
@@ -45,12 +38,12 @@ pub fn parse(datagram: &[u8]) -> Result<(Header, &[u8]), HeaderError> {
     if fixed[9] != IP_PROTOCOL {
         return Err(HeaderError::Protocol(fixed[9]));
     }
-    let header = Header {
-        ttl: fixed[8],
-        source: Ipv4Addr::new(fixed[12], fixed[13], fixed[14], fixed[15]),
-        destination: Ipv4Addr::new(fixed[16], fixed[17], fixed[18], fixed[19]),
-    };
-    Ok((header, &datagram[header_len..total_len]))
+    Ok(Received {
+        hop_limit: fixed[8],
+        source: Ipv4Addr::new(fixed[12], fixed[13], fixed[14], fixed[15]).into(),
+        destination: Ipv4Addr::new(fixed[16], fixed[17], fixed[18], fixed[19]).into(),
+        payload: &datagram[header_len..total_len],
+    })
 }
 
 #[cfg(test)]
@@ -70,11 +63,11 @@ mod tests {
     #[test]
     fn reads_ttl_addresses_and_payload() {
         let d = datagram(&[1, 2, 3]);
-        let (h, payload) = parse(&d).unwrap();
-        assert_eq!(h.ttl, 255);
-        assert_eq!(h.source, Ipv4Addr::new(10, 0, 0, 1));
-        assert_eq!(h.destination, Ipv4Addr::new(224, 0, 0, 18));
-        assert_eq!(payload, &[1, 2, 3]);
+        let r = parse(&d).unwrap();
+        assert_eq!(r.hop_limit, 255);
+        assert_eq!(r.source, Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(r.destination, Ipv4Addr::new(224, 0, 0, 18));
+        assert_eq!(r.payload, &[1, 2, 3]);
     }
 
     #[test]
@@ -84,7 +77,7 @@ mod tests {
         d.splice(20..20, [1, 1, 1, 1]);
         d[3] += 4;
         d.extend_from_slice(&[0, 0]);
-        assert_eq!(parse(&d).unwrap().1, &[9]);
+        assert_eq!(parse(&d).unwrap().payload, &[9]);
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! Interfaces and addresses over rtnetlink: what `ip link` and `ip addr` do.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use futures_util::TryStreamExt;
 use netlink_packet_route::AddressFamily;
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::Handle;
 
@@ -25,22 +27,36 @@ pub struct Link {
     pub up: bool,
 }
 
-/// An IPv4 address on an interface.
+/// An IP address on an interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Address {
     pub index: u32,
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     pub prefix_len: u8,
+    /// An IPv6 address still in duplicate address detection: not usable yet.
+    pub tentative: bool,
 }
 
 impl Address {
-    /// Whether `ip` is in this address's subnet.
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        let mask = u32::MAX
-            .checked_shl(32 - u32::from(self.prefix_len.min(32)))
-            .unwrap_or(0);
-        u32::from(self.address) & mask == u32::from(ip) & mask
+    /// Whether `ip` (of the same family) is in this address's subnet.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let masked = |a: u128, bits: u32| {
+            let len = u32::from(self.prefix_len).min(bits);
+            a.checked_shr(bits - len).unwrap_or(0)
+        };
+        match (self.address, ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                masked(u32::from(a).into(), 32) == masked(u32::from(b).into(), 32)
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => masked(a.into(), 128) == masked(b.into(), 128),
+            _ => false,
+        }
     }
+}
+
+/// Whether `address` is an IPv6 link-local unicast address (fe80::/10).
+pub fn is_link_local(address: IpAddr) -> bool {
+    matches!(address, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80)
 }
 
 /// A connection to the kernel's routing netlink; cheap to clone.
@@ -80,7 +96,7 @@ impl Netlink {
         Ok(messages.into_iter().map(link).collect())
     }
 
-    /// Every IPv4 address, on every interface.
+    /// Every IPv4 and IPv6 address, on every interface.
     pub async fn addresses(&self) -> io::Result<Vec<Address>> {
         let messages: Vec<AddressMessage> = self
             .handle
@@ -94,11 +110,15 @@ impl Netlink {
     }
 
     /// Adds `address/prefix_len` to the interface; already there is fine.
-    pub async fn add(&self, index: u32, address: Ipv4Addr, prefix_len: u8) -> io::Result<()> {
-        let request = self
-            .handle
-            .address()
-            .add(index, IpAddr::V4(address), prefix_len);
+    /// IPv6 addresses skip duplicate address detection (they are expected to
+    /// move between nodes), so they serve at once.
+    pub async fn add(&self, index: u32, address: IpAddr, prefix_len: u8) -> io::Result<()> {
+        let mut request = self.handle.address().add(index, address, prefix_len);
+        if address.is_ipv6() {
+            let message = request.message_mut();
+            message.header.flags |= AddressHeaderFlags::Nodad;
+            (message.attributes).push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
         match request.execute().await {
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -EEXIST => Ok(()),
             other => other.map_err(to_io),
@@ -106,13 +126,13 @@ impl Netlink {
     }
 
     /// Removes `address` from the interface; not there is fine.
-    pub async fn remove(&self, index: u32, address: Ipv4Addr) -> io::Result<()> {
+    pub async fn remove(&self, index: u32, address: IpAddr) -> io::Result<()> {
         let found: Vec<AddressMessage> = self
             .handle
             .address()
             .get()
             .set_link_index_filter(index)
-            .set_address_filter(IpAddr::V4(address))
+            .set_address_filter(address)
             .execute()
             .try_collect()
             .await
@@ -147,17 +167,19 @@ fn link(message: LinkMessage) -> Link {
 }
 
 fn address(message: &AddressMessage) -> Option<Address> {
-    if message.header.family != AddressFamily::Inet {
+    if ![AddressFamily::Inet, AddressFamily::Inet6].contains(&message.header.family) {
         return None;
     }
     // IFA_LOCAL is the interface's own address (IFA_ADDRESS is the peer's on
     // point-to-point links); fall back to IFA_ADDRESS when absent.
     let mut local = None;
     let mut any = None;
+    let mut tentative = message.header.flags.contains(AddressHeaderFlags::Tentative);
     for attribute in &message.attributes {
         match attribute {
-            AddressAttribute::Local(IpAddr::V4(a)) => local = Some(*a),
-            AddressAttribute::Address(IpAddr::V4(a)) => any = Some(*a),
+            AddressAttribute::Local(a) => local = Some(*a),
+            AddressAttribute::Address(a) => any = Some(*a),
+            AddressAttribute::Flags(f) => tentative |= f.contains(AddressFlags::Tentative),
             _ => {}
         }
     }
@@ -165,6 +187,7 @@ fn address(message: &AddressMessage) -> Option<Address> {
         index: message.header.index,
         address: local.or(any)?,
         prefix_len: message.header.prefix_len,
+        tentative,
     })
 }
 
@@ -179,22 +202,44 @@ fn to_io(error: rtnetlink::Error) -> io::Error {
 mod tests {
     use super::*;
 
+    fn address(text: &str, prefix_len: u8) -> Address {
+        Address {
+            index: 1,
+            address: text.parse().unwrap(),
+            prefix_len,
+            tentative: false,
+        }
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
     #[test]
     fn subnet_membership() {
-        let a = Address {
-            index: 1,
-            address: Ipv4Addr::new(192, 0, 2, 10),
-            prefix_len: 24,
-        };
-        assert!(a.contains(Ipv4Addr::new(192, 0, 2, 200)));
-        assert!(!a.contains(Ipv4Addr::new(192, 0, 3, 1)));
-        let host = Address {
-            prefix_len: 32,
-            ..a
-        };
+        let a = address("192.0.2.10", 24);
+        assert!(a.contains(ip("192.0.2.200")));
+        assert!(!a.contains(ip("192.0.3.1")));
+        let host = address("192.0.2.10", 32);
         assert!(host.contains(a.address));
-        assert!(!host.contains(Ipv4Addr::new(192, 0, 2, 11)));
-        let all = Address { prefix_len: 0, ..a };
-        assert!(all.contains(Ipv4Addr::new(8, 8, 8, 8)));
+        assert!(!host.contains(ip("192.0.2.11")));
+        assert!(address("192.0.2.10", 0).contains(ip("8.8.8.8")));
+        let v6 = address("fd00:1:2::10", 64);
+        assert!(v6.contains(ip("fd00:1:2::ffff")));
+        assert!(!v6.contains(ip("fd00:1:3::10")));
+        assert!(!v6.contains(ip("192.0.2.10")), "another family");
+        assert!(!a.contains(ip("::ffff:192.0.2.10")), "another family");
+        assert!(address("fd00::1", 128).contains(ip("fd00::1")));
+        assert!(!address("fd00::1", 128).contains(ip("fd00::2")));
+        assert!(address("fd00::1", 0).contains(ip("2001:db8::1")));
+    }
+
+    #[test]
+    fn link_local_addresses() {
+        assert!(is_link_local(ip("fe80::1")));
+        assert!(is_link_local(ip("febf::1")));
+        assert!(!is_link_local(ip("fec0::1")));
+        assert!(!is_link_local(ip("fd00::1")));
+        assert!(!is_link_local(ip("169.254.0.1")));
     }
 }

@@ -1,37 +1,39 @@
 //! The receive checks of RFC 9568 §7.1 (RFC 3768 §7.1 for v2): a datagram
 //! either becomes an [`Event`] or is dropped and counted.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::{Counters, SpeakerConfig};
 use crate::machine::Event;
-use crate::net::{ipv4, socket::TTL};
-use crate::packet::{Advertisement, MULTICAST_GROUP, Version};
+use crate::net::socket::{Received, TTL};
+use crate::packet::{Advertisement, Version, multicast_group};
 use crate::{Error, machine::OWNER_PRIORITY};
 
-/// The event `datagram` (IPv4 header included) means for this router, if any.
+/// The event a received datagram means for this router, if any; `None` for
+/// one whose IP header was malformed.
 pub(super) fn check(
-    datagram: &[u8],
+    received: Option<Received<'_>>,
     config: &SpeakerConfig,
-    primary: Ipv4Addr,
+    primary: IpAddr,
     counters: &mut Counters,
 ) -> Option<Event> {
     counters.received += 1;
-    let Ok((header, payload)) = ipv4::parse(datagram) else {
+    let Some(header) = received else {
         counters.dropped_malformed += 1;
         return None;
     };
+    let payload = header.payload;
     if header.source == primary {
         // Our own advertisement, looped back: not a peer's.
         counters.received -= 1;
         return None;
     }
-    if u32::from(header.ttl) != TTL {
+    if u32::from(header.hop_limit) != TTL {
         counters.dropped_ttl += 1;
         return None;
     }
     let expected_peer = if config.unicast_peers.is_empty() {
-        header.destination == MULTICAST_GROUP
+        header.destination == multicast_group(primary)
     } else {
         config.unicast_peers.contains(&header.source)
     };
@@ -88,7 +90,11 @@ pub(super) fn check(
 mod tests {
     use std::time::Duration;
 
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
     use super::*;
+    use crate::net::ipv4;
+    use crate::packet::{MULTICAST_GROUP, MULTICAST_GROUP_V6};
 
     const PRIMARY: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -104,7 +110,7 @@ mod tests {
             interval: Duration::from_secs(1),
             preempt: true,
             preempt_delay: Duration::ZERO,
-            addresses: vec![(VIP, 24)],
+            addresses: vec![(VIP.into(), 24)],
             unicast_peers: vec![],
             garp_count: 5,
             garp_interval: Duration::from_millis(100),
@@ -117,7 +123,7 @@ mod tests {
             vrid,
             priority: 120,
             interval: Duration::from_secs(1),
-            addresses,
+            addresses: addresses.into_iter().map(IpAddr::from).collect(),
         }
     }
 
@@ -144,7 +150,7 @@ mod tests {
 
     fn run(config: &SpeakerConfig, datagram: &[u8]) -> (Option<Event>, Counters) {
         let mut counters = Counters::default();
-        let event = check(datagram, config, PRIMARY, &mut counters);
+        let event = check(ipv4::parse(datagram).ok(), config, PRIMARY.into(), &mut counters);
         (event, counters)
     }
 
@@ -157,7 +163,7 @@ mod tests {
             event,
             Some(Event::Advertisement {
                 priority: 120,
-                source: PEER,
+                source: PEER.into(),
                 interval: Duration::from_secs(1)
             })
         );
@@ -234,7 +240,7 @@ mod tests {
     #[test]
     fn unicast_accepts_only_configured_peers() {
         let mut c = config(Version::V3);
-        c.unicast_peers = vec![PEER];
+        c.unicast_peers = vec![PEER.into()];
         let a = advert(Version::V3, 51, vec![VIP]);
         assert!(run(&c, &wire(&a, PEER, PRIMARY, 255)).0.is_some());
         let stranger = Ipv4Addr::new(10, 0, 0, 9);
@@ -255,7 +261,7 @@ mod tests {
             1
         );
         a.interval = Duration::from_secs(1);
-        a.addresses = vec![Ipv4Addr::new(10, 0, 0, 101)];
+        a.addresses = vec![Ipv4Addr::new(10, 0, 0, 101).into()];
         assert_eq!(
             run(&c, &wire(&a, PEER, MULTICAST_GROUP, 255))
                 .1
@@ -287,5 +293,60 @@ mod tests {
             }
             let _ = run(&c, &bytes);
         }
+    }
+
+    /// An IPv6 datagram as the receive socket hands it: payload, with the hop
+    /// limit and destination from control messages.
+    fn run_v6(
+        config: &SpeakerConfig,
+        source: Ipv6Addr,
+        destination: Ipv6Addr,
+        hop_limit: u8,
+        payload: &[u8],
+    ) -> (Option<Event>, Counters) {
+        let mut counters = Counters::default();
+        let received = Received {
+            hop_limit,
+            source: source.into(),
+            destination: destination.into(),
+            payload,
+        };
+        let own: IpAddr = "fe80::1".parse().unwrap();
+        let event = check(Some(received), config, own, &mut counters);
+        (event, counters)
+    }
+
+    #[test]
+    fn ipv6_advertisements_are_checked_like_ipv4_ones() {
+        let vip: IpAddr = "fd00::100".parse().unwrap();
+        let peer: Ipv6Addr = "fe80::2".parse().unwrap();
+        let mut c = config(Version::V3);
+        c.addresses = vec![(vip, 64)];
+        let a = Advertisement {
+            addresses: vec![vip],
+            ..advert(Version::V3, 51, vec![])
+        };
+        let bytes = a.encode(peer, MULTICAST_GROUP_V6).unwrap();
+        let (event, counters) = run_v6(&c, peer, MULTICAST_GROUP_V6, 255, &bytes);
+        assert_eq!(
+            event,
+            Some(Event::Advertisement {
+                priority: 120,
+                source: peer.into(),
+                interval: Duration::from_secs(1)
+            })
+        );
+        assert_eq!((counters.dropped(), counters.address_mismatch), (0, 0));
+        assert_eq!(run_v6(&c, peer, MULTICAST_GROUP_V6, 64, &bytes).1.dropped_ttl, 1);
+        let own: Ipv6Addr = "fe80::1".parse().unwrap();
+        assert_eq!(run_v6(&c, peer, own, 255, &bytes).1.dropped_peer, 1);
+        // The checksum covers the IPv6 pseudo-header.
+        let other: Ipv6Addr = "fe80::3".parse().unwrap();
+        let (event, counters) = run_v6(&c, other, MULTICAST_GROUP_V6, 255, &bytes);
+        assert_eq!((event, counters.dropped_malformed), (None, 1));
+        let (event, counters) = run_v6(&c, own, MULTICAST_GROUP_V6, 255, &bytes);
+        assert_eq!((event, counters.received), (None, 0), "own packet");
+        let (event, counters) = run_v6(&c, peer, MULTICAST_GROUP_V6, 255, &bytes[..20]);
+        assert_eq!((event, counters.dropped_malformed), (None, 1), "truncated");
     }
 }

@@ -1,6 +1,6 @@
 //! What a speaker reports: for the status API, the operator and the log.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::Serialize;
 
@@ -24,9 +24,9 @@ pub struct SpeakerStatus {
     /// Effective priority (configured, lowered by tracking).
     pub priority: u8,
     /// This node's address on the interface (the VRRP source address).
-    pub address: Option<Ipv4Addr>,
+    pub address: Option<IpAddr>,
     /// The master's address: ours when Master, the last heard when Backup.
-    pub master: Option<Ipv4Addr>,
+    pub master: Option<IpAddr>,
     pub last_transition: Option<TransitionStatus>,
     pub counters: Counters,
 }
@@ -85,7 +85,7 @@ impl Counters {
 }
 
 impl SpeakerStatus {
-    pub(super) fn new(config: &SpeakerConfig, address: Option<Ipv4Addr>) -> SpeakerStatus {
+    pub(super) fn new(config: &SpeakerConfig, address: Option<IpAddr>) -> SpeakerStatus {
         SpeakerStatus {
             name: config.name.clone(),
             vrid: config.vrid,
