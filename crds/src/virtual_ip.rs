@@ -47,6 +47,10 @@ pub enum PeerMode {
     "!has(self.version) || self.version == 3 || !has(self.advertInterval) || self.advertInterval.matches('^([0-9]+(s|m|h))+$')",
     "spec.advertInterval: VRRP version 2 needs whole seconds (s, m, h units)"
 ))]
+#[x_kube(validation = (
+    "!has(self.version) || self.version == 3 || !has(self.addresses) || self.addresses.all(a, !a.contains(':'))",
+    "spec.version: VRRP version 2 is IPv4 only; IPv6 addresses need version 3"
+))]
 #[serde(rename_all = "camelCase")]
 pub struct VirtualIPSpec {
     /// Addresses with prefix length, e.g. `192.0.2.100/24`; all IPv4 or all IPv6. At least one.

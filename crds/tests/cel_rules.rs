@@ -327,8 +327,17 @@ fn virtual_ip_rules() {
             json!({"spec": {"peers": {"mode": "multicast"}}}),
             "peers.addresses need peers.mode unicast",
         ),
+        (
+            json!({"spec": {"version": 2, "advertInterval": "1s", "addresses": ["fd00::1/64"]}}),
+            "spec.version: VRRP version 2 is IPv4 only; IPv6 addresses need version 3",
+        ),
     ];
     assert_cases(&rules_of(VirtualIP::crd()), &good, bad);
+    let v6 = patched(&good, json!({"spec": {"addresses": ["fd00::1/64"]}}));
+    assert_eq!(
+        failures(&rules_of(VirtualIP::crd()), &v6),
+        Vec::<String>::new()
+    );
     let v2 = patched(
         &good,
         json!({"spec": {"version": 2, "advertInterval": "1m1s"}}),

@@ -544,7 +544,7 @@ impl DataplaneConfig {
                     if !v
                         .addresses
                         .iter()
-                        .any(|a| std::net::IpAddr::V4(a.address) == f.bind.ip()) =>
+                        .any(|a| a.address == f.bind.ip()) =>
                 {
                     bad(
                         &object,
@@ -593,6 +593,36 @@ mod tests {
         let cfg = sample().validate().unwrap();
         let back = DataplaneConfig::from_json(&cfg.to_json_pretty()).unwrap();
         assert_eq!(back, cfg);
+    }
+
+    #[test]
+    fn ipv6_virtual_ips_are_checked_by_family() {
+        let address = |text: &str, prefix_len| VirtualAddress {
+            address: text.parse().unwrap(),
+            prefix_len,
+        };
+        let mut cfg = sample();
+        let mut v6 = VirtualIp::new("default/v6", 52, vec![address("fd00::100", 64)]);
+        v6.unicast_peers = vec!["fd00::2".parse().unwrap()];
+        cfg.virtual_ips = vec![v6.clone()];
+        cfg.frontends[0].bind = "[fd00::100]:8080".parse().unwrap();
+        cfg.frontends[0].virtual_ip = Some("default/v6".into());
+        cfg.clone().validate().unwrap();
+
+        v6.version = 2;
+        v6.advert_interval_ms = 1000;
+        v6.addresses = vec![address("fd00::100", 129), address("192.0.2.1", 24)];
+        v6.unicast_peers = vec!["192.0.2.2".parse().unwrap()];
+        cfg.virtual_ips = vec![v6];
+        let err = cfg.validate().unwrap_err().to_string();
+        for expected in [
+            "virtual IP default/v6: addresses[0].prefixLength: 129 is out of range (0-128)",
+            "virtual IP default/v6: addresses[1]: 192.0.2.1 is IPv4, addresses[0] is not; use one virtual IP per family",
+            "virtual IP default/v6: version: VRRPv2 is IPv4 only; IPv6 needs version 3",
+            "virtual IP default/v6: unicastPeers[0]: 192.0.2.2 is IPv4, the addresses are not",
+        ] {
+            assert!(err.contains(expected), "{expected:?} not in {err}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! separate process).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,7 +106,11 @@ impl Vrrp {
                 }
                 None => addresses
                     .iter()
-                    .filter(|a| a.prefix_len < 32 && a.address != first && a.contains(first))
+                    // A host address (/32, /128) has no subnet to share.
+                    .filter(|a| {
+                        let host = if a.address.is_ipv6() { 128 } else { 32 };
+                        a.prefix_len < host && a.address != first && a.contains(first)
+                    })
                     .find_map(|a| links.iter().find(|l| l.index == a.index))
                     .map(|l| l.name.clone()),
             };
@@ -117,7 +121,7 @@ impl Vrrp {
                 ));
                 continue;
             };
-            let own: Vec<Ipv4Addr> = addresses.iter().map(|a| a.address).collect();
+            let own: Vec<IpAddr> = addresses.iter().map(|a| a.address).collect();
             let speaker = SpeakerConfig {
                 name: v.name.clone(),
                 interface,

@@ -249,13 +249,19 @@ async fn setup(config: &SpeakerConfig, netlink: &Netlink) -> Result<Ready, Speak
         .filter(|a| a.index == link.index)
         .collect();
     let is_virtual = |ip: IpAddr| config.addresses.iter().any(|(a, _)| *a == ip);
-    // IPv6 advertisements come from the link-local address (RFC 9568 §5.1.2.1).
     let ipv6 = config.addresses.first().is_some_and(|(a, _)| a.is_ipv6());
-    let primary = on_link
-        .iter()
-        .filter(|a| !a.tentative && !is_virtual(a.address))
+    let candidates: Vec<IpAddr> = (on_link.iter())
+        .filter(|a| !a.tentative && !is_virtual(a.address) && a.address.is_ipv6() == ipv6)
         .map(|a| a.address)
-        .find(|ip| if ipv6 { is_link_local(*ip) } else { ip.is_ipv4() })
+        .collect();
+    // IPv6 multicast advertisements come from the link-local address (RFC
+    // 9568 §5.1.2.1); unicast ones from a global address when there is one,
+    // so peers know each other by the addresses they are listed with.
+    let unicast_v6 = ipv6 && !config.unicast_peers.is_empty();
+    let primary = (candidates.iter())
+        .find(|ip| !ipv6 || is_link_local(**ip) != unicast_v6)
+        .or(candidates.first().filter(|_| unicast_v6))
+        .copied()
         .ok_or_else(|| SpeakerError::NoPrimaryAddress {
             name: config.name.clone(),
             interface: config.interface.clone(),

@@ -21,6 +21,12 @@ pub fn validate_virtual_ip(spec: &VirtualIPSpec) -> Vec<FieldError> {
     }
     errors.range("spec.virtualRouterID", Some(spec.virtual_router_id), 1, 255);
     errors.range("spec.version", spec.version, 2, 3);
+    if spec.version == Some(2) && spec.addresses.iter().any(|a| a.contains(':')) {
+        errors.push(
+            "spec.version",
+            "VRRP version 2 is IPv4 only; IPv6 addresses need version 3",
+        );
+    }
     advert_interval(&mut errors, spec);
     errors.duration("spec.preemptDelay", spec.preempt_delay.as_ref());
     let mut nodes = BTreeSet::new();

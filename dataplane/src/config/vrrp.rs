@@ -2,7 +2,7 @@
 //! serves every node: each dataplane picks its own priority by node name.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,8 @@ pub struct VirtualIp {
     /// whose subnet holds the first address.
     #[serde(default)]
     pub interface: Option<String>,
-    /// IPv4 addresses with prefix length, e.g. `192.0.2.100/24`; at least one.
+    /// Addresses with prefix length, e.g. `192.0.2.100/24` or `fd00::100/64`;
+    /// at least one, all of one family (IPv6 needs VRRPv3).
     pub addresses: Vec<VirtualAddress>,
     /// Advertisement interval in ms: 10-40950 in whole centiseconds (v3),
     /// whole seconds 1000-255000 (v2). Default 1000.
@@ -43,16 +44,18 @@ pub struct VirtualIp {
     /// Nodes that take part; `None`: every node.
     #[serde(default)]
     pub nodes: Option<BTreeSet<String>>,
-    /// Unicast peers; empty: multicast to 224.0.0.18. A node skips its own address.
+    /// Unicast peers, of the addresses' family; empty: multicast to
+    /// 224.0.0.18 or ff02::12. A node skips its own addresses.
     #[serde(default)]
-    pub unicast_peers: Vec<Ipv4Addr>,
+    pub unicast_peers: Vec<IpAddr>,
     /// What lowers this node's priority.
     #[serde(default)]
     pub track: Track,
-    /// Gratuitous ARPs per address on becoming master. Default 5.
+    /// Gratuitous ARPs (IPv4) or unsolicited neighbour advertisements (IPv6)
+    /// per address on becoming master. Default 5.
     #[serde(default = "default_garp_count")]
     pub garp_count: u32,
-    /// Time between two gratuitous ARPs in ms. Default 100.
+    /// Time between two rounds of them in ms. Default 100.
     #[serde(default = "default_garp_interval_ms")]
     pub garp_interval_ms: u64,
 }
@@ -60,7 +63,7 @@ pub struct VirtualIp {
 /// An address and its prefix length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VirtualAddress {
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     #[serde(rename = "prefixLength")]
     pub prefix_len: u8,
 }
@@ -186,18 +189,42 @@ impl VirtualIp {
         if self.addresses.is_empty() {
             bad("addresses", "at least one address is needed".into());
         }
+        let ipv6 = self.addresses.first().is_some_and(|a| a.address.is_ipv6());
+        let family = |ip: &IpAddr| if ip.is_ipv6() { "IPv6" } else { "IPv4" };
         let mut seen = BTreeSet::new();
         for (i, a) in self.addresses.iter().enumerate() {
-            if a.prefix_len > 32 {
+            let max = if a.address.is_ipv6() { 128 } else { 32 };
+            if a.prefix_len > max {
                 bad(
                     &format!("addresses[{i}].prefixLength"),
-                    format!("{} is out of range (0-32)", a.prefix_len),
+                    format!("{} is out of range (0-{max})", a.prefix_len),
+                );
+            }
+            if a.address.is_ipv6() != ipv6 {
+                bad(
+                    &format!("addresses[{i}]"),
+                    format!(
+                        "{} is {}, addresses[0] is not; use one virtual IP per family",
+                        a.address,
+                        family(&a.address)
+                    ),
                 );
             }
             if !seen.insert(a.address) {
                 bad(
                     &format!("addresses[{i}]"),
                     format!("{} is listed twice", a.address),
+                );
+            }
+        }
+        if ipv6 && self.version == 2 {
+            bad("version", "VRRPv2 is IPv4 only; IPv6 needs version 3".into());
+        }
+        for (i, peer) in self.unicast_peers.iter().enumerate() {
+            if peer.is_ipv6() != ipv6 {
+                bad(
+                    &format!("unicastPeers[{i}]"),
+                    format!("{peer} is {}, the addresses are not", family(peer)),
                 );
             }
         }

@@ -97,7 +97,7 @@ pub(super) fn bind_virtual_ip(
     let key = format!("{namespace}/{name}");
     match virtual_ips.get(&key) {
         Some(vip) => {
-            frontend.bind.set_ip(IpAddr::V4(vip.addresses[0].address));
+            frontend.bind.set_ip(vip.addresses[0].address);
             frontend.virtual_ip = Some(key);
         }
         None => report.error(

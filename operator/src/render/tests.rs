@@ -115,8 +115,12 @@ fn a_frontend_bound_to_a_virtual_ip_listens_on_its_first_address() {
 fn virtual_ip_errors_name_the_field() {
     let cases = [
         (
-            "  addresses: [2001:db8::1/64]\n  virtualRouterID: 51\n",
-            "VirtualIP default/vip1: spec.addresses[0]: IPv6 virtual IPs are not implemented yet in this version of fairlead (VRRP speaks IPv4)",
+            "  addresses: [2001:db8::1/64]\n  virtualRouterID: 51\n  version: 2\n",
+            "VirtualIP default/vip1: spec.version: VRRP version 2 is IPv4 only; IPv6 addresses need version 3",
+        ),
+        (
+            "  addresses: [2001:db8::1/64]\n  virtualRouterID: 51\n  peers: {mode: unicast, addresses: [192.0.2.7]}\n",
+            "VirtualIP default/vip1: spec.peers.addresses[0]: \"192.0.2.7\" is not an IPv6 address, as spec.addresses are",
         ),
         (
             "  addresses: [192.0.2.1/24]\n  virtualRouterID: 51\n  nodeSelector: {lb: \"yes\"}\n",

@@ -2,7 +2,7 @@
 //! dataplane picks its own priority by node name.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use fairlead_crds::{PeerMode, VirtualIP};
 use fairlead_dataplane::config;
@@ -28,14 +28,10 @@ pub(super) fn render_virtual_ip(
             continue;
         };
         match (ip.parse::<IpAddr>(), prefix.parse::<u8>()) {
-            (Ok(IpAddr::V4(address)), Ok(prefix_len)) => addresses.push(config::VirtualAddress {
+            (Ok(address), Ok(prefix_len)) => addresses.push(config::VirtualAddress {
                 address,
                 prefix_len,
             }),
-            (Ok(IpAddr::V6(_)), _) => report.error(
-                format!("spec.addresses[{i}]"),
-                "IPv6 virtual IPs are not implemented yet in this version of fairlead (VRRP speaks IPv4)",
-            ),
             _ => report.error(format!("spec.addresses[{i}]"), format!("{text:?} is not an address/prefix")),
         }
     }
@@ -77,7 +73,9 @@ pub(super) fn render_virtual_ip(
     if let Some(peers) = &spec.peers
         && peers.mode == Some(PeerMode::Unicast)
     {
-        out.unicast_peers = unicast_peers(&peers.addresses, out.nodes.as_ref(), nodes, report);
+        let ipv6 = out.addresses.first().is_some_and(|a| a.address.is_ipv6());
+        out.unicast_peers =
+            unicast_peers(&peers.addresses, ipv6, out.nodes.as_ref(), nodes, report);
     }
     if let Some(track) = &spec.track {
         out.track.frontends = track.frontends.unwrap_or(true);
@@ -99,21 +97,24 @@ pub(super) fn render_virtual_ip(
     out
 }
 
-/// The listed peers, or else every known dataplane that takes part.
+/// The listed peers, or else every known dataplane that takes part; of the
+/// virtual addresses' family (`ipv6`).
 fn unicast_peers(
     listed: &[String],
+    ipv6: bool,
     chosen: Option<&BTreeSet<String>>,
     nodes: Option<&[DataplaneNode]>,
     report: &mut Report,
-) -> Vec<Ipv4Addr> {
+) -> Vec<IpAddr> {
+    let family = if ipv6 { "IPv6" } else { "IPv4" };
     if !listed.is_empty() {
         let mut peers = Vec::new();
         for (i, text) in listed.iter().enumerate() {
             match text.parse::<IpAddr>() {
-                Ok(IpAddr::V4(a)) => peers.push(a),
+                Ok(a) if a.is_ipv6() == ipv6 => peers.push(a),
                 _ => report.error(
                     format!("spec.peers.addresses[{i}]"),
-                    format!("{text:?} is not an IPv4 address"),
+                    format!("{text:?} is not an {family} address, as spec.addresses are"),
                 ),
             }
         }
@@ -126,15 +127,19 @@ fn unicast_peers(
         );
         return Vec::new();
     };
-    let mut peers: Vec<Ipv4Addr> = nodes
-        .iter()
+    let taking_part: Vec<_> = (nodes.iter())
         .filter(|n| chosen.is_none_or(|c| c.contains(&n.name)))
-        .filter_map(|n| match n.address {
-            Some(IpAddr::V4(a)) => Some(a),
-            _ => None,
-        })
+        .collect();
+    let mut peers: Vec<IpAddr> = (taking_part.iter())
+        .filter_map(|n| n.address.filter(|a| a.is_ipv6() == ipv6))
         .collect();
     peers.sort();
     peers.dedup();
+    if peers.is_empty() && !taking_part.is_empty() {
+        report.error(
+            "spec.peers.addresses",
+            format!("no dataplane node has an {family} address: list the peers' addresses"),
+        );
+    }
     peers
 }
