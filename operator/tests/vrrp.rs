@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use netns::{Lab, Proc, now_ms, write};
-use vip::VIP;
+use vip::{VIP, VIP6};
 const INTERVAL_MS: u64 = 100;
 /// Time allowed beyond the protocol's own for a client to see the new master:
 /// adding the address, the gratuitous ARP, a busy CI machine.
@@ -36,7 +36,12 @@ fn start(lab: &Lab, i: usize, dir: &Path) -> Proc {
 
 /// SIGKILLs `master` and returns how long until a client is answered by `next`.
 fn kill_and_time(lab: &Lab, master: &Proc, next: &str) -> u64 {
-    let probe = lab.probe(VIP, 80, next, Duration::from_secs(5));
+    kill_and_time_at(lab, master, VIP, next)
+}
+
+/// [`kill_and_time`] for a client connecting to `address`.
+fn kill_and_time_at(lab: &Lab, master: &Proc, address: &str, next: &str) -> u64 {
+    let probe = lab.probe(address, 80, next, Duration::from_secs(5));
     let killed = now_ms();
     master.signal("KILL");
     let (answered, _) = probe.wait();
@@ -138,6 +143,38 @@ fn gratuitous_arps_move_the_clients_neighbour_entry_as_configured() {
         let gap = pair[1] - pair[0];
         assert!((140..=250).contains(&gap), "spacing {gap} ms: {times:?}");
     }
+}
+
+#[test]
+fn ipv6_master_failover_neighbour_advertisements_and_preemption() {
+    let spec = format!(
+        "  advertInterval: {INTERVAL_MS}ms\n  priorities: [{{node: n1, priority: 120}}, {{node: n2, priority: 110}}]\n  gratuitousArp: {{count: 3, interval: 150ms}}\n"
+    );
+    let dir = vip::manifests_for("vrrp-ipv6", &format!("{VIP6}/64"), &spec, "");
+    let (lab, mut procs) = three_nodes(&dir);
+    lab.wait_sole_holder(1, VIP6, Duration::from_secs(3));
+    lab.assert_steady(1, VIP6, Duration::from_millis(500));
+    assert_eq!(lab.who_answers(VIP6, 80), "n1");
+    assert_eq!(lab.client_neighbour(VIP6), Some(lab.mac(1)));
+
+    // The killed n1 keeps the address and still answers neighbour
+    // solicitations: only n2's unsolicited advertisements (override flag)
+    // move the client's entry.
+    let failover = kill_and_time_at(&lab, &procs[0], VIP6, "n2");
+    let bound = master_down_ms(110) + MARGIN_MS;
+    eprintln!("IPv6 SIGKILL failover: client answered by n2 after {failover} ms (bound {bound} ms)");
+    assert!(failover <= bound, "failover took {failover} ms");
+    assert_eq!(lab.client_neighbour(VIP6), Some(lab.mac(2)));
+    assert!(lab.holds(2, VIP6) && !lab.holds(3, VIP6));
+
+    procs[0] = start(&lab, 1, &dir);
+    procs[0].wait_for("to=Master", Duration::from_secs(3));
+    lab.wait_sole_holder(1, VIP6, Duration::from_secs(2));
+    lab.assert_steady(1, VIP6, Duration::from_millis(500));
+    assert_eq!(lab.who_answers(VIP6, 80), "n1");
+    // Advertisements come from the link-local address (RFC 9568 §5.1.2.1).
+    let line = procs[1].wait_for("to=Backup reason=fe80::", Duration::from_secs(1));
+    assert!(line.contains("advertised priority 120"), "{line}");
 }
 
 #[test]

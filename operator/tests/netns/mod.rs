@@ -1,6 +1,8 @@
 //! Network namespaces for VRRP tests: a bridge, node namespaces with an
-//! `eth0` each on 10.88.0.0/24 (node i has 10.88.0.i), and a client
-//! namespace (10.88.0.200). Everything is removed on drop. Needs root.
+//! `eth0` each on 10.88.0.0/24 and fd88::/64 (node i has 10.88.0.i and
+//! fd88::i), and a client namespace (10.88.0.200, fd88::200). IPv6 duplicate
+//! address detection is off in them, so addresses are usable at once.
+//! Everything is removed on drop. Needs root.
 //! Labs of one test binary run one at a time: failover timings must not
 //! compete with each other for the CPU.
 
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// A node serving on the virtual IP answers a connection with its name.
 const NAME_SERVER: &str = r#"
 import socket, sys
-s = socket.socket()
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[2] else socket.AF_INET)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[2], int(sys.argv[3])))
 s.listen(128)
@@ -105,19 +107,25 @@ impl Lab {
         ip(&["netns", "add", &br]);
         ip(&["-n", &br, "link", "add", "br0", "type", "bridge"]);
         ip(&["-n", &br, "link", "set", "br0", "up"]);
-        let ends: Vec<(String, String)> = (1..=nodes)
-            .map(|i| (lab.node(i), format!("10.88.0.{i}/24")))
-            .chain([(lab.client(), "10.88.0.200/24".to_string())])
+        let ends: Vec<(String, usize)> = (1..=nodes)
+            .map(|i| (lab.node(i), i))
+            .chain([(lab.client(), 200)])
             .collect();
-        for (k, (ns, address)) in ends.iter().enumerate() {
+        for (k, (ns, host)) in ends.iter().enumerate() {
             let peer = format!("{}v{k}", lab.prefix);
             ip(&["netns", "add", ns]);
+            for dad in ["all", "default"] {
+                let setting = format!("net.ipv6.conf.{dad}.accept_dad=0");
+                ip(&["netns", "exec", ns, "sysctl", "-qw", &setting]);
+            }
             ip(&[
                 "link", "add", &peer, "type", "veth", "peer", "name", "eth0", "netns", ns,
             ]);
             ip(&["link", "set", &peer, "netns", &br]);
             ip(&["-n", &br, "link", "set", &peer, "master", "br0", "up"]);
-            ip(&["-n", ns, "addr", "add", address, "dev", "eth0"]);
+            for address in [format!("10.88.0.{host}/24"), format!("fd88::{host}/64")] {
+                ip(&["-n", ns, "addr", "add", &address, "dev", "eth0"]);
+            }
             ip(&["-n", ns, "link", "set", "eth0", "up"]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
@@ -200,22 +208,13 @@ impl Lab {
         assert!(out.status.success(), "sysctl {setting}: {out:?}");
     }
 
-    /// Whether node `i`'s eth0 holds `address`.
+    /// Whether node `i`'s eth0 holds `address` (IPv4 or IPv6).
     pub fn holds(&self, i: usize, address: &str) -> bool {
-        let out = Command::new("ip")
-            .args([
-                "-n",
-                &self.node(i),
-                "-4",
-                "-o",
-                "addr",
-                "show",
-                "dev",
-                "eth0",
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).contains(&format!("inet {address}/"))
+        let (family, inet) = family(address);
+        let node = self.node(i);
+        let args = ["-n", &node, family, "-o", "addr", "show", "dev", "eth0"];
+        let out = Command::new("ip").args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{inet} {address}/"))
     }
 
     /// The nodes holding `address` now.
@@ -296,7 +295,8 @@ impl Lab {
 
     /// The MAC the client's neighbour table has for `address`, if any.
     pub fn client_neighbour(&self, address: &str) -> Option<String> {
-        let out = self.run(&self.client(), "ip", &["-4", "neigh", "show", address]);
+        let (family, _) = family(address);
+        let out = self.run(&self.client(), "ip", &[family, "neigh", "show", address]);
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         let mut words = text.split_whitespace();
         words.find(|w| *w == "lladdr")?;
@@ -441,6 +441,15 @@ pub fn now_ms() -> u64 {
 /// Writes `text` to `dir/name`.
 pub fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// `ip`'s family flag and address keyword for `address`.
+fn family(address: &str) -> (&'static str, &'static str) {
+    if address.contains(':') {
+        ("-6", "inet6")
+    } else {
+        ("-4", "inet")
+    }
 }
 
 fn ip(args: &[&str]) {

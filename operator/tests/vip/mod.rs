@@ -1,6 +1,6 @@
 //! The VRRP tests' fairlead side: manifests with a VirtualIP 10.88.0.100/24
-//! and a tcp frontend on it relaying to the node's name server on
-//! 127.0.0.1:9000, and `fairlead run` on a node of a [`Lab`].
+//! (or fd88::100/64) and a tcp frontend on it relaying to the node's name
+//! server on 127.0.0.1:9000, and `fairlead run` on a node of a [`Lab`].
 
 #![allow(dead_code)] // each test file uses part of it
 
@@ -11,10 +11,16 @@ use crate::common;
 use crate::netns::{Lab, Proc, write};
 
 pub const VIP: &str = "10.88.0.100";
+pub const VIP6: &str = "fd88::100";
 
 /// Writes the manifests into a scratch folder `name`; `vip_spec` is the
 /// VirtualIP's spec after its addresses and VRID (indented two spaces).
 pub fn manifests(name: &str, vip_spec: &str, backend_extra: &str) -> PathBuf {
+    manifests_for(name, &format!("{VIP}/24"), vip_spec, backend_extra)
+}
+
+/// [`manifests`] with another virtual address (`address/prefix`).
+pub fn manifests_for(name: &str, address: &str, vip_spec: &str, backend_extra: &str) -> PathBuf {
     let dir = common::scratch(name);
     write(
         &dir,
@@ -24,7 +30,7 @@ pub fn manifests(name: &str, vip_spec: &str, backend_extra: &str) -> PathBuf {
 kind: VirtualIP
 metadata: {{name: vip}}
 spec:
-  addresses: [{VIP}/24]
+  addresses: [\"{address}\"]
   virtualRouterID: 51
 {vip_spec}---
 apiVersion: fairlead.io/v1alpha1
