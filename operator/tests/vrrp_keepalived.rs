@@ -1,6 +1,7 @@
 //! fairlead and Debian's keepalived in one virtual router (needs root and
 //! keepalived): each takes over when the other's master dies, and each
-//! preempts the other when it returns with the higher priority.
+//! preempts the other when it returns with the higher priority; over IPv4
+//! (VRRPv2 and v3) and IPv6 (v3).
 
 mod common;
 mod netns;
@@ -11,19 +12,33 @@ use std::time::Duration;
 
 use netns::{Lab, Proc, write};
 
-use vip::VIP;
+use vip::{VIP, VIP6};
 
 /// fairlead's manifests: `version`, `interval`, and `priority` for node `n1`.
 fn fairlead_manifests(name: &str, version: u8, interval: &str, priority: u8) -> PathBuf {
-    let spec = format!(
+    vip::manifests(name, &fairlead_spec(version, interval, priority), "")
+}
+
+fn fairlead_spec(version: u8, interval: &str, priority: u8) -> String {
+    format!(
         "  version: {version}\n  advertInterval: {interval}\n  priorities: [{{node: n1, priority: {priority}}}]\n"
-    );
-    vip::manifests(name, &spec, "")
+    )
 }
 
 /// keepalived.conf for node 2: the same VRID and address, `vrrp_version`
 /// 2 or 3, `advert_int` in seconds.
 fn keepalived_conf(dir: &Path, version: u8, advert_int: &str, priority: u8) -> PathBuf {
+    keepalived_conf_for(dir, &format!("{VIP}/24"), version, advert_int, priority)
+}
+
+/// [`keepalived_conf`] with another virtual address (`address/prefix`).
+fn keepalived_conf_for(
+    dir: &Path,
+    address: &str,
+    version: u8,
+    advert_int: &str,
+    priority: u8,
+) -> PathBuf {
     write(
         dir,
         "keepalived.conf",
@@ -40,7 +55,7 @@ vrrp_instance VI {{
     priority {priority}
     advert_int {advert_int}
     virtual_ipaddress {{
-        {VIP}/24
+        {address}
     }}
 }}
 "
@@ -97,11 +112,17 @@ impl Keepalived {
 }
 
 fn lab() -> Lab {
+    lab_for(VIP)
+}
+
+/// Two nodes: fairlead's (1) name server behind its proxy, keepalived's (2)
+/// on `vip` itself, as keepalived does not proxy.
+fn lab_for(vip: &str) -> Lab {
     let mut lab = Lab::new(2);
     lab.name_server(1, "n1", "127.0.0.1", 9000);
-    // keepalived does not proxy: node 2 answers on the address itself.
     lab.sysctl(2, "net.ipv4.ip_nonlocal_bind=1");
-    lab.name_server(2, "n2", VIP, 80);
+    lab.sysctl(2, "net.ipv6.ip_nonlocal_bind=1");
+    lab.name_server(2, "n2", vip, 80);
     lab
 }
 
@@ -178,4 +199,77 @@ fn vrrp_v3_fairlead_master_dies_then_preempts_keepalived() {
         .wait_for("Entering BACKUP STATE", Duration::from_secs(2));
     lab.wait_sole_holder(1, VIP, Duration::from_secs(2));
     assert_eq!(lab.who_answers(VIP, 80), "n1");
+}
+
+#[test]
+fn ipv6_keepalived_master_dies_then_preempts_fairlead() {
+    let spec = fairlead_spec(3, "100ms", 120);
+    let dir = vip::manifests_for("keepalived-v6-a", &format!("{VIP6}/64"), &spec, "");
+    let lab = lab_for(VIP6);
+    let conf = keepalived_conf_for(&dir, &format!("{VIP6}/64"), 3, "0.1", 130);
+    let keepalived = Keepalived::start(&lab, &dir, &conf);
+    let mut fairlead = start_fairlead(&lab, &dir);
+    // fairlead (120) reads keepalived's (130) IPv6 advertisements and stays Backup.
+    lab.wait_sole_holder(2, VIP6, Duration::from_secs(3));
+    lab.assert_steady(2, VIP6, Duration::from_millis(1000));
+    assert_eq!(lab.who_answers(VIP6, 80), "n2");
+    assert!(fairlead.lines().iter().all(|l| !l.contains("to=Master")));
+
+    keepalived.crash();
+    fairlead.wait_for("to=Master", Duration::from_secs(2));
+    lab.wait_holds(1, VIP6, Duration::from_secs(1));
+    let _ = std::fs::remove_file(dir.join("keepalived.pid"));
+    lab.run(
+        &lab.node(2),
+        "ip",
+        &["addr", "del", &format!("{VIP6}/64"), "dev", "eth0"],
+    );
+    assert_eq!(lab.who_answers(VIP6, 80), "n1");
+
+    // keepalived returns with the higher priority and preempts fairlead,
+    // which names keepalived's link-local source as the reason.
+    let mut keepalived = Keepalived::start(&lab, &dir, &conf);
+    keepalived
+        .proc
+        .wait_for("Entering MASTER STATE", Duration::from_secs(3));
+    let line = fairlead.wait_for("to=Backup reason=fe80::", Duration::from_secs(2));
+    assert!(line.contains("advertised priority 130"), "{line}");
+    lab.wait_sole_holder(2, VIP6, Duration::from_secs(2));
+    assert_eq!(lab.who_answers(VIP6, 80), "n2");
+}
+
+#[test]
+fn ipv6_fairlead_master_dies_then_preempts_keepalived() {
+    let spec = fairlead_spec(3, "100ms", 130);
+    let dir = vip::manifests_for("keepalived-v6-b", &format!("{VIP6}/64"), &spec, "");
+    let lab = lab_for(VIP6);
+    let conf = keepalived_conf_for(&dir, &format!("{VIP6}/64"), 3, "0.1", 120);
+    let mut keepalived = Keepalived::start(&lab, &dir, &conf);
+    let mut fairlead = start_fairlead(&lab, &dir);
+    // keepalived (120) reads fairlead's (130) advertisements and stays Backup.
+    fairlead.wait_for("to=Master", Duration::from_secs(3));
+    lab.wait_sole_holder(1, VIP6, Duration::from_secs(3));
+    lab.assert_steady(1, VIP6, Duration::from_millis(1000));
+    assert_eq!(lab.who_answers(VIP6, 80), "n1");
+
+    fairlead.signal("KILL");
+    fairlead.wait_exit(Duration::from_secs(5));
+    keepalived
+        .proc
+        .wait_for("Entering MASTER STATE", Duration::from_secs(2));
+    lab.wait_holds(2, VIP6, Duration::from_secs(1));
+    lab.run(
+        &lab.node(1),
+        "ip",
+        &["addr", "del", &format!("{VIP6}/64"), "dev", "eth0"],
+    );
+    assert_eq!(lab.who_answers(VIP6, 80), "n2");
+
+    let mut fairlead = start_fairlead(&lab, &dir);
+    fairlead.wait_for("to=Master", Duration::from_secs(2));
+    keepalived
+        .proc
+        .wait_for("Entering BACKUP STATE", Duration::from_secs(2));
+    lab.wait_sole_holder(1, VIP6, Duration::from_secs(2));
+    assert_eq!(lab.who_answers(VIP6, 80), "n1");
 }
