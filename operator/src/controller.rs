@@ -479,8 +479,9 @@ fn snapshot(stores: &Stores) -> Snapshot {
     }
 }
 
-/// The nodes that run a dataplane Pod: name, address (host network: the
-/// Pod's IP, else the Node's InternalIP) and the Node's labels; sorted.
+/// The nodes that run a dataplane Pod: name, addresses (host network: the
+/// Pod's IPs, then the Node's InternalIPs; both families on dual-stack
+/// clusters) and the Node's labels; sorted.
 fn dataplane_nodes(pods: &[Arc<Pod>], nodes: &Store<Node>) -> Vec<DataplaneNode> {
     let mut out: Vec<DataplaneNode> = Vec::new();
     for pod in pods {
@@ -491,14 +492,24 @@ fn dataplane_nodes(pods: &[Arc<Pod>], nodes: &Store<Node>) -> Vec<DataplaneNode>
             continue;
         }
         let node = nodes.get(&reflector::ObjectRef::new(&name));
-        let internal_ip = node.as_ref().and_then(|n| {
-            let addresses = n.status.as_ref()?.addresses.as_ref()?;
-            let internal = addresses.iter().find(|a| a.type_ == "InternalIP")?;
-            Some(internal.address.clone())
-        });
-        let pod_ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
+        let internal_ips = (node.as_ref())
+            .and_then(|n| n.status.as_ref()?.addresses.clone())
+            .into_iter()
+            .flatten()
+            .filter(|a| a.type_ == "InternalIP")
+            .map(|a| a.address);
+        let status = pod.status.as_ref();
+        let pod_ips = (status.and_then(|s| s.pod_ips.clone()).into_iter().flatten())
+            .map(|p| p.ip)
+            .chain(status.and_then(|s| s.pod_ip.clone()));
+        let mut addresses: Vec<std::net::IpAddr> = Vec::new();
+        for address in pod_ips.chain(internal_ips).filter_map(|a| a.parse().ok()) {
+            if !addresses.contains(&address) {
+                addresses.push(address);
+            }
+        }
         out.push(DataplaneNode {
-            address: pod_ip.or(internal_ip).and_then(|a| a.parse().ok()),
+            addresses,
             labels: (node.as_ref())
                 .and_then(|n| n.metadata.labels.clone())
                 .unwrap_or_default(),

@@ -56,8 +56,9 @@ pub struct Snapshot {
 pub struct DataplaneNode {
     /// Kubernetes node name.
     pub name: String,
-    /// The node's address (dataplanes use the host network).
-    pub address: Option<IpAddr>,
+    /// The node's addresses, in order of preference (dataplanes use the host
+    /// network): the Pod's IPs, then the Node's InternalIPs.
+    pub addresses: Vec<IpAddr>,
     /// The node's labels.
     pub labels: BTreeMap<String, String>,
 }

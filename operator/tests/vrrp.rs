@@ -380,3 +380,28 @@ fn unicast_peers_elect_and_fail_over() {
     eprintln!("unicast SIGKILL failover: {failover} ms (bound {bound} ms)");
     assert!(failover <= bound, "failover took {failover} ms");
 }
+
+#[test]
+fn ipv6_unicast_peers_know_each_other_by_their_global_addresses() {
+    let spec = format!(
+        "  advertInterval: {INTERVAL_MS}ms\n  priorities: [{{node: n1, priority: 120}}, {{node: n2, priority: 110}}]\n  peers: {{mode: unicast, addresses: [\"fd88::1\", \"fd88::2\"]}}\n"
+    );
+    let dir = vip::manifests_for("vrrp-unicast6", &format!("{VIP6}/64"), &spec, "");
+    let mut lab = Lab::new(2);
+    for i in 1..=2 {
+        lab.name_server(i, &format!("n{i}"), "127.0.0.1", 9000);
+    }
+    let mut procs: Vec<Proc> = (1..=2).map(|i| start(&lab, i, &dir)).collect();
+    lab.wait_sole_holder(1, VIP6, Duration::from_secs(3));
+    lab.assert_steady(1, VIP6, Duration::from_millis(500));
+    let failover = kill_and_time_at(&lab, &procs[0], VIP6, "n2");
+    let bound = master_down_ms(110) + MARGIN_MS;
+    eprintln!("IPv6 unicast SIGKILL failover: {failover} ms (bound {bound} ms)");
+    assert!(failover <= bound, "failover took {failover} ms");
+    procs[0] = start(&lab, 1, &dir);
+    lab.wait_sole_holder(1, VIP6, Duration::from_secs(2));
+    procs[1].wait_for(
+        "to=Backup reason=fd88::1 advertised priority 120",
+        Duration::from_secs(1),
+    );
+}

@@ -153,7 +153,7 @@ fn the_operator_resolves_node_selectors_and_unicast_peers() {
     ));
     let node = |name: &str, ip: &str, lb: bool| DataplaneNode {
         name: name.into(),
-        address: Some(ip.parse().unwrap()),
+        addresses: vec![ip.parse().unwrap()],
         labels: lb
             .then(|| ("lb".to_string(), "yes".to_string()))
             .into_iter()
@@ -171,6 +171,36 @@ fn the_operator_resolves_node_selectors_and_unicast_peers() {
     assert_eq!(v.priority_of("a"), Some(100));
     let peers: Vec<String> = v.unicast_peers.iter().map(ToString::to_string).collect();
     assert_eq!(peers, ["10.0.0.1", "10.0.0.2"]);
+}
+
+#[test]
+fn ipv6_unicast_peers_come_from_the_nodes_ipv6_addresses() {
+    let mut snap = snapshot(&virtual_ip(
+        "  addresses: [fd00::100/64]\n  virtualRouterID: 51\n  peers: {mode: unicast}\n",
+    ));
+    let node = |name: &str, ips: &[&str]| DataplaneNode {
+        name: name.into(),
+        addresses: ips.iter().map(|ip| ip.parse().unwrap()).collect(),
+        labels: BTreeMap::new(),
+    };
+    snap.nodes = Some(vec![
+        node("a", &["10.0.0.1", "fd00::1", "fd00::11"]),
+        node("b", &["fd00::2", "10.0.0.2"]),
+        node("c", &["10.0.0.3"]),
+    ]);
+    let rendered = render(&snap);
+    assert_eq!(rendered.errors, []);
+    let v = &rendered.config.virtual_ips[0];
+    assert_eq!(v.addresses[0].address.to_string(), "fd00::100");
+    let peers: Vec<String> = v.unicast_peers.iter().map(ToString::to_string).collect();
+    assert_eq!(peers, ["fd00::1", "fd00::2"], "the first IPv6 address of each node");
+
+    snap.nodes = Some(vec![node("c", &["10.0.0.3"])]);
+    let got: Vec<String> = render(&snap).errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        ["VirtualIP default/vip1: spec.peers.addresses: no dataplane node has an IPv6 address: list the peers' addresses"]
+    );
 }
 
 #[test]

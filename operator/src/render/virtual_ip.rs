@@ -131,7 +131,7 @@ fn unicast_peers(
         .filter(|n| chosen.is_none_or(|c| c.contains(&n.name)))
         .collect();
     let mut peers: Vec<IpAddr> = (taking_part.iter())
-        .filter_map(|n| n.address.filter(|a| a.is_ipv6() == ipv6))
+        .filter_map(|n| n.addresses.iter().find(|a| a.is_ipv6() == ipv6).copied())
         .collect();
     peers.sort();
     peers.dedup();
