@@ -65,7 +65,7 @@ pub struct VirtualIPSpec {
     /// Time between advertisements; version 3 allows 10ms-40950ms, version 2 whole seconds 1s-255s. Default: 1s.
     #[schemars(pattern(duration::PATTERN), length(max = 32))]
     pub advert_interval: Option<String>,
-    /// VRRP version, 2 (to join existing keepalived groups) or 3. Default: 3.
+    /// VRRP version, 2 (to join existing keepalived groups; IPv4 only) or 3. Default: 3.
     #[schemars(range(min = 2, max = 3))]
     pub version: Option<i32>,
     /// A higher-priority node takes over from a lower-priority master. Default: true.
@@ -111,7 +111,7 @@ pub struct NodePriority {
 pub struct Peers {
     /// `multicast` or `unicast`. Default: `multicast`.
     pub mode: Option<PeerMode>,
-    /// Unicast peer IP addresses. Default: the node IPs of the other dataplanes.
+    /// Unicast peer IP addresses, of the family of `addresses`. Default: the node IPs of that family of the other dataplanes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
 }
@@ -164,7 +164,7 @@ pub struct VirtualIPStatus {
 pub struct NodeVrrpState {
     /// Kubernetes node name. Required.
     pub node: String,
-    /// VRRP state: `Initialize`, `Backup`, `Master`, or `Fault` (VRRP cannot start there yet: no such interface or no IPv4 address on it; retried every second). Required.
+    /// VRRP state: `Initialize`, `Backup`, `Master`, or `Fault` (VRRP cannot start there yet: no such interface or no address of its own on it; retried every second). Required.
     pub state: String,
     /// Current effective priority. Required.
     pub priority: i32,

@@ -540,18 +540,11 @@ impl DataplaneConfig {
                     "virtualIP".into(),
                     format!("virtual IP {name:?} does not exist"),
                 ),
-                Some(v)
-                    if !v
-                        .addresses
-                        .iter()
-                        .any(|a| a.address == f.bind.ip()) =>
-                {
-                    bad(
-                        &object,
-                        "bind".into(),
-                        format!("{} is not an address of virtual IP {name}", f.bind.ip()),
-                    )
-                }
+                Some(v) if !v.addresses.iter().any(|a| a.address == f.bind.ip()) => bad(
+                    &object,
+                    "bind".into(),
+                    format!("{} is not an address of virtual IP {name}", f.bind.ip()),
+                ),
                 Some(_) => {}
             }
         }

@@ -162,7 +162,9 @@ fn ipv6_master_failover_neighbour_advertisements_and_preemption() {
     // move the client's entry.
     let failover = kill_and_time_at(&lab, &procs[0], VIP6, "n2");
     let bound = master_down_ms(110) + MARGIN_MS;
-    eprintln!("IPv6 SIGKILL failover: client answered by n2 after {failover} ms (bound {bound} ms)");
+    eprintln!(
+        "IPv6 SIGKILL failover: client answered by n2 after {failover} ms (bound {bound} ms)"
+    );
     assert!(failover <= bound, "failover took {failover} ms");
     assert_eq!(lab.client_neighbour(VIP6), Some(lab.mac(2)));
     assert!(lab.holds(2, VIP6) && !lab.holds(3, VIP6));

@@ -56,9 +56,7 @@ pub struct SpeakerConfig {
 pub enum SpeakerError {
     #[error("VirtualIP {name}: interface {interface:?} does not exist")]
     NoInterface { name: String, interface: String },
-    #[error(
-        "VirtualIP {name}: interface {interface} has no {wanted} of its own to send VRRP from"
-    )]
+    #[error("VirtualIP {name}: interface {interface} has no {wanted} of its own to send VRRP from")]
     NoPrimaryAddress {
         name: String,
         interface: String,
@@ -285,8 +283,9 @@ async fn setup(config: &SpeakerConfig, netlink: &Netlink) -> Result<Ready, Speak
         .map_err(io("opening the receive socket"))?;
     let announcer = match <[u8; 6]>::try_from(link.mac.as_slice()) {
         Ok(mac) if config.garp_count > 0 => Some(Arc::new(Mutex::new(
-            Announcer::open(config, &link, mac, primary)
-                .map_err(io("opening the socket for gratuitous ARP or neighbour advertisements"))?,
+            Announcer::open(config, &link, mac, primary).map_err(io(
+                "opening the socket for gratuitous ARP or neighbour advertisements",
+            ))?,
         ))),
         _ => None,
     };

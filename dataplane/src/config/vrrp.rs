@@ -218,7 +218,10 @@ impl VirtualIp {
             }
         }
         if ipv6 && self.version == 2 {
-            bad("version", "VRRPv2 is IPv4 only; IPv6 needs version 3".into());
+            bad(
+                "version",
+                "VRRPv2 is IPv4 only; IPv6 needs version 3".into(),
+            );
         }
         for (i, peer) in self.unicast_peers.iter().enumerate() {
             if peer.is_ipv6() != ipv6 {

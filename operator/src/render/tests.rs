@@ -193,13 +193,23 @@ fn ipv6_unicast_peers_come_from_the_nodes_ipv6_addresses() {
     let v = &rendered.config.virtual_ips[0];
     assert_eq!(v.addresses[0].address.to_string(), "fd00::100");
     let peers: Vec<String> = v.unicast_peers.iter().map(ToString::to_string).collect();
-    assert_eq!(peers, ["fd00::1", "fd00::2"], "the first IPv6 address of each node");
+    assert_eq!(
+        peers,
+        ["fd00::1", "fd00::2"],
+        "the first IPv6 address of each node"
+    );
 
     snap.nodes = Some(vec![node("c", &["10.0.0.3"])]);
-    let got: Vec<String> = render(&snap).errors.iter().map(ToString::to_string).collect();
+    let got: Vec<String> = render(&snap)
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(
         got,
-        ["VirtualIP default/vip1: spec.peers.addresses: no dataplane node has an IPv6 address: list the peers' addresses"]
+        [
+            "VirtualIP default/vip1: spec.peers.addresses: no dataplane node has an IPv6 address: list the peers' addresses"
+        ]
     );
 }
 

@@ -32,7 +32,10 @@ pub(super) fn render_virtual_ip(
                 address,
                 prefix_len,
             }),
-            _ => report.error(format!("spec.addresses[{i}]"), format!("{text:?} is not an address/prefix")),
+            _ => report.error(
+                format!("spec.addresses[{i}]"),
+                format!("{text:?} is not an address/prefix"),
+            ),
         }
     }
     // validate_virtual_ip has checked every range.

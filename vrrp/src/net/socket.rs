@@ -140,12 +140,14 @@ impl Receiver {
                 read => break read?,
             }
         };
-        Ok(header.map(|(hop_limit, source, destination, len)| Received {
-            hop_limit,
-            source: source.into(),
-            destination: destination.into(),
-            payload: &self.buffer[..len],
-        }))
+        Ok(
+            header.map(|(hop_limit, source, destination, len)| Received {
+                hop_limit,
+                source: source.into(),
+                destination: destination.into(),
+                payload: &self.buffer[..len],
+            }),
+        )
     }
 }
 

@@ -234,23 +234,38 @@ fn v3_over_ipv6_encodes_to_the_worked_out_bytes() {
     let bytes = a.encode(src, MULTICAST_GROUP_V6).unwrap();
     assert_eq!(bytes, V6_BYTES);
     assert_eq!(a.len(), 24);
-    assert_eq!(Advertisement::decode(&bytes, src, MULTICAST_GROUP_V6), Ok(a));
+    assert_eq!(
+        Advertisement::decode(&bytes, src, MULTICAST_GROUP_V6),
+        Ok(a)
+    );
     // The same bytes read as IPv4 are one IPv4 address short.
     let err = Advertisement::decode(&bytes, SRC, DST).unwrap_err();
     assert!(matches!(err, Error::AddressCount { .. }), "{err}");
     let other: Ipv6Addr = "fe80::2".parse().unwrap();
     let err = Advertisement::decode(&bytes, other, MULTICAST_GROUP_V6).unwrap_err();
-    assert!(matches!(err, Error::Checksum { found: 0x6e47, .. }), "{err}");
+    assert!(
+        matches!(err, Error::Checksum { found: 0x6e47, .. }),
+        "{err}"
+    );
 }
 
 #[test]
 fn families_do_not_mix() {
     let src: Ipv6Addr = "fe80::1".parse().unwrap();
     let v4 = advert(Version::V3, Duration::from_secs(1), vec![VIP]);
-    assert!(matches!(v4.encode(src, MULTICAST_GROUP_V6), Err(Error::Encode(_))));
-    assert!(matches!(v4.encode(SRC, MULTICAST_GROUP_V6), Err(Error::Encode(_))));
+    assert!(matches!(
+        v4.encode(src, MULTICAST_GROUP_V6),
+        Err(Error::Encode(_))
+    ));
+    assert!(matches!(
+        v4.encode(SRC, MULTICAST_GROUP_V6),
+        Err(Error::Encode(_))
+    ));
     let v2 = advert(Version::V2, Duration::from_secs(1), vec![]);
-    assert!(matches!(v2.encode(src, MULTICAST_GROUP_V6), Err(Error::Encode(_))));
+    assert!(matches!(
+        v2.encode(src, MULTICAST_GROUP_V6),
+        Err(Error::Encode(_))
+    ));
     // A v2 packet from an IPv6 source is not VRRPv2.
     let err = Advertisement::decode(&V2_BYTES, src, MULTICAST_GROUP_V6).unwrap_err();
     assert_eq!(err, Error::Version(2));

@@ -150,7 +150,12 @@ mod tests {
 
     fn run(config: &SpeakerConfig, datagram: &[u8]) -> (Option<Event>, Counters) {
         let mut counters = Counters::default();
-        let event = check(ipv4::parse(datagram).ok(), config, PRIMARY.into(), &mut counters);
+        let event = check(
+            ipv4::parse(datagram).ok(),
+            config,
+            PRIMARY.into(),
+            &mut counters,
+        );
         (event, counters)
     }
 
@@ -337,7 +342,12 @@ mod tests {
             })
         );
         assert_eq!((counters.dropped(), counters.address_mismatch), (0, 0));
-        assert_eq!(run_v6(&c, peer, MULTICAST_GROUP_V6, 64, &bytes).1.dropped_ttl, 1);
+        assert_eq!(
+            run_v6(&c, peer, MULTICAST_GROUP_V6, 64, &bytes)
+                .1
+                .dropped_ttl,
+            1
+        );
         let own: Ipv6Addr = "fe80::1".parse().unwrap();
         assert_eq!(run_v6(&c, peer, own, 255, &bytes).1.dropped_peer, 1);
         // The checksum covers the IPv6 pseudo-header.
