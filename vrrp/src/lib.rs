@@ -1,11 +1,12 @@
 //! fairlead's VRRP core: the advertisement codec ([`packet`]) for VRRPv3
-//! (RFC 9568) and VRRPv2 (RFC 3768) over IPv4, and the election state machine
+//! (RFC 9568, IPv4 and IPv6) and VRRPv2 (RFC 3768, IPv4), and the election state machine
 //! ([`machine`]) as a pure function of events and a caller-supplied clock.
 //! The machine owns no sockets, timers or addresses: its caller feeds it
 //! packets and timer expiries and carries out the [`Action`]s it returns.
 //!
 //! [`speaker`] runs an instance on a real interface: raw sockets, netlink
-//! addresses and gratuitous ARP ([`net`], Linux only).
+//! addresses, gratuitous ARP and unsolicited neighbour advertisements
+//! ([`net`], Linux only).
 
 #![forbid(unsafe_code)]
 
