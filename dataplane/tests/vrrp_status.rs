@@ -1,8 +1,8 @@
 //! The `fairlead-dataplane` binary in a network namespace (needs root): it
 //! holds a virtual IP from its persisted config, reports the instance
 //! through `GET /v1/status`, and drops and counts bad VRRP packets sent at it
-//! over the wire (wrong TTL, wrong version, corrupt, another VRID) without
-//! changing state.
+//! over the wire (wrong TTL or hop limit, wrong version, corrupt, another
+//! VRID) without changing state; over IPv4 and IPv6.
 
 #[path = "../../operator/tests/netns/mod.rs"]
 mod netns;
@@ -58,6 +58,44 @@ for _ in range(3):
     s.sendto(packet, ("224.0.0.18", 0))
 "#;
 
+/// The same over IPv6, to ff02::12 from fd88::200: the checksum covers the
+/// IPv6 pseudo-header; "version" is a VRRPv2 packet, which IPv6 never carries.
+const INJECT6: &str = r#"
+import socket, struct, sys
+
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+
+SRC, GROUP = "fd88::200", "ff02::12"
+VIP = socket.inet_pton(socket.AF_INET6, "fd88::100")
+
+def advert(first, vrid, interval):
+    body = struct.pack("!BBBBHH16s", first, vrid, 200, 1, interval, 0, VIP)
+    pseudo = (socket.inet_pton(socket.AF_INET6, SRC) + socket.inet_pton(socket.AF_INET6, GROUP)
+              + struct.pack("!I3xB", len(body), 112))
+    return body[:6] + struct.pack("!H", checksum(pseudo + body)) + body[8:]
+
+kind = sys.argv[1]
+packet, hops = {
+    "ttl": (advert(0x31, 51, 10), 1),
+    "version": (advert(0x21, 51, 1), 255),
+    "corrupt": (advert(0x31, 51, 10)[:-1] + b"\x99", 255),
+    "truncated": (advert(0x31, 51, 10)[:5], 255),
+    "other-vrid": (advert(0x31, 52, 10), 255),
+}[kind]
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 112)
+s.bind((SRC, 0))
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, hops)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex("eth0"))
+for _ in range(3):
+    s.sendto(packet, (GROUP, 0, 0, socket.if_nametoindex("eth0")))
+"#;
+
 fn status(lab: &Lab, pki: &Pki) -> Value {
     let out = lab.run(
         &lab.node(1),
@@ -81,6 +119,25 @@ fn status(lab: &Lab, pki: &Pki) -> Value {
 
 #[test]
 fn status_reports_the_instance_and_bad_packets_are_dropped_and_counted() {
+    let vip = check_status_and_drops("10.88.0.100", 24, INJECT);
+    assert_eq!(vip["master"], "10.88.0.1");
+    assert_eq!(vip["address"], "10.88.0.1");
+}
+
+#[test]
+fn ipv6_bad_packets_are_dropped_and_counted() {
+    let vip = check_status_and_drops("fd88::100", 64, INJECT6);
+    // IPv6 advertisements come from the link-local address.
+    let own = vip["address"].as_str().unwrap();
+    assert!(own.starts_with("fe80::"), "{vip}");
+    assert_eq!(vip["master"], own);
+}
+
+/// Starts the dataplane in node 1 with a virtual IP `address/prefix_len` of
+/// priority 150, waits until it is Master, checks its status, sends it the
+/// bad packets of `inject` (each kind 3 times), checks they were counted and
+/// nothing changed; returns the instance's status.
+fn check_status_and_drops(address: &str, prefix_len: u8, inject: &str) -> Value {
     let lab = Lab::new(1);
     let pki = Pki::new("dataplane CA");
     pki.issue("server", NAME, &[NAME]);
@@ -91,8 +148,8 @@ fn status_reports_the_instance_and_bad_packets_are_dropped_and_counted() {
         "default/vip",
         51,
         vec![VirtualAddress {
-            address: "10.88.0.100".parse().unwrap(),
-            prefix_len: 24,
+            address: address.parse().unwrap(),
+            prefix_len,
         }],
     );
     vip.advert_interval_ms = 100;
@@ -119,7 +176,7 @@ fn status_reports_the_instance_and_bad_packets_are_dropped_and_counted() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    lab.wait_sole_holder(1, "10.88.0.100", Duration::from_secs(5));
+    lab.wait_sole_holder(1, address, Duration::from_secs(5));
     let deadline = Instant::now() + Duration::from_secs(5);
     let before = loop {
         let s = status(&lab, &pki);
@@ -135,8 +192,6 @@ fn status_reports_the_instance_and_bad_packets_are_dropped_and_counted() {
     assert_eq!(vip["name"], "default/vip");
     assert_eq!(vip["priority"], 150);
     assert_eq!(vip["configuredPriority"], 150);
-    assert_eq!(vip["master"], "10.88.0.1");
-    assert_eq!(vip["address"], "10.88.0.1");
     assert_eq!(vip["lastTransition"]["from"], "Backup");
     assert_eq!(vip["lastTransition"]["to"], "Master");
     assert_eq!(
@@ -146,7 +201,7 @@ fn status_reports_the_instance_and_bad_packets_are_dropped_and_counted() {
     assert!(vip["counters"]["sent"].as_u64().unwrap() >= 1);
 
     for kind in ["ttl", "version", "corrupt", "truncated", "other-vrid"] {
-        let out = lab.run(&lab.client(), "python3", &["-c", INJECT, kind]);
+        let out = lab.run(&lab.client(), "python3", &["-c", inject, kind]);
         assert!(out.status.success(), "inject {kind}: {out:?}");
     }
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -171,4 +226,5 @@ fn status_reports_the_instance_and_bad_packets_are_dropped_and_counted() {
     assert!(dataplane.try_wait().unwrap().is_none(), "still running");
     dataplane.kill().unwrap();
     dataplane.wait().unwrap();
+    after["virtualIPs"][0].clone()
 }
