@@ -53,7 +53,8 @@ pub enum PeerMode {
 ))]
 #[serde(rename_all = "camelCase")]
 pub struct VirtualIPSpec {
-    /// Addresses with prefix length, e.g. `192.0.2.100/24`; all IPv4 or all IPv6. At least one.
+    /// Addresses with prefix length, e.g. `192.0.2.100/24` or `fd00::100/64`; all IPv4 or all IPv6. 1-64 of them.
+    #[schemars(length(max = 64), inner(length(max = 64)))]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
     /// Interface to add the addresses to and speak VRRP on. Default: the interface whose subnet holds the first address.

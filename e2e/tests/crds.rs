@@ -110,6 +110,12 @@ fn invalid_objects_are_rejected_with_the_rule_that_failed() {
              spec: {addresses: [192.0.2.10/24], virtualRouterID: 0}\n",
             "The VirtualIP \"vrid0\" is invalid: spec.virtualRouterID: Invalid value: 0: spec.virtualRouterID in body should be greater than or equal to 1",
         ),
+        (
+            "an IPv6 VirtualIP with VRRPv2",
+            "apiVersion: fairlead.io/v1alpha1\nkind: VirtualIP\nmetadata: {name: v2-ipv6}\n\
+             spec: {addresses: [\"fd00::10/64\"], virtualRouterID: 5, version: 2, advertInterval: 1s}\n",
+            "The VirtualIP \"v2-ipv6\" is invalid: spec: Invalid value: spec.version: VRRP version 2 is IPv4 only; IPv6 addresses need version 3",
+        ),
     ];
     let mut wrong = Vec::new();
     for (what, manifest, expected) in cases {

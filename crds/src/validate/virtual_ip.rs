@@ -71,6 +71,12 @@ fn addresses(errors: &mut Errors, addresses: &[String]) {
     if addresses.is_empty() {
         errors.push("spec.addresses", "set at least one address");
     }
+    if addresses.len() > 64 {
+        errors.push(
+            "spec.addresses",
+            format!("{} addresses: at most 64", addresses.len()),
+        );
+    }
     let mut seen = BTreeSet::new();
     let mut families = BTreeSet::new();
     for (i, address) in addresses.iter().enumerate() {
@@ -177,6 +183,16 @@ mod tests {
                 "spec.addresses[3]: \"192.0.2.101/32\" is listed twice",
                 "spec.addresses: mix IPv4 and IPv6; use one VirtualIP per family",
             ]
+        );
+        s.addresses = (0..65).map(|i| format!("fd00::{i}/64")).collect();
+        assert_eq!(errors(&s), ["spec.addresses: 65 addresses: at most 64"]);
+        s.addresses.truncate(64);
+        assert_eq!(errors(&s), Vec::<String>::new());
+        s.version = Some(2);
+        s.advert_interval = Some("1s".into());
+        assert_eq!(
+            errors(&s),
+            ["spec.version: VRRP version 2 is IPv4 only; IPv6 addresses need version 3"]
         );
     }
 
