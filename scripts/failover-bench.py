@@ -2,16 +2,18 @@
 """VRRP failover time of fairlead and Keepalived, side by side (run as root).
 
 Setup: network namespaces PREFIX-br (bridge br0), PREFIX-n1 and PREFIX-n2
-(the nodes, eth0 10.78.0.1 and .2) and PREFIX-c (the client, .9), all made
-here and removed on exit, Ctrl-C included. The virtual IP is 10.78.0.100/24;
-n1 has priority 120 (master), n2 110 (backup), preemption on.
+(the nodes, eth0 10.78.0.1 and .2, fd78::1 and ::2) and PREFIX-c (the
+client, .9 and fd78::9), all made here and removed on exit, Ctrl-C
+included; duplicate address detection is off in all of them, so IPv6
+addresses are usable at once. The virtual IP is 10.78.0.100/24 (fd78::100/64
+in scenario e); n1 has priority 120 (master), n2 110 (backup), preemption on.
 
 Each node runs a name server: a python listener that sends the node's name
 and closes. fairlead nodes run `fairlead run` with a tcp Frontend bound to
 the VirtualIP port 80 (IP_FREEBIND) relaying to the name server on
 127.0.0.1:8080. Keepalived nodes (`keepalived -P -n`, no proxy) run the same
-name server directly on VIP:80 with IP_FREEBIND, so in both setups whatever
-answers on the VIP answers at once.
+name server directly on VIP:80 with IP_FREEBIND (IPV6_FREEBIND for IPv6),
+so in both setups whatever answers on the VIP answers at once.
 
 One run: start both nodes, wait until n1 holds the VIP and the client reads
 "n1" from VIP:80, kill n1 (SIGKILL to its process group, or SIGTERM for the
@@ -22,10 +24,12 @@ graceful scenario) at t0, then measure
     non-blocking connect starts every 3 ms, each with a 30 ms timeout. A killed master keeps the VIP on its interface, so
     the client may still reach n1 (RST from n1's kernel for fairlead, n1's
     name server for Keepalived) until the new master's gratuitous ARP
-    updates the client's neighbour entry; those answers are counted, not
-    taken as success.
+    (unsolicited neighbour advertisement for IPv6) updates the client's
+    neighbour entry; those answers are counted, not taken as success.
   - takeover past the protocol: the client captures every VRRP
-    advertisement with kernel timestamps; from n1's last one (its priority 0
+    advertisement with kernel timestamps (a packet socket for IPv4, a raw
+    IPv6 socket joined to ff02::12 for IPv6, where the sources are the
+    nodes' link-local addresses); from n1's last one (its priority 0
     one on a graceful stop) to n2's first as master, minus the interval the
     RFC makes n2 wait (Master_Down_Interval, or Skew_Time after priority 0).
     Unlike the two above, this does not depend on where in the interval the
@@ -35,13 +39,14 @@ client's neighbour table flushed. Runs alternate between the two
 implementations.
 
 Scenarios: a) 1 s adverts VRRPv2, b) 100 ms v3, c) 10 ms v3 (SIGKILL, 20
-runs each), d) graceful stop (SIGTERM) at 100 ms v3 (10 runs), and with
+runs each), d) graceful stop (SIGTERM) at 100 ms v3 (10 runs), e) as b
+over IPv6: VRRPv3 to ff02::12, VIP fd78::100/64 (20 runs), and with
 --soak MINUTES: both implementations at once (VRID 51 and 52) at 10 ms v3
 with both cores busy (one python busy loop per CPU), counting VRRP state
 transitions after the first election. Prints median, p99 (nearest rank),
 min-max and the fairlead/Keepalived ratio of medians; not a pass/fail test.
 
-Usage: scripts/failover-bench.py [--runs N] [--quick] [--only a,b,c,d]
+Usage: scripts/failover-bench.py [--runs N] [--quick] [--only a,b,c,d,e]
        [--soak MINUTES] [--fairlead PATH] [--keepalived PATH] [--logs DIR]
 """
 
@@ -70,6 +75,11 @@ VIP = f"{SUBNET}.100"
 SOAK_VIP = f"{SUBNET}.101"
 NODES = {"n1": (f"{SUBNET}.1", 120), "n2": (f"{SUBNET}.2", 110)}
 CLIENT_ADDR = f"{SUBNET}.9"
+SUBNET6 = "fd78:"
+VIP6 = f"{SUBNET6}:100"
+NODES6 = {"n1": f"{SUBNET6}:1", "n2": f"{SUBNET6}:2"}
+CLIENT_ADDR6 = f"{SUBNET6}:9"
+VRID = 51
 VIP_PORT = 80
 NAME_PORT = 8080
 CONNECT_TIMEOUT = 0.030
@@ -79,20 +89,24 @@ FAILOVER_LIMIT = 10.0
 CLONE_NEWNET = 0x40000000
 LIBC = ctypes.CDLL(None, use_errno=True)
 
-# name, advert interval (s), VRRP version, signal, default runs
+# name, advert interval (s), VRRP version, signal, default runs, virtual IP
 SCENARIOS = {
-    "a": ("SIGKILL, advert 1 s, VRRPv2", 1.0, 2, signal.SIGKILL, 20),
-    "b": ("SIGKILL, advert 100 ms, VRRPv3", 0.1, 3, signal.SIGKILL, 20),
-    "c": ("SIGKILL, advert 10 ms, VRRPv3", 0.01, 3, signal.SIGKILL, 20),
-    "d": ("SIGTERM (graceful), advert 100 ms, VRRPv3", 0.1, 3, signal.SIGTERM, 10),
+    "a": ("SIGKILL, advert 1 s, VRRPv2", 1.0, 2, signal.SIGKILL, 20, VIP),
+    "b": ("SIGKILL, advert 100 ms, VRRPv3", 0.1, 3, signal.SIGKILL, 20, VIP),
+    "c": ("SIGKILL, advert 10 ms, VRRPv3", 0.01, 3, signal.SIGKILL, 20, VIP),
+    "d": ("SIGTERM (graceful), advert 100 ms, VRRPv3", 0.1, 3, signal.SIGTERM, 10, VIP),
+    "e": ("SIGKILL, advert 100 ms, VRRPv3 over IPv6", 0.1, 3, signal.SIGKILL, 20, VIP6),
 }
 
 NAME_SERVER = r"""
 import socket, sys
 name, host, port, freebind = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
-s = socket.socket()
+v6 = ":" in host
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-if freebind:
+if freebind and v6:
+    s.setsockopt(socket.IPPROTO_IPV6, 78, 1)  # IPV6_FREEBIND
+elif freebind:
     s.setsockopt(socket.IPPROTO_IP, 15, 1)  # IP_FREEBIND
 s.bind((host, port))
 s.listen(512)
@@ -132,6 +146,15 @@ def enter_netns(ns):
         os.close(fd)
 
 
+def family(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+def with_prefix(addr):
+    """The virtual IP as configured: /64 for IPv6, /24 for IPv4."""
+    return f"{addr}/64" if ":" in addr else f"{addr}/24"
+
+
 def fmt_ms(seconds):
     return f"{seconds * 1000:.0f} ms" if seconds >= 0.1 else f"{seconds * 1000:.1f} ms"
 
@@ -153,26 +176,39 @@ class Lab:
         self.procs = []
         self.made = []
         self.macs = {}
+        self.link_local = {}
         self.cleaned = False
 
     def setup(self):
         for ns in [self.br, *self.ns.values(), self.client]:
             sh("ip", "netns", "add", ns)
             self.made.append(ns)
+            # No duplicate address detection, so link-local and global
+            # IPv6 addresses are usable at once.
+            for conf in ("all", "default"):
+                sh("ip", "netns", "exec", ns, "sysctl", "-qw",
+                   f"net.ipv6.conf.{conf}.accept_dad=0")
             sh("ip", "-n", ns, "link", "set", "lo", "up")
         sh("ip", "-n", self.br, "link", "add", "br0", "type", "bridge",
            "mcast_snooping", "0")
         sh("ip", "-n", self.br, "link", "set", "br0", "up")
-        ends = [(n, ns, NODES[n][0]) for n, ns in self.ns.items()]
-        ends.append(("c", self.client, CLIENT_ADDR))
-        for port, ns, addr in ends:
+        ends = [(n, ns, NODES[n][0], NODES6[n]) for n, ns in self.ns.items()]
+        ends.append(("c", self.client, CLIENT_ADDR, CLIENT_ADDR6))
+        for port, ns, addr, addr6 in ends:
             sh("ip", "-n", self.br, "link", "add", port, "type", "veth",
                "peer", "name", "eth0", "netns", ns)
             sh("ip", "-n", self.br, "link", "set", port, "master", "br0", "up")
             sh("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0")
+            sh("ip", "-n", ns, "addr", "add", f"{addr6}/64", "dev", "eth0")
             sh("ip", "-n", ns, "link", "set", "eth0", "up")
             link = sh("ip", "-n", ns, "-o", "link", "show", "eth0")
             self.macs[port] = re.search(r"link/ether (\S+)", link).group(1)
+            # VRRPv3 over IPv6 advertises from the link-local address.
+            ll = sh("ip", "-n", ns, "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link")
+            found = re.search(r"inet6 (fe80::\S+)/64", ll)
+            if not found or "tentative" in ll:
+                raise SetupError(f"{ns}: eth0 has no usable link-local address: {ll.strip()!r}")
+            self.link_local[port] = found.group(1)
 
     def spawn(self, ns, argv, log, env=None, stdout_pipe=False):
         out = open(os.path.join(self.logdir, log), "ab")
@@ -217,15 +253,17 @@ class Lab:
             self.reap(p)
 
     def holds(self, node, addr=VIP):
-        out = sh("ip", "-n", self.ns[node], "-4", "-o", "addr", "show", "dev", "eth0")
+        fam = "-6" if family(addr) == socket.AF_INET6 else "-4"
+        out = sh("ip", "-n", self.ns[node], fam, "-o", "addr", "show", "dev", "eth0")
         return f" {addr}/" in out
 
     def reset_nodes(self):
         self.kill_all()
         for node, ns in self.ns.items():
-            for addr in (VIP, SOAK_VIP):
+            for addr in (VIP, SOAK_VIP, VIP6):
                 if self.holds(node, addr):
-                    sh("ip", "-n", ns, "addr", "del", f"{addr}/24", "dev", "eth0")
+                    sh("ip", "-n", ns, "addr", "del", with_prefix(addr), "dev", "eth0")
+        # Without -4/-6 this flushes IPv4 and IPv6 entries (iproute2 6.1).
         sh("ip", "-n", self.client, "neigh", "flush", "all")
 
     def cleanup(self):
@@ -247,7 +285,7 @@ def wait_ready(p, what, timeout=5.0):
         raise SetupError(f"{what} did not start (see {p.log})")
 
 
-def fairlead_manifests(directory, interval, version, vrid=51, vip=VIP, port=VIP_PORT):
+def fairlead_manifests(directory, interval, version, vrid=VRID, vip=VIP, port=VIP_PORT):
     interval_text = f"{round(interval * 1000)}ms" if interval < 1 else f"{round(interval)}s"
     prios = "\n".join(f"    - {{node: {n}, priority: {pr}}}" for n, (_, pr) in NODES.items())
     text = f"""apiVersion: fairlead.io/v1alpha1
@@ -255,7 +293,7 @@ kind: VirtualIP
 metadata:
   name: bench-vip
 spec:
-  addresses: [{vip}/24]
+  addresses: ["{with_prefix(vip)}"]
   virtualRouterID: {vrid}
   advertInterval: {interval_text}
   version: {version}
@@ -285,17 +323,23 @@ spec:
         f.write(text)
 
 
-def keepalived_conf(path, node, interval, version, vrid=51, vip=VIP):
+def keepalived_conf(path, node, interval, version, vrid=VRID, vip=VIP):
     lines = ["global_defs {", f"    router_id {node}",
-             # One burst of 5 gratuitous ARPs 100 ms apart, as fairlead's default.
+             # One burst of 5 gratuitous ARPs 100 ms apart, as fairlead's default
+             # (Keepalived 2.2.7 sends only the first 2 with an interval set;
+             # on this bridge the first is the one that counts).
              "    vrrp_garp_master_delay 0", "    vrrp_garp_master_repeat 5",
              "    vrrp_garp_interval 0.1"]
+    if family(vip) == socket.AF_INET6:
+        # The same for unsolicited neighbour advertisements (again only 2
+        # are sent; with no interval all 5 go out at once).
+        lines.append("    vrrp_gna_interval 0.1")
     if version == 3:
         lines.append("    vrrp_version 3")
     lines += ["}", "vrrp_instance bench {", "    state BACKUP", "    interface eth0",
               f"    virtual_router_id {vrid}", f"    priority {NODES[node][1]}",
               f"    advert_int {interval:g}",
-              "    virtual_ipaddress {", f"        {vip}/24 dev eth0", "    }", "}", ""]
+              "    virtual_ipaddress {", f"        {with_prefix(vip)} dev eth0", "    }", "}", ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))
 
@@ -308,17 +352,17 @@ class Bench:
 
     # --- starting nodes -------------------------------------------------
 
-    def start_names(self, impl, node):
+    def start_names(self, impl, node, vip=VIP):
         ns = self.lab.ns[node]
         host, port, freebind = (("127.0.0.1", NAME_PORT, "0") if impl == "fairlead"
-                                else (VIP, VIP_PORT, "1"))
+                                else (vip, VIP_PORT, "1"))
         p = self.lab.spawn(ns, [sys.executable, "-I", "-S", "-c", NAME_SERVER,
                                 node, host, str(port), freebind],
                            f"names-{node}.log", stdout_pipe=True)
         wait_ready(p, f"name server on {node}")
         return p
 
-    def start_daemon(self, impl, node, interval, version, tag, vrid=51, vip=VIP):
+    def start_daemon(self, impl, node, interval, version, tag, vrid=VRID, vip=VIP):
         d = os.path.join(self.lab.logdir, tag)
         os.makedirs(d, exist_ok=True)
         if impl == "fairlead":
@@ -351,7 +395,7 @@ class Bench:
 
     # --- measuring -------------------------------------------------------
 
-    def client_reads(self, expect, timeout):
+    def client_reads(self, vip, expect, timeout):
         """Connects from the client until it reads `expect` (bounded)."""
         result = {}
 
@@ -359,7 +403,7 @@ class Bench:
             enter_netns(self.lab.client)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                if read_name(VIP) == expect:
+                if read_name(vip) == expect:
                     result["ok"] = True
                     return
                 time.sleep(0.01)
@@ -370,18 +414,21 @@ class Bench:
         return result.get("ok", False)
 
     def one_run(self, impl, sc_key, tag):
-        _, interval, version, sig, _ = SCENARIOS[sc_key]
+        _, interval, version, sig, _, vip = SCENARIOS[sc_key]
         lab = self.lab
         for n in NODES:
-            self.start_names(impl, n)
-        daemons = {n: self.start_daemon(impl, n, interval, version, tag) for n in NODES}
-        self.wait_master(daemons, interval)
-        if not self.client_reads("n1", 3.0):
-            raise SetupError(f"client cannot read n1 from {VIP}:{VIP_PORT} ({impl})")
+            self.start_names(impl, n, vip)
+        daemons = {n: self.start_daemon(impl, n, interval, version, tag, vip=vip) for n in NODES}
+        self.wait_master(daemons, interval, vip)
+        if not self.client_reads(vip, "n1", 3.0):
+            raise SetupError(f"client cannot read n1 from {vip} port {VIP_PORT} ({impl})")
         # Let the backup learn the master's advertisements, check again, and
         # kill at a random phase of the advertisement interval.
         time.sleep(max(2 * interval, 0.3))
-        self.wait_master(daemons, interval)
+        self.wait_master(daemons, interval, vip)
+        # Advertisement sources: the nodes' addresses, link-local for IPv6.
+        sources = ({n: lab.link_local[n] for n in NODES} if family(vip) == socket.AF_INET6
+                   else {n: NODES[n][0] for n in NODES})
 
         go = threading.Event()
         ready = threading.Barrier(4, timeout=5)
@@ -397,9 +444,9 @@ class Bench:
             go.wait(10)
             deadline = time.monotonic() + FAILOVER_LIMIT
             while time.monotonic() < deadline:
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s = socket.socket(family(vip), socket.SOCK_DGRAM)
                 try:
-                    s.bind((VIP, 0))
+                    s.bind((vip, 0))
                     res["vip"] = time.monotonic()
                     return
                 except OSError:
@@ -415,13 +462,14 @@ class Bench:
                 res["errors"].append(str(e))
             ready.wait()
             go.wait(10)
-            end = probe_until_name(VIP, "n2", time.monotonic() + FAILOVER_LIMIT, res)
+            end = probe_until_name(vip, "n2", time.monotonic() + FAILOVER_LIMIT, res)
             res["client"] = end
 
         def watch_adverts():
             try:
                 enter_netns(lab.client)
-                capture_adverts(ready, res["adverts"], interval, time.monotonic() + FAILOVER_LIMIT)
+                capture_adverts(ready, res["adverts"], interval, time.monotonic() + FAILOVER_LIMIT,
+                                sources, family(vip) == socket.AF_INET6)
             except OSError as e:
                 res["errors"].append(f"advert capture: {e}")
 
@@ -441,7 +489,7 @@ class Bench:
             t.join(FAILOVER_LIMIT + 2)
         if res["errors"]:
             raise SetupError("; ".join(res["errors"]))
-        neigh = sh("ip", "-n", lab.client, "neigh", "show", VIP).strip()
+        neigh = sh("ip", "-n", lab.client, "neigh", "show", vip).strip()
         if sig != signal.SIGKILL:
             lab.reap(master, timeout=5)
         alive_n2 = daemons["n2"].poll() is None
@@ -452,11 +500,11 @@ class Bench:
             "refused": res["refused"], "timeout": res["timeout"],
             "old_master": res["old_master"], "other": res["other"], "why": res["why"],
             "neigh_n2": lab.macs["n2"] in neigh, "n2_alive": alive_n2,
-            "late": takeover_late(res["adverts"], interval),
+            "late": takeover_late(res["adverts"], interval, sources),
         }
 
     def scenario(self, key, runs):
-        title, interval, version, sig, _ = SCENARIOS[key]
+        title = SCENARIOS[key][0]
         results = {"fairlead": [], "keepalived": []}
         print(f"\n== {key}) {title}: {runs} runs per implementation", flush=True)
         for i in range(runs):
@@ -539,18 +587,56 @@ class Bench:
 SO_TIMESTAMPNS = 35
 ETH_P_IP = 0x0800
 VRRP_PROTO = 112
+VRRP_GROUP6 = "ff02::12"
 
 
-def capture_adverts(ready, adverts, interval, deadline):
-    """In the client's namespace: appends (kernel receive time in s, source,
-    priority) of each VRRP advertisement until n2 advertised as master with
-    priority > 0, or the deadline. Waits on `ready` once it saw one from n1
-    (or after two intervals), so n1's last one before the kill is caught."""
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
+def capture_socket(v6):
+    """A socket receiving VRRP advertisements on the client's eth0 with
+    kernel receive timestamps: for IPv4 a packet socket (the IPv4 header
+    included), for IPv6 a raw socket for protocol 112 joined to ff02::12
+    (the VRRP header only; the source comes with recvmsg)."""
+    if v6:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, VRRP_PROTO)
+    else:
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
     try:
         s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        s.bind(("eth0", ETH_P_IP))
-        n1, n2 = NODES["n1"][0], NODES["n2"][0]
+        if v6:
+            group = socket.inet_pton(socket.AF_INET6, VRRP_GROUP6)
+            ifindex = socket.if_nametoindex("eth0").to_bytes(4, sys.byteorder)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, group + ifindex)
+        else:
+            s.bind(("eth0", ETH_P_IP))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def parse_advert(data, addr, v6):
+    """(source, priority) of a received VRRP advertisement, or None."""
+    if v6:
+        # Version 3, type 1 (advertisement), our VRID.
+        if len(data) < 8 or data[0] != 0x31 or data[1] != VRID:
+            return None
+        return addr[0].split("%")[0], data[2]
+    if len(data) < 20 or data[9] != VRRP_PROTO:
+        return None
+    ihl = (data[0] & 0x0F) * 4
+    if len(data) < ihl + 4:
+        return None
+    return socket.inet_ntoa(data[12:16]), data[ihl + 2]
+
+
+def capture_adverts(ready, adverts, interval, deadline, sources, v6):
+    """In the client's namespace: appends (kernel receive time in s, source,
+    priority) of each VRRP advertisement until n2 (source address
+    sources["n2"]) advertised as master with priority > 0, or the deadline.
+    Waits on `ready` once it saw one from n1 (or after two intervals), so
+    n1's last one before the kill is caught."""
+    s = capture_socket(v6)
+    try:
+        n1, n2 = sources["n1"], sources["n2"]
         first_seen = time.monotonic() + 2 * interval
         waiting = True
         while (left := deadline - time.monotonic()) > 0:
@@ -562,22 +648,18 @@ def capture_adverts(ready, adverts, interval, deadline):
                 left = min(left, max(0.001, first_seen - time.monotonic()))
             s.settimeout(left)
             try:
-                data, anc, _, _ = s.recvmsg(128, socket.CMSG_SPACE(16))
+                data, anc, _, addr = s.recvmsg(128, socket.CMSG_SPACE(16))
             except socket.timeout:
                 if waiting:
                     continue
                 return
-            if len(data) < 20 or data[9] != VRRP_PROTO:
-                continue
-            ihl = (data[0] & 0x0F) * 4
-            if len(data) < ihl + 4:
-                continue
+            advert = parse_advert(data, addr, v6)
             stamp = next((int.from_bytes(d[:8], "little") + int.from_bytes(d[8:16], "little") / 1e9
                           for level, kind, d in anc
                           if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS), None)
-            if stamp is None:
+            if advert is None or stamp is None:
                 continue
-            source, priority = socket.inet_ntoa(data[12:16]), data[ihl + 2]
+            source, priority = advert
             adverts.append((stamp, source, priority))
             if source == n2 and priority > 0:
                 return
@@ -585,10 +667,10 @@ def capture_adverts(ready, adverts, interval, deadline):
         s.close()
 
 
-def takeover_late(adverts, interval):
+def takeover_late(adverts, interval, sources):
     """How long after the RFC let it n2 advertised as master: from n1's last
     advertisement, minus Master_Down_Interval (Skew_Time after priority 0)."""
-    n1, n2 = NODES["n1"][0], NODES["n2"][0]
+    n1, n2 = sources["n1"], sources["n2"]
     first = next((a for a in adverts if a[1] == n2 and a[2] > 0), None)
     last = [a for a in adverts if a[1] == n1 and first and a[0] < first[0]]
     if not first or not last:
@@ -621,7 +703,7 @@ def probe_until_name(addr, expect, deadline, tally):
             if now >= deadline:
                 return None
             if now >= next_start:
-                sock = socket.socket()
+                sock = socket.socket(family(addr))
                 sock.setblocking(False)
                 err = sock.connect_ex((addr, VIP_PORT))
                 if err not in (0, errno.EINPROGRESS):
@@ -670,7 +752,7 @@ def probe_until_name(addr, expect, deadline, tally):
 
 def read_name(addr):
     """One TCP connect to addr:80; the name read, or why there was none."""
-    s = socket.socket()
+    s = socket.socket(family(addr))
     s.settimeout(CONNECT_TIMEOUT)
     try:
         s.connect((addr, VIP_PORT))
@@ -743,7 +825,8 @@ def report(all_results, soak):
                 print(f"  {key}) fairlead − Keepalived: {f - k:+.0f} µs")
         print("\nClient probes after the kill (sums over runs): refused = RST from the old master's"
               " kernel, answered by old master = its listener still answering, timed out = no"
-              " answer in 30 ms (SYN sent to the old master's MAC, or ARP unanswered).")
+              " answer in 30 ms (SYN sent to the old master's MAC, or ARP or neighbour solicitation"
+              " unanswered).")
         for key, results in all_results.items():
             for impl in ("keepalived", "fairlead"):
                 rs = results[impl]
@@ -785,7 +868,8 @@ def main():
     ap.add_argument("--runs", type=int, help="runs per scenario and implementation"
                     " (default 20, 10 for d)")
     ap.add_argument("--quick", action="store_true", help="3 runs each (a smoke check)")
-    ap.add_argument("--only", default="a,b,c,d", help="scenarios, comma separated: a,b,c,d")
+    ap.add_argument("--only", default=",".join(SCENARIOS),
+                    help=f"scenarios, comma separated: {','.join(SCENARIOS)}")
     ap.add_argument("--soak", type=float, default=0, metavar="MINUTES",
                     help="also run the loaded soak for MINUTES (default off)")
     target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/fairlead-target"))
@@ -797,7 +881,7 @@ def main():
     keys = [k for k in args.only.split(",") if k]
     bad = [k for k in keys if k not in SCENARIOS]
     if bad:
-        ap.error(f"--only: unknown scenario {','.join(bad)} (choose from a,b,c,d)")
+        ap.error(f"--only: unknown scenario {','.join(bad)} (choose from {','.join(SCENARIOS)})")
     if os.geteuid() != 0:
         ap.error("run as root (network namespaces)")
     for path, what in ((args.fairlead, "--fairlead"), (args.keepalived, "--keepalived")):
