@@ -48,6 +48,10 @@ pub enum PeerMode {
     "spec.advertInterval: VRRP version 2 needs whole seconds (s, m, h units)"
 ))]
 #[x_kube(validation = (
+    "!has(self.authSecret) || (has(self.version) && self.version == 2)",
+    "spec.authSecret: VRRP authentication exists in version 2 only"
+))]
+#[x_kube(validation = (
     "!has(self.version) || self.version == 3 || !has(self.addresses) || self.addresses.all(a, !a.contains(':'))",
     "spec.version: VRRP version 2 is IPv4 only; IPv6 addresses need version 3"
 ))]
@@ -88,6 +92,8 @@ pub struct VirtualIPSpec {
     pub track: Option<Track>,
     /// Gratuitous ARP / unsolicited NA sent on becoming master. Default: 5 messages, 100ms apart.
     pub gratuitous_arp: Option<GratuitousArp>,
+    /// Secret with `password` (1-8 bytes) for VRRPv2 simple password authentication, as keepalived's `auth_type PASS` (the password travels in clear: it keeps routers of different groups apart, it does not secure anything). Version 2 only. Default: none.
+    pub auth_secret: Option<String>,
 }
 
 /// The VRRP priority of one node.

@@ -328,6 +328,10 @@ fn virtual_ip_rules() {
             "peers.addresses need peers.mode unicast",
         ),
         (
+            json!({"spec": {"authSecret": "vrrp"}}),
+            "spec.authSecret: VRRP authentication exists in version 2 only",
+        ),
+        (
             json!({"spec": {"version": 2, "advertInterval": "1s", "addresses": ["fd00::1/64"]}}),
             "spec.version: VRRP version 2 is IPv4 only; IPv6 addresses need version 3",
         ),
@@ -340,7 +344,7 @@ fn virtual_ip_rules() {
     );
     let v2 = patched(
         &good,
-        json!({"spec": {"version": 2, "advertInterval": "1m1s"}}),
+        json!({"spec": {"version": 2, "advertInterval": "1m1s", "authSecret": "vrrp"}}),
     );
     assert_eq!(
         failures(&rules_of(VirtualIP::crd()), &v2),

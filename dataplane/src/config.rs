@@ -619,6 +619,32 @@ mod tests {
     }
 
     #[test]
+    fn vrrp_passwords_are_for_version_2_and_carried_zero_padded() {
+        let address = VirtualAddress {
+            address: "192.0.2.100".parse().unwrap(),
+            prefix_len: 24,
+        };
+        let mut v2 = VirtualIp::new("default/v2", 51, vec![address]);
+        v2.version = 2;
+        v2.auth_password = Some("s3cret".into());
+        assert_eq!(v2.password_field(), Some(*b"s3cret\0\0"));
+        let mut cfg = sample();
+        cfg.virtual_ips = vec![v2.clone()];
+        cfg.clone().validate().unwrap();
+        v2.version = 3;
+        v2.advert_interval_ms = 100;
+        v2.auth_password = Some("much-too-long".into());
+        cfg.virtual_ips = vec![v2];
+        let err = cfg.validate().unwrap_err().to_string();
+        for expected in [
+            "virtual IP default/v2: authPassword: VRRPv3 has no authentication; use version 2",
+            "virtual IP default/v2: authPassword: 13 bytes: 1-8 are carried",
+        ] {
+            assert!(err.contains(expected), "{expected:?} not in {err}");
+        }
+    }
+
+    #[test]
     fn unknown_fields_are_ignored_and_missing_ones_defaulted() {
         let cfg = DataplaneConfig::from_json(
             r#"{"frontends":[{"name":"f","bind":"127.0.0.1:1","futureField":1}],"backends":[]}"#,

@@ -144,6 +144,7 @@ impl Vrrp {
                     .collect(),
                 garp_count: v.garp_count,
                 garp_interval: Duration::from_millis(v.garp_interval_ms),
+                password: v.password_field(),
             };
             wanted.push((v.clone(), speaker));
         }

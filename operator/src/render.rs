@@ -126,8 +126,7 @@ pub fn render(snapshot: &Snapshot) -> Rendered {
         report.field_errors(validate::validate_virtual_ip(&v.spec));
         let key = format!("{namespace}/{name}");
         if report.is_clean() {
-            let nodes = snapshot.nodes.as_deref();
-            let rendered = virtual_ip::render_virtual_ip(&key, v, nodes, &mut report);
+            let rendered = virtual_ip::render_virtual_ip(&key, v, snapshot, &mut report);
             if report.is_clean() {
                 virtual_ips.insert(key, rendered);
             }

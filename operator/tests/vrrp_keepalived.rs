@@ -28,16 +28,18 @@ fn fairlead_spec(version: u8, interval: &str, priority: u8) -> String {
 /// keepalived.conf for node 2: the same VRID and address, `vrrp_version`
 /// 2 or 3, `advert_int` in seconds.
 fn keepalived_conf(dir: &Path, version: u8, advert_int: &str, priority: u8) -> PathBuf {
-    keepalived_conf_for(dir, &format!("{VIP}/24"), version, advert_int, priority)
+    keepalived_conf_for(dir, &format!("{VIP}/24"), version, advert_int, priority, "")
 }
 
-/// [`keepalived_conf`] with another virtual address (`address/prefix`).
+/// [`keepalived_conf`] with another virtual address (`address/prefix`) and
+/// `extra` lines in the instance.
 fn keepalived_conf_for(
     dir: &Path,
     address: &str,
     version: u8,
     advert_int: &str,
     priority: u8,
+    extra: &str,
 ) -> PathBuf {
     write(
         dir,
@@ -57,7 +59,7 @@ vrrp_instance VI {{
     virtual_ipaddress {{
         {address}
     }}
-}}
+{extra}}}
 "
         ),
     );
@@ -206,7 +208,7 @@ fn ipv6_keepalived_master_dies_then_preempts_fairlead() {
     let spec = fairlead_spec(3, "100ms", 120);
     let dir = vip::manifests_for("keepalived-v6-a", &format!("{VIP6}/64"), &spec, "");
     let lab = lab_for(VIP6);
-    let conf = keepalived_conf_for(&dir, &format!("{VIP6}/64"), 3, "0.1", 130);
+    let conf = keepalived_conf_for(&dir, &format!("{VIP6}/64"), 3, "0.1", 130, "");
     let keepalived = Keepalived::start(&lab, &dir, &conf);
     let mut fairlead = start_fairlead(&lab, &dir);
     // fairlead (120) reads keepalived's (130) IPv6 advertisements and stays Backup.
@@ -243,7 +245,7 @@ fn ipv6_fairlead_master_dies_then_preempts_keepalived() {
     let spec = fairlead_spec(3, "100ms", 130);
     let dir = vip::manifests_for("keepalived-v6-b", &format!("{VIP6}/64"), &spec, "");
     let lab = lab_for(VIP6);
-    let conf = keepalived_conf_for(&dir, &format!("{VIP6}/64"), 3, "0.1", 120);
+    let conf = keepalived_conf_for(&dir, &format!("{VIP6}/64"), 3, "0.1", 120, "");
     let mut keepalived = Keepalived::start(&lab, &dir, &conf);
     let mut fairlead = start_fairlead(&lab, &dir);
     // keepalived (120) reads fairlead's (130) advertisements and stays Backup.
@@ -272,4 +274,46 @@ fn ipv6_fairlead_master_dies_then_preempts_keepalived() {
         .wait_for("Entering BACKUP STATE", Duration::from_secs(2));
     lab.wait_sole_holder(1, VIP6, Duration::from_secs(2));
     assert_eq!(lab.who_answers(VIP6, 80), "n1");
+}
+
+#[test]
+fn vrrp_v2_password_authentication_both_ways() {
+    // n1: fairlead 130, n2: keepalived 120, n3: fairlead 110, one password.
+    let secret = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: vrrp}\nstringData: {password: s3cret}\n";
+    let spec = "  version: 2\n  advertInterval: 1s\n  authSecret: vrrp\n  priorities: [{node: n1, priority: 130}, {node: n3, priority: 110}]\n";
+    let dir = vip::manifests("keepalived-auth", spec, secret);
+    let auth = "    authentication {\n        auth_type PASS\n        auth_pass s3cret\n    }\n";
+    let conf = keepalived_conf_for(&dir, &format!("{VIP}/24"), 2, "1", 120, auth);
+    let mut lab = Lab::new(3);
+    for i in [1, 3] {
+        lab.name_server(i, &format!("n{i}"), "127.0.0.1", 9000);
+    }
+    lab.sysctl(2, "net.ipv4.ip_nonlocal_bind=1");
+    lab.name_server(2, "n2", VIP, 80);
+    let mut n1 = start_fairlead(&lab, &dir);
+    n1.wait_for("to=Master", Duration::from_secs(5));
+    let mut keepalived = Keepalived::start(&lab, &dir, &conf);
+    let n3 = vip::start(env!("CARGO_BIN_EXE_fairlead"), &lab, 3, &dir);
+    // Past keepalived's Master_Down_Interval (3.53 s): it takes fairlead's
+    // authenticated advertisements as a master's.
+    lab.assert_steady(1, VIP, Duration::from_secs(4));
+    assert_eq!(lab.who_answers(VIP, 80), "n1");
+
+    n1.signal("KILL");
+    n1.wait_exit(Duration::from_secs(5));
+    keepalived
+        .proc
+        .wait_for("Entering MASTER STATE", Duration::from_secs(5));
+    lab.run(
+        &lab.node(1),
+        "ip",
+        &["addr", "del", &format!("{VIP}/24"), "dev", "eth0"],
+    );
+    // n3 (110) takes keepalived's (120) as a master's past its own 3.57 s.
+    lab.wait_sole_holder(2, VIP, Duration::from_secs(1));
+    lab.assert_steady(2, VIP, Duration::from_secs(4));
+    assert_eq!(lab.who_answers(VIP, 80), "n2");
+    drop(n3);
+    let lines = keepalived.proc.lines().join("\n");
+    assert!(!lines.to_lowercase().contains("passw"), "{lines}");
 }

@@ -37,8 +37,8 @@ pub enum Error {
     /// Advertisement interval of zero.
     #[error("VRRP packet: advertisement interval is 0")]
     ZeroInterval,
-    /// VRRPv2 authentication other than none (type 0).
-    #[error("VRRPv2 packet: authentication type {0} is not supported (0 only)")]
+    /// VRRPv2 authentication other than none (0) or simple text password (1).
+    #[error("VRRPv2 packet: authentication type {0} is not supported (0 or 1)")]
     AuthType(u8),
     /// Checksum does not match the content.
     #[error("VRRP packet: checksum {found:#06x}, expected {expected:#06x}")]

@@ -9,10 +9,11 @@
 //! byte 2     priority
 //! byte 3     count of addresses
 //! bytes 4-5  v3: 4 reserved bits | max advert interval (12 bits, centiseconds)
-//!            v2: auth type (byte 4) | advert interval (byte 5, seconds)
+//!            v2: auth type (byte 4: 0 none, 1 simple text password) |
+//!                advert interval (byte 5, seconds)
 //! bytes 6-7  checksum
 //! then       count x 4 bytes of IPv4 address, or count x 16 of IPv6;
-//!            v2 adds 8 bytes of auth data
+//!            v2 adds 8 bytes of auth data (the password, zero-padded)
 //! ```
 //!
 //! The v3 checksum covers a pseudo-header (IPv4: source, destination, zero,
@@ -44,6 +45,8 @@ pub fn multicast_group(address: IpAddr) -> IpAddr {
 const HEADER_LEN: usize = 8;
 const V2_AUTH_LEN: usize = 8;
 const TYPE_ADVERTISEMENT: u8 = 1;
+/// VRRPv2 auth type 1: simple text password (RFC 2338 §5.3.6.1; keepalived's PASS).
+const AUTH_SIMPLE_TEXT: u8 = 1;
 /// Largest v3 interval: 12 bits of centiseconds.
 const V3_MAX_CENTIS: u16 = 0x0fff;
 
@@ -69,6 +72,9 @@ pub struct Advertisement {
     pub interval: Duration,
     /// The virtual addresses, all of the packet's family.
     pub addresses: Vec<IpAddr>,
+    /// VRRPv2 simple text password, zero-padded (auth type 1); `None`: no
+    /// authentication (type 0). Never set for v3, which has none.
+    pub password: Option<[u8; 8]>,
 }
 
 impl Advertisement {
@@ -92,6 +98,9 @@ impl Advertisement {
         if self.version == Version::V2 && source.is_ipv6() {
             return Err(Error::Encode("VRRPv2 is IPv4 only"));
         }
+        if self.version == Version::V3 && self.password.is_some() {
+            return Err(Error::Encode("VRRPv3 has no authentication"));
+        }
         let count = u8::try_from(self.addresses.len())
             .map_err(|_| Error::Encode("more than 255 addresses"))?;
         let interval = interval_field(self.version, self.interval).ok_or(Error::Encode(
@@ -108,8 +117,11 @@ impl Advertisement {
             self.priority,
             count,
         ]);
-        // v3: reserved zero bits and centiseconds; v2: auth type 0 and seconds.
+        // v3: reserved zero bits and centiseconds; v2: auth type and seconds.
         bytes.extend_from_slice(&interval.to_be_bytes());
+        if self.password.is_some() {
+            bytes[4] = AUTH_SIMPLE_TEXT;
+        }
         bytes.extend_from_slice(&[0, 0]);
         for address in &self.addresses {
             match address {
@@ -118,7 +130,7 @@ impl Advertisement {
             }
         }
         if self.version == Version::V2 {
-            bytes.extend_from_slice(&[0; V2_AUTH_LEN]);
+            bytes.extend_from_slice(&self.password.unwrap_or_default());
         }
         let sum = checksum(self.version, &bytes, source, destination);
         bytes[6..8].copy_from_slice(&sum.to_be_bytes());
@@ -173,7 +185,7 @@ impl Advertisement {
                 (Duration::from_millis(u64::from(centis) * 10), 0)
             }
             Version::V2 => {
-                if b4 != 0 {
+                if b4 > AUTH_SIMPLE_TEXT {
                     return Err(Error::AuthType(b4));
                 }
                 (Duration::from_secs(u64::from(b5)), V2_AUTH_LEN)
@@ -203,12 +215,16 @@ impl Advertisement {
                 Err(_) => IpAddr::from([a[0], a[1], a[2], a[3]]),
             })
             .collect();
+        let password = (version == Version::V2 && b4 == AUTH_SIMPLE_TEXT)
+            .then(|| <[u8; 8]>::try_from(&bytes[need - auth..need]).ok())
+            .flatten();
         Ok(Self {
             version,
             vrid,
             priority,
             interval,
             addresses,
+            password,
         })
     }
 }

@@ -49,6 +49,9 @@ pub struct SpeakerConfig {
     /// per address on becoming master, and their spacing.
     pub garp_count: u32,
     pub garp_interval: Duration,
+    /// VRRPv2 simple text password, zero-padded (keepalived's `auth_type
+    /// PASS`): sent, and required of every advertisement received.
+    pub password: Option<[u8; 8]>,
 }
 
 /// Why a speaker could not start.
@@ -471,6 +474,7 @@ impl Runner {
             priority,
             interval: self.config.interval,
             addresses: self.config.addresses.iter().map(|(a, _)| *a).collect(),
+            password: self.config.password,
         };
         let group = [multicast_group(self.primary)];
         let destinations = if self.config.unicast_peers.is_empty() {

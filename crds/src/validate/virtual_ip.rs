@@ -21,6 +21,15 @@ pub fn validate_virtual_ip(spec: &VirtualIPSpec) -> Vec<FieldError> {
     }
     errors.range("spec.virtualRouterID", Some(spec.virtual_router_id), 1, 255);
     errors.range("spec.version", spec.version, 2, 3);
+    if let Some(secret) = &spec.auth_secret {
+        errors.not_empty("spec.authSecret", secret);
+        if spec.version != Some(2) {
+            errors.push(
+                "spec.authSecret",
+                "VRRP authentication exists in version 2 only",
+            );
+        }
+    }
     if spec.version == Some(2) && spec.addresses.iter().any(|a| a.contains(':')) {
         errors.push(
             "spec.version",
@@ -150,6 +159,7 @@ mod tests {
             peers: None,
             track: None,
             gratuitous_arp: None,
+            auth_secret: None,
         }
     }
 
@@ -194,6 +204,19 @@ mod tests {
             errors(&s),
             ["spec.version: VRRP version 2 is IPv4 only; IPv6 addresses need version 3"]
         );
+    }
+
+    #[test]
+    fn auth_secret_needs_version_2() {
+        let mut s = spec();
+        s.auth_secret = Some("vrrp".into());
+        assert_eq!(
+            errors(&s),
+            ["spec.authSecret: VRRP authentication exists in version 2 only"]
+        );
+        s.version = Some(2);
+        s.advert_interval = Some("1s".into());
+        assert_eq!(errors(&s), Vec::<String>::new());
     }
 
     #[test]

@@ -58,6 +58,11 @@ pub struct VirtualIp {
     /// Time between two rounds of them in ms. Default 100.
     #[serde(default = "default_garp_interval_ms")]
     pub garp_interval_ms: u64,
+    /// VRRPv2 simple text password, 1-8 bytes (keepalived's `auth_type
+    /// PASS`): sent in every advertisement and required of every one
+    /// received. Version 2 only. Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_password: Option<String>,
 }
 
 /// An address and its prefix length.
@@ -133,6 +138,7 @@ impl VirtualIp {
             track: Track::default(),
             garp_count: default_garp_count(),
             garp_interval_ms: default_garp_interval_ms(),
+            auth_password: None,
         }
     }
 
@@ -151,6 +157,15 @@ impl VirtualIp {
 
     pub fn advert_interval(&self) -> Duration {
         Duration::from_millis(self.advert_interval_ms)
+    }
+
+    /// The VRRPv2 password as the auth data carries it, zero-padded.
+    pub fn password_field(&self) -> Option<[u8; 8]> {
+        let password = self.auth_password.as_ref()?;
+        let mut field = [0u8; 8];
+        let n = password.len().min(8);
+        field[..n].copy_from_slice(&password.as_bytes()[..n]);
+        Some(field)
     }
 
     /// Every problem, as (field, reason).
@@ -214,6 +229,20 @@ impl VirtualIp {
                 bad(
                     &format!("addresses[{i}]"),
                     format!("{} is listed twice", a.address),
+                );
+            }
+        }
+        if let Some(password) = &self.auth_password {
+            if self.version != 2 {
+                bad(
+                    "authPassword",
+                    "VRRPv3 has no authentication; use version 2".into(),
+                );
+            }
+            if !(1..=8).contains(&password.len()) {
+                bad(
+                    "authPassword",
+                    format!("{} bytes: 1-8 are carried", password.len()),
                 );
             }
         }

@@ -214,6 +214,40 @@ fn ipv6_unicast_peers_come_from_the_nodes_ipv6_addresses() {
 }
 
 #[test]
+fn a_vrrp_password_comes_from_its_secret() {
+    let vip = virtual_ip(
+        "  addresses: [192.0.2.1/24]\n  virtualRouterID: 51\n  version: 2\n  authSecret: vrrp\n",
+    );
+    let secret = |password: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: vrrp}}\nstringData: {{password: {password}}}\n"
+        )
+    };
+    let rendered = render(&snapshot(&(vip.clone() + &secret("s3cret"))));
+    assert_eq!(rendered.errors, []);
+    let v = &rendered.config.virtual_ips[0];
+    assert_eq!(v.auth_password.as_deref(), Some("s3cret"));
+    for (extra, expected) in [
+        (String::new(), "Secret default/vrrp does not exist"),
+        (
+            secret("much-too-long"),
+            "Secret default/vrrp: password has 13 bytes; VRRPv2 carries 1-8",
+        ),
+        (
+            secret("\"\""),
+            "Secret default/vrrp: password has 0 bytes; VRRPv2 carries 1-8",
+        ),
+    ] {
+        assert_eq!(
+            errors(&(vip.clone() + &extra)),
+            [format!(
+                "VirtualIP default/vip1: spec.authSecret: {expected}"
+            )]
+        );
+    }
+}
+
+#[test]
 fn a_missing_backend_leaves_the_frontend_out() {
     let rendered = render(&snapshot(&frontend(
         "web",

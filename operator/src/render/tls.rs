@@ -112,7 +112,7 @@ fn certificate(
 }
 
 /// Secret `name` in `namespace`, or an error naming it.
-fn find_secret<'a>(
+pub(super) fn find_secret<'a>(
     namespace: &str,
     name: &str,
     snapshot: &'a Snapshot,
@@ -125,7 +125,7 @@ fn find_secret<'a>(
 }
 
 /// A key of a Secret as UTF-8 text, from `data` or `stringData`.
-fn secret_text(secret: &Secret, key: &str) -> Option<String> {
+pub(super) fn secret_text(secret: &Secret, key: &str) -> Option<String> {
     let data = secret
         .data
         .as_ref()

@@ -7,20 +7,23 @@ use std::net::IpAddr;
 use fairlead_crds::{PeerMode, VirtualIP};
 use fairlead_dataplane::config;
 
-use super::{DataplaneNode, Report, millis};
+use super::tls::{find_secret, secret_text};
+use super::{DataplaneNode, Report, Snapshot, millis, names};
 
 const ADVERT_INTERVAL: &str = "1s";
 const GARP_INTERVAL: &str = "100ms";
 
-/// The virtual IP of one valid VirtualIP; `nodes` are the known dataplanes
-/// (`None` in standalone mode, where no node labels or addresses are known).
+/// The virtual IP of one valid VirtualIP; the snapshot's nodes are the known
+/// dataplanes (`None` in standalone mode, where no node labels or addresses
+/// are known).
 pub(super) fn render_virtual_ip(
     key: &str,
     vip: &VirtualIP,
-    nodes: Option<&[DataplaneNode]>,
+    snapshot: &Snapshot,
     report: &mut Report,
 ) -> config::VirtualIp {
     let spec = &vip.spec;
+    let nodes = snapshot.nodes.as_deref();
     let mut addresses = Vec::new();
     for (i, text) in spec.addresses.iter().enumerate() {
         // validate_virtual_ip has checked the CIDR syntax.
@@ -87,6 +90,12 @@ pub(super) fn render_virtual_ip(
             out.track.weight = w;
         }
     }
+    if let Some(name) = &spec.auth_secret {
+        let (namespace, _) = names(&vip.metadata);
+        out.auth_password = password(namespace, name, snapshot)
+            .map_err(|e| report.error("spec.authSecret", e))
+            .ok();
+    }
     if let Some(garp) = &spec.gratuitous_arp {
         if let Some(count) = garp.count {
             out.garp_count = count as u32;
@@ -98,6 +107,21 @@ pub(super) fn render_virtual_ip(
         );
     }
     out
+}
+
+/// The `password` of Secret `name`: 1-8 bytes, as VRRPv2 carries it.
+fn password(namespace: &str, name: &str, snapshot: &Snapshot) -> Result<String, String> {
+    let secret = find_secret(namespace, name, snapshot)?;
+    let password = secret_text(secret, "password")
+        .ok_or_else(|| format!("Secret {namespace}/{name} has no password"))?;
+    if (1..=8).contains(&password.len()) {
+        Ok(password)
+    } else {
+        Err(format!(
+            "Secret {namespace}/{name}: password has {} bytes; VRRPv2 carries 1-8",
+            password.len()
+        ))
+    }
 }
 
 /// The listed peers, or else every known dataplane that takes part; of the

@@ -13,6 +13,7 @@ fn advert(version: Version, interval: Duration, addresses: Vec<Ipv4Addr>) -> Adv
         priority: 100,
         interval,
         addresses: addresses.into_iter().map(IpAddr::from).collect(),
+        password: None,
     }
 }
 
@@ -148,7 +149,7 @@ fn every_malformation_is_its_own_error() {
     assert_eq!(v3(|b| b[0] = 0x32), Error::Type(2));
     assert_eq!(v2(|b| b[0] = 0x20), Error::Type(0));
     assert_eq!(v3(|b| b[1] = 0), Error::Vrid);
-    assert_eq!(v2(|b| b[4] = 1), Error::AuthType(1));
+    assert_eq!(v2(|b| b[4] = 2), Error::AuthType(2));
     assert_eq!(v3(|b| b[5] = 0), Error::ZeroInterval);
     assert_eq!(v2(|b| b[5] = 0), Error::ZeroInterval);
     assert_eq!(
@@ -269,4 +270,35 @@ fn families_do_not_mix() {
     // A v2 packet from an IPv6 source is not VRRPv2.
     let err = Advertisement::decode(&V2_BYTES, src, MULTICAST_GROUP_V6).unwrap_err();
     assert_eq!(err, Error::Version(2));
+}
+
+#[test]
+fn v2_simple_text_password() {
+    let a = Advertisement {
+        password: Some(*b"s3cret\0\0"),
+        ..advert(Version::V2, Duration::from_secs(1), vec![VIP])
+    };
+    let bytes = a.encode(SRC, DST).unwrap();
+    // Auth type 1, the password in the auth data; the checksum covers it:
+    // 0x14741 (V2_BYTES' words) + 0x0100 + 0x7333 + 0x6372 + 0x6574 =
+    // 0x2845a, folded 0x845c, inverted 0x7ba3.
+    let mut expected = V2_BYTES;
+    expected[4] = 1;
+    expected[6..8].copy_from_slice(&[0x7b, 0xa3]);
+    expected[12..20].copy_from_slice(b"s3cret\0\0");
+    assert_eq!(bytes, expected);
+    assert_eq!(Advertisement::decode(&bytes, SRC, DST), Ok(a.clone()));
+    let none = Advertisement::decode(&V2_BYTES, SRC, DST).unwrap();
+    assert_eq!(none.password, None);
+    // IP authentication header (type 2) is not supported.
+    let ah = edited(&bytes, Version::V2, |b| b[4] = 2);
+    assert_eq!(
+        Advertisement::decode(&ah, SRC, DST),
+        Err(Error::AuthType(2))
+    );
+    let v3 = Advertisement {
+        version: Version::V3,
+        ..a
+    };
+    assert!(matches!(v3.encode(SRC, DST), Err(Error::Encode(_))));
 }

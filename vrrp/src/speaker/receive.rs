@@ -62,6 +62,11 @@ pub(super) fn check(
         counters.dropped_version += 1;
         return None;
     }
+    if advert.password != config.password {
+        // v2 auth type or password other than ours (RFC 3768 §7.1).
+        counters.dropped_auth += 1;
+        return None;
+    }
     let ours = config.addresses.iter().map(|(a, _)| *a);
     let same_addresses = advert.addresses.len() == config.addresses.len()
         && ours.into_iter().all(|a| advert.addresses.contains(&a));
@@ -114,6 +119,7 @@ mod tests {
             unicast_peers: vec![],
             garp_count: 5,
             garp_interval: Duration::from_millis(100),
+            password: None,
         }
     }
 
@@ -124,6 +130,7 @@ mod tests {
             priority: 120,
             interval: Duration::from_secs(1),
             addresses: addresses.into_iter().map(IpAddr::from).collect(),
+            password: None,
         }
     }
 
@@ -275,6 +282,24 @@ mod tests {
         );
         a.priority = 255;
         assert!(run(&c, &wire(&a, PEER, MULTICAST_GROUP, 255)).0.is_some());
+    }
+
+    #[test]
+    fn v2_passwords_must_match() {
+        let mut c = config(Version::V2);
+        c.password = Some(*b"s3cret\0\0");
+        let mut a = advert(Version::V2, 51, vec![VIP]);
+        let dropped = |c: &SpeakerConfig, a: &Advertisement| {
+            let (event, counters) = run(c, &wire(a, PEER, MULTICAST_GROUP, 255));
+            (event.is_none(), counters.dropped_auth)
+        };
+        assert_eq!(dropped(&c, &a), (true, 1), "no authentication");
+        a.password = Some(*b"s3cre7\0\0");
+        assert_eq!(dropped(&c, &a), (true, 1), "another password");
+        a.password = c.password;
+        assert_eq!(dropped(&c, &a), (false, 0));
+        c.password = None;
+        assert_eq!(dropped(&c, &a), (true, 1), "a password where none is set");
     }
 
     #[test]

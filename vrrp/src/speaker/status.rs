@@ -60,6 +60,8 @@ pub struct Counters {
     pub dropped_vrid: u64,
     /// Dropped: another VRRP version.
     pub dropped_version: u64,
+    /// Dropped (v2): another authentication type or password.
+    pub dropped_auth: u64,
     /// Dropped: truncated, bad checksum, bad fields.
     pub dropped_malformed: u64,
     /// Dropped (v2): another advertisement interval.
@@ -78,6 +80,7 @@ impl Counters {
             + self.dropped_peer
             + self.dropped_vrid
             + self.dropped_version
+            + self.dropped_auth
             + self.dropped_malformed
             + self.dropped_interval
             + self.dropped_addresses
