@@ -1102,8 +1102,8 @@ fn measure_apply_to_applied_latency() {
 
 /// VRRP through the operator (needs root): two dataplanes in network
 /// namespaces elect a master for a VirtualIP applied with kubectl; its status
-/// names the master and each node's state, and follows a failover with an
-/// Event.
+/// names the master and each node's state, reports a split brain while the
+/// nodes cannot hear each other, and follows a failover with an Event.
 #[test]
 fn virtual_ip_status_shows_the_master_and_follows_a_failover() {
     let mut world = World::new("vrrp");
@@ -1154,6 +1154,37 @@ fn virtual_ip_status_shows_the_master_and_follows_a_failover() {
             {"node": "n2", "state": "Backup", "priority": 110},
         ])
     );
+
+    // The nodes stop hearing each other: both are Master, and the status
+    // says so instead of naming one; once they hear each other again, n2
+    // (110) steps down.
+    let ready = |world: &World| {
+        let s = status(world);
+        let conditions = s["conditions"].as_array().cloned().unwrap_or_default();
+        let ready = conditions.iter().find(|c| c["type"] == "Ready").cloned();
+        (s["master"].clone(), ready.unwrap_or_default())
+    };
+    lab.isolate(1, true);
+    lab.isolate(2, true);
+    lab.wait_holds(2, "10.88.0.100", Duration::from_secs(3));
+    let (master, split) = eventually(Duration::from_secs(15), "MultipleMasters", || {
+        let (master, ready) = ready(&world);
+        (ready["reason"] == "MultipleMasters").then_some((master, ready))
+    });
+    assert_eq!(
+        (&master, &split["status"]),
+        (&Value::Null, &json!("False")),
+        "{split}"
+    );
+    let message = split["message"].as_str().unwrap();
+    assert!(message.starts_with("n1, n2 are all Master"), "{message}");
+    lab.isolate(1, false);
+    lab.isolate(2, false);
+    lab.wait_sole_holder(1, "10.88.0.100", Duration::from_secs(3));
+    eventually(Duration::from_secs(15), "n1 as master again", || {
+        let (master, ready) = ready(&world);
+        (master == "n1" && ready["reason"] == "MasterElected").then_some(())
+    });
 
     // The master's dataplane dies: n2 takes over, and the status says so.
     world.dataplanes[0].0.child.kill().unwrap();

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -80,6 +80,9 @@ pub struct DataplaneStatus {
     /// VRRP state per VirtualIP; absent on dataplanes without VRRP.
     #[serde(default, rename = "virtualIPs")]
     pub virtual_ips: Vec<VirtualIpState>,
+    /// When the operator read it, in ms since the Unix epoch (0: unknown).
+    #[serde(skip)]
+    pub read_at_unix_ms: u64,
 }
 
 /// One backend's servers as a dataplane reports them.
@@ -131,6 +134,17 @@ pub struct VirtualIpState {
     /// Address of the current master, as this node sees it.
     #[serde(default)]
     pub master: Option<String>,
+    /// The last state change.
+    #[serde(default, rename = "lastTransition")]
+    pub last_transition: Option<VrrpTransition>,
+}
+
+/// When a VRRP instance last changed state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VrrpTransition {
+    /// In ms since the Unix epoch, by the dataplane node's clock.
+    pub at_unix_ms: u64,
 }
 
 #[derive(Deserialize)]
@@ -220,7 +234,11 @@ impl AdminClient {
         if status != StatusCode::OK {
             return Err(unexpected(address, status, &text));
         }
-        serde_json::from_slice(&text).map_err(|e| bad_body(address, status, &text, e))
+        let mut read: DataplaneStatus =
+            serde_json::from_slice(&text).map_err(|e| bad_body(address, status, &text, e))?;
+        read.read_at_unix_ms = (SystemTime::now().duration_since(UNIX_EPOCH))
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Ok(read)
     }
 
     async fn call(

@@ -111,6 +111,29 @@ fn reason_of(error: &RenderError) -> &'static str {
     }
 }
 
+/// How long two nodes must both have been Master, by their reports, to be
+/// taken as a split brain rather than a handover (where the old master steps
+/// down within a millisecond, but its report can be up to a poll old).
+const SPLIT_BRAIN_OVERLAP_MS: u64 = 1000;
+
+/// The nodes that were Master at the same time for at least
+/// [`SPLIT_BRAIN_OVERLAP_MS`]: each report shows its node Master from its last
+/// transition until it was read, so two overlap from the later transition to
+/// the earlier read. Empty when at most one node is Master.
+fn split_brain(masters: &[(String, u64, u64)]) -> Vec<String> {
+    let mut split = Vec::new();
+    for (i, (a, a_since, a_read)) in masters.iter().enumerate() {
+        let overlaps = masters.iter().enumerate().any(|(j, (_, b_since, b_read))| {
+            let (from, to) = ((*a_since).max(*b_since), (*a_read).min(*b_read));
+            i != j && to >= from + SPLIT_BRAIN_OVERLAP_MS
+        });
+        if overlaps {
+            split.push(a.clone());
+        }
+    }
+    split
+}
+
 /// The Programmed verdict of an object: `accepted` tells whether it is in the config.
 pub fn programmed(accepted: bool, p: &Programming) -> Verdict {
     let progress = format!(
@@ -302,6 +325,8 @@ pub fn virtual_ip_status(
     let old = existing.map(|s| s.conditions.as_slice()).unwrap_or(&[]);
     let name = key.rsplit('/').next().unwrap_or(key);
     let mut nodes: Vec<NodeVrrpState> = Vec::new();
+    // Nodes reporting Master: (node, Master since, report read at), Unix ms.
+    let mut masters: Vec<(String, u64, u64)> = Vec::new();
     for report in reports {
         let Some(status) = &report.status else {
             continue;
@@ -311,6 +336,10 @@ pub fn virtual_ip_status(
             .unwrap_or_else(|| report.target.pod.clone());
         let states = status.virtual_ips.iter();
         if let Some(v) = states.clone().find(|v| v.name == key || v.name == name) {
+            if v.state == "Master" {
+                let since = v.last_transition.as_ref().map_or(0, |t| t.at_unix_ms);
+                masters.push((node.clone(), since, status.read_at_unix_ms));
+            }
             nodes.push(NodeVrrpState {
                 node,
                 state: v.state.clone(),
@@ -319,15 +348,30 @@ pub fn virtual_ip_status(
         }
     }
     nodes.sort_by(|a, b| a.node.cmp(&b.node));
-    let master = (nodes.iter())
-        .find(|n| n.state == "Master")
-        .map(|n| n.node.clone());
+    masters.sort();
+    let split = split_brain(&masters);
+    // During a handover the old master's report can lag a poll behind: the
+    // node that became Master last is the master.
+    let master = (masters.iter())
+        .max_by_key(|(_, since, _)| *since)
+        .map(|(node, _, _)| node.clone())
+        .filter(|_| split.is_empty());
     let mut conditions = accepted_and_programmed(errors, p, generation, old, now);
     let ready = match &master {
         Some(m) => Verdict {
             status: true,
             reason: "MasterElected",
             message: format!("{m} holds the addresses"),
+        },
+        None if !split.is_empty() => Verdict {
+            status: false,
+            reason: "MultipleMasters",
+            message: format!(
+                "{} are all Master and hold the addresses: they do not hear each other's \
+                 advertisements (multicast filtered between them, unicast peers missing, or \
+                 another VRRP version, interval or password)",
+                split.join(", ")
+            ),
         },
         None => Verdict {
             status: false,

@@ -144,6 +144,17 @@ impl Lab {
         ip(&["link", "set", &host, "up"]);
     }
 
+    /// Isolates node `i`'s bridge port (`on`) or lets it talk again: isolated
+    /// ports reach only ports that are not, so two isolated nodes stop
+    /// hearing each other while the client and the host still reach both.
+    pub fn isolate(&self, i: usize, on: bool) {
+        let port = format!("{}v{}", self.prefix, i - 1);
+        let state = if on { "on" } else { "off" };
+        let args = ["link", "set", "dev", &port, "isolated", state];
+        let out = self.run(&self.bridge(), "bridge", &args);
+        assert!(out.status.success(), "bridge {args:?}: {out:?}");
+    }
+
     fn bridge(&self) -> String {
         format!("{}br", self.prefix)
     }

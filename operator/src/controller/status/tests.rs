@@ -4,7 +4,9 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::*;
 use crate::fleet::Target;
-use crate::push::{BackendHealth, DataplaneStatus, LastCheck, ServerHealth, VirtualIpState};
+use crate::push::{
+    BackendHealth, DataplaneStatus, LastCheck, ServerHealth, VirtualIpState, VrrpTransition,
+};
 
 fn at(second: i64) -> Time {
     Time(Timestamp::from_second(second).unwrap())
@@ -190,6 +192,7 @@ fn virtual_ip_status_names_the_master_and_each_node() {
             state: state.into(),
             priority,
             master: None,
+            last_transition: None,
         }],
         ..Default::default()
     };
@@ -214,4 +217,63 @@ fn virtual_ip_status_names_the_master_and_each_node() {
         ("True", "MasterElected")
     );
     assert_eq!(ready.observed_generation, Some(4));
+}
+
+/// A dataplane report of VirtualIP default/vip1: `state` since `since`, read
+/// at `read` (Unix ms).
+fn vrrp_report(pod: &str, state: &str, since: u64, read: u64) -> Report {
+    let status = DataplaneStatus {
+        virtual_ips: vec![VirtualIpState {
+            name: "default/vip1".into(),
+            state: state.into(),
+            priority: 100,
+            master: None,
+            last_transition: Some(VrrpTransition { at_unix_ms: since }),
+        }],
+        read_at_unix_ms: read,
+        ..Default::default()
+    };
+    report(pod, PushState::Applied(1), Some(status))
+}
+
+fn ready_of(reports: &[Report]) -> (Option<String>, String, String) {
+    let p = Programming::of(1, reports);
+    let s = virtual_ip_status("default/vip1", Some(1), None, &[], &p, reports, &at(1));
+    let ready = s.conditions.iter().find(|c| c.type_ == READY).unwrap();
+    (s.master, ready.reason.clone(), ready.message.clone())
+}
+
+#[test]
+fn two_masters_at_once_are_a_split_brain_not_a_master() {
+    let reports = [
+        vrrp_report("a", "Master", 1_000, 60_000),
+        vrrp_report("b", "Master", 30_000, 61_000),
+        vrrp_report("c", "Backup", 1_000, 60_500),
+    ];
+    let (master, reason, message) = ready_of(&reports);
+    assert_eq!((master, reason.as_str()), (None, "MultipleMasters"));
+    assert!(
+        message.starts_with("node-a, node-b are all Master and hold the addresses"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_handover_seen_through_a_stale_report_names_the_new_master() {
+    // b took over at 59.5 s; a's report, read at 59.9 s, still says Master.
+    let reports = [
+        vrrp_report("a", "Master", 1_000, 59_900),
+        vrrp_report("b", "Master", 59_500, 61_000),
+    ];
+    let (master, reason, _) = ready_of(&reports);
+    assert_eq!(
+        (master.as_deref(), reason.as_str()),
+        (Some("node-b"), "MasterElected")
+    );
+    // Both still Master a second later: a real split brain.
+    let reports = [
+        vrrp_report("a", "Master", 1_000, 60_600),
+        vrrp_report("b", "Master", 59_500, 61_000),
+    ];
+    assert_eq!(ready_of(&reports).1, "MultipleMasters");
 }
