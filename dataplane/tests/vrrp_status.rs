@@ -21,9 +21,8 @@ use serde_json::Value;
 
 const NAME: &str = "fairlead-dataplane";
 
-/// Sends VRRP datagrams to 224.0.0.18 from the client namespace: argv[1] is
-/// the kind of packet.
-const INJECT: &str = r#"
+/// What the packet senders below share: the Internet checksum.
+const CHECKSUM: &str = r#"
 import socket, struct, sys
 
 def checksum(data):
@@ -33,7 +32,11 @@ def checksum(data):
     while s >> 16:
         s = (s & 0xffff) + (s >> 16)
     return ~s & 0xffff
+"#;
 
+/// Sends VRRP datagrams to 224.0.0.18 from the client namespace: argv[1] is
+/// the kind of packet.
+const INJECT: &str = r#"
 def v2(vrid):
     body = struct.pack("!BBBBBBH4s8s", 0x21, vrid, 200, 1, 0, 1, 0, socket.inet_aton("10.88.0.100"), b"\0" * 8)
     return body[:6] + struct.pack("!H", checksum(body)) + body[8:]
@@ -61,16 +64,6 @@ for _ in range(3):
 /// The same over IPv6, to ff02::12 from fd88::200: the checksum covers the
 /// IPv6 pseudo-header; "version" is a VRRPv2 packet, which IPv6 never carries.
 const INJECT6: &str = r#"
-import socket, struct, sys
-
-def checksum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return ~s & 0xffff
-
 SRC, GROUP = "fd88::200", "ff02::12"
 VIP = socket.inet_pton(socket.AF_INET6, "fd88::100")
 
@@ -201,7 +194,8 @@ fn check_status_and_drops(address: &str, prefix_len: u8, inject: &str) -> Value 
     assert!(vip["counters"]["sent"].as_u64().unwrap() >= 1);
 
     for kind in ["ttl", "version", "corrupt", "truncated", "other-vrid"] {
-        let out = lab.run(&lab.client(), "python3", &["-c", inject, kind]);
+        let script = format!("{CHECKSUM}{inject}");
+        let out = lab.run(&lab.client(), "python3", &["-c", &script, kind]);
         assert!(out.status.success(), "inject {kind}: {out:?}");
     }
     let deadline = Instant::now() + Duration::from_secs(5);

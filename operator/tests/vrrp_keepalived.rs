@@ -133,37 +133,62 @@ fn vrrp_v2_keepalived_master_dies_then_preempts_fairlead() {
     let dir = fairlead_manifests("keepalived-v2", 2, "1s", 120);
     let lab = lab();
     let conf = keepalived_conf(&dir, 2, "1", 130);
-    let keepalived = Keepalived::start(&lab, &dir, &conf);
-    let mut fairlead = start_fairlead(&lab, &dir);
-    // keepalived (130), started first, becomes master; fairlead (120) follows it.
-    lab.wait_sole_holder(2, VIP, Duration::from_secs(6));
-    lab.assert_steady(2, VIP, Duration::from_millis(1500));
-    assert_eq!(lab.who_answers(VIP, 80), "n2");
+    let interval = Duration::from_secs(1);
+    keepalived_master_dies_then_preempts_fairlead(&lab, &dir, &conf, interval, VIP, 24);
+}
+
+/// keepalived (130) on node 2 and fairlead (120) on node 1 hold `vip`, with
+/// adverts every `interval`: fairlead follows keepalived, takes over when it
+/// crashes, and is preempted when it returns, naming keepalived's address
+/// (IPv6: link-local) as the reason.
+fn keepalived_master_dies_then_preempts_fairlead(
+    lab: &Lab,
+    dir: &Path,
+    conf: &Path,
+    interval: Duration,
+    vip: &str,
+    prefix_len: u8,
+) {
+    // Master_Down_Interval is about 3.5 intervals.
+    let master_down = interval * 4;
+    let keepalived = Keepalived::start(lab, dir, conf);
+    let mut fairlead = start_fairlead(lab, dir);
+    // keepalived (130), started first, becomes master; fairlead (120) reads
+    // its advertisements and stays Backup past its own Master_Down_Interval.
+    lab.wait_sole_holder(2, vip, master_down + Duration::from_secs(2));
+    lab.assert_steady(2, vip, master_down.max(Duration::from_secs(1)));
+    assert_eq!(lab.who_answers(vip, 80), "n2");
     assert!(fairlead.lines().iter().all(|l| !l.contains("to=Master")));
 
     keepalived.crash();
-    // 3 × 1 s + skew (0.53 s) after keepalived's last advertisement.
-    fairlead.wait_for("to=Master", Duration::from_millis(4000));
-    lab.wait_holds(1, VIP, Duration::from_secs(1));
+    fairlead.wait_for("to=Master", master_down + Duration::from_millis(500));
+    lab.wait_holds(1, vip, Duration::from_secs(1));
     let _ = std::fs::remove_file(dir.join("keepalived.pid"));
     lab.run(
         &lab.node(2),
         "ip",
-        &["addr", "del", &format!("{VIP}/24"), "dev", "eth0"],
+        &["addr", "del", &format!("{vip}/{prefix_len}"), "dev", "eth0"],
     );
-    assert_eq!(lab.who_answers(VIP, 80), "n1");
+    assert_eq!(lab.who_answers(vip, 80), "n1");
 
     // keepalived returns with the higher priority and preempts fairlead.
-    let mut keepalived = Keepalived::start(&lab, &dir, &conf);
-    keepalived
-        .proc
-        .wait_for("Entering MASTER STATE", Duration::from_secs(6));
-    fairlead.wait_for(
-        "to=Backup reason=10.88.0.2 advertised priority 130",
+    let mut keepalived = Keepalived::start(lab, dir, conf);
+    keepalived.proc.wait_for(
+        "Entering MASTER STATE",
+        master_down + Duration::from_secs(2),
+    );
+    let source = if vip.contains(':') {
+        "fe80::"
+    } else {
+        "10.88.0.2"
+    };
+    let line = fairlead.wait_for(
+        &format!("to=Backup reason={source}"),
         Duration::from_secs(2),
     );
-    lab.wait_sole_holder(2, VIP, Duration::from_secs(2));
-    assert_eq!(lab.who_answers(VIP, 80), "n2");
+    assert!(line.contains("advertised priority 130"), "{line}");
+    lab.wait_sole_holder(2, vip, Duration::from_secs(2));
+    assert_eq!(lab.who_answers(vip, 80), "n2");
 }
 
 #[test]
@@ -171,13 +196,27 @@ fn vrrp_v3_fairlead_master_dies_then_preempts_keepalived() {
     let dir = fairlead_manifests("keepalived-v3", 3, "100ms", 130);
     let lab = lab();
     let conf = keepalived_conf(&dir, 3, "0.1", 120);
-    let mut keepalived = Keepalived::start(&lab, &dir, &conf);
-    let mut fairlead = start_fairlead(&lab, &dir);
-    // keepalived may win the first election alone; fairlead (130) preempts it.
+    fairlead_master_dies_then_preempts_keepalived(&lab, &dir, &conf, VIP, 24);
+}
+
+/// fairlead (130) on node 1 and keepalived (120) on node 2 hold `vip`:
+/// keepalived follows fairlead, takes over when it is SIGKILLed and is
+/// preempted when it returns.
+fn fairlead_master_dies_then_preempts_keepalived(
+    lab: &Lab,
+    dir: &Path,
+    conf: &Path,
+    vip: &str,
+    prefix_len: u8,
+) {
+    let mut keepalived = Keepalived::start(lab, dir, conf);
+    let mut fairlead = start_fairlead(lab, dir);
+    // keepalived may win the first election alone; fairlead (130) preempts
+    // it, and keepalived (120) stays Backup on its advertisements.
     fairlead.wait_for("to=Master", Duration::from_secs(3));
-    lab.wait_sole_holder(1, VIP, Duration::from_secs(3));
-    lab.assert_steady(1, VIP, Duration::from_millis(800));
-    assert_eq!(lab.who_answers(VIP, 80), "n1");
+    lab.wait_sole_holder(1, vip, Duration::from_secs(3));
+    lab.assert_steady(1, vip, Duration::from_millis(1000));
+    assert_eq!(lab.who_answers(vip, 80), "n1");
 
     fairlead.signal("KILL");
     fairlead.wait_exit(Duration::from_secs(5));
@@ -185,22 +224,22 @@ fn vrrp_v3_fairlead_master_dies_then_preempts_keepalived() {
     keepalived
         .proc
         .wait_for("Entering MASTER STATE", Duration::from_secs(2));
-    lab.wait_holds(2, VIP, Duration::from_secs(1));
+    lab.wait_holds(2, vip, Duration::from_secs(1));
     lab.run(
         &lab.node(1),
         "ip",
-        &["addr", "del", &format!("{VIP}/24"), "dev", "eth0"],
+        &["addr", "del", &format!("{vip}/{prefix_len}"), "dev", "eth0"],
     );
-    assert_eq!(lab.who_answers(VIP, 80), "n2");
+    assert_eq!(lab.who_answers(vip, 80), "n2");
 
     // fairlead returns with the higher priority and preempts keepalived.
-    let mut fairlead = start_fairlead(&lab, &dir);
+    let mut fairlead = start_fairlead(lab, dir);
     fairlead.wait_for("to=Master", Duration::from_secs(2));
     keepalived
         .proc
         .wait_for("Entering BACKUP STATE", Duration::from_secs(2));
-    lab.wait_sole_holder(1, VIP, Duration::from_secs(2));
-    assert_eq!(lab.who_answers(VIP, 80), "n1");
+    lab.wait_sole_holder(1, vip, Duration::from_secs(2));
+    assert_eq!(lab.who_answers(vip, 80), "n1");
 }
 
 #[test]
@@ -209,35 +248,8 @@ fn ipv6_keepalived_master_dies_then_preempts_fairlead() {
     let dir = vip::manifests_for("keepalived-v6-a", &format!("{VIP6}/64"), &spec, "");
     let lab = lab_for(VIP6);
     let conf = keepalived_conf_for(&dir, &format!("{VIP6}/64"), 3, "0.1", 130, "");
-    let keepalived = Keepalived::start(&lab, &dir, &conf);
-    let mut fairlead = start_fairlead(&lab, &dir);
-    // fairlead (120) reads keepalived's (130) IPv6 advertisements and stays Backup.
-    lab.wait_sole_holder(2, VIP6, Duration::from_secs(3));
-    lab.assert_steady(2, VIP6, Duration::from_millis(1000));
-    assert_eq!(lab.who_answers(VIP6, 80), "n2");
-    assert!(fairlead.lines().iter().all(|l| !l.contains("to=Master")));
-
-    keepalived.crash();
-    fairlead.wait_for("to=Master", Duration::from_secs(2));
-    lab.wait_holds(1, VIP6, Duration::from_secs(1));
-    let _ = std::fs::remove_file(dir.join("keepalived.pid"));
-    lab.run(
-        &lab.node(2),
-        "ip",
-        &["addr", "del", &format!("{VIP6}/64"), "dev", "eth0"],
-    );
-    assert_eq!(lab.who_answers(VIP6, 80), "n1");
-
-    // keepalived returns with the higher priority and preempts fairlead,
-    // which names keepalived's link-local source as the reason.
-    let mut keepalived = Keepalived::start(&lab, &dir, &conf);
-    keepalived
-        .proc
-        .wait_for("Entering MASTER STATE", Duration::from_secs(3));
-    let line = fairlead.wait_for("to=Backup reason=fe80::", Duration::from_secs(2));
-    assert!(line.contains("advertised priority 130"), "{line}");
-    lab.wait_sole_holder(2, VIP6, Duration::from_secs(2));
-    assert_eq!(lab.who_answers(VIP6, 80), "n2");
+    let interval = Duration::from_millis(100);
+    keepalived_master_dies_then_preempts_fairlead(&lab, &dir, &conf, interval, VIP6, 64);
 }
 
 #[test]
@@ -246,34 +258,7 @@ fn ipv6_fairlead_master_dies_then_preempts_keepalived() {
     let dir = vip::manifests_for("keepalived-v6-b", &format!("{VIP6}/64"), &spec, "");
     let lab = lab_for(VIP6);
     let conf = keepalived_conf_for(&dir, &format!("{VIP6}/64"), 3, "0.1", 120, "");
-    let mut keepalived = Keepalived::start(&lab, &dir, &conf);
-    let mut fairlead = start_fairlead(&lab, &dir);
-    // keepalived (120) reads fairlead's (130) advertisements and stays Backup.
-    fairlead.wait_for("to=Master", Duration::from_secs(3));
-    lab.wait_sole_holder(1, VIP6, Duration::from_secs(3));
-    lab.assert_steady(1, VIP6, Duration::from_millis(1000));
-    assert_eq!(lab.who_answers(VIP6, 80), "n1");
-
-    fairlead.signal("KILL");
-    fairlead.wait_exit(Duration::from_secs(5));
-    keepalived
-        .proc
-        .wait_for("Entering MASTER STATE", Duration::from_secs(2));
-    lab.wait_holds(2, VIP6, Duration::from_secs(1));
-    lab.run(
-        &lab.node(1),
-        "ip",
-        &["addr", "del", &format!("{VIP6}/64"), "dev", "eth0"],
-    );
-    assert_eq!(lab.who_answers(VIP6, 80), "n2");
-
-    let mut fairlead = start_fairlead(&lab, &dir);
-    fairlead.wait_for("to=Master", Duration::from_secs(2));
-    keepalived
-        .proc
-        .wait_for("Entering BACKUP STATE", Duration::from_secs(2));
-    lab.wait_sole_holder(1, VIP6, Duration::from_secs(2));
-    assert_eq!(lab.who_answers(VIP6, 80), "n1");
+    fairlead_master_dies_then_preempts_keepalived(&lab, &dir, &conf, VIP6, 64);
 }
 
 #[test]
