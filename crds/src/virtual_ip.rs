@@ -171,7 +171,7 @@ pub struct VirtualIPStatus {
 pub struct NodeVrrpState {
     /// Kubernetes node name. Required.
     pub node: String,
-    /// VRRP state: `Initialize`, `Backup`, `Master`, or `Fault` (VRRP cannot start there yet: no such interface or no address of its own on it; retried every second). Required.
+    /// VRRP state: `Initialize`, `Backup`, `Master`, or `Fault` (VRRP cannot run there now: no such interface, the interface down, or no address of its own on it; retried every second). Required.
     pub state: String,
     /// Current effective priority. Required.
     pub priority: i32,

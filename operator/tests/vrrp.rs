@@ -180,6 +180,39 @@ fn ipv6_master_failover_neighbour_advertisements_and_preemption() {
 }
 
 #[test]
+fn a_master_whose_link_goes_down_leaves_and_returns_when_it_is_up() {
+    for (vip, prefix) in [(VIP, 24), (VIP6, 64)] {
+        let name = format!("vrrp-flap-{prefix}");
+        let spec = format!(
+            "  advertInterval: {INTERVAL_MS}ms\n  priorities: [{{node: n1, priority: 120}}, {{node: n2, priority: 110}}]\n"
+        );
+        let dir = vip::manifests_for(&name, &format!("{vip}/{prefix}"), &spec, "");
+        let mut lab = Lab::new(2);
+        for i in 1..=2 {
+            lab.name_server(i, &format!("n{i}"), "127.0.0.1", 9000);
+        }
+        let mut procs: Vec<Proc> = (1..=2).map(|i| start(&lab, i, &dir)).collect();
+        lab.wait_sole_holder(1, vip, Duration::from_secs(3));
+        let link = |state: &str| {
+            let out = lab.run(&lab.node(1), "ip", &["link", "set", "eth0", state]);
+            assert!(out.status.success(), "{out:?}");
+        };
+        // Like Keepalived's FAULT state: n1 leaves the election and removes
+        // the address (the kernel would keep an IPv4 one, and flush an IPv6
+        // one behind a master's back).
+        link("down");
+        procs[0].wait_for("interface down (or gone)", Duration::from_secs(1));
+        lab.wait_sole_holder(2, vip, Duration::from_secs(2));
+        std::thread::sleep(Duration::from_millis(500));
+        link("up");
+        procs[0].wait_for("VRRP started after a fault", Duration::from_secs(3));
+        lab.wait_sole_holder(1, vip, Duration::from_secs(3));
+        lab.assert_steady(1, vip, Duration::from_millis(500));
+        assert_eq!(lab.who_answers(vip, 80), "n1", "{vip}");
+    }
+}
+
+#[test]
 fn nopreempt_keeps_the_new_master_when_a_better_node_returns() {
     let dir = manifests("vrrp-nopreempt", "  preempt: false\n", "");
     let (lab, mut procs) = three_nodes(&dir);

@@ -22,6 +22,9 @@ pub use status::{Counters, SpeakerStatus, TransitionStatus};
 /// How often a speaker in `Fault` tries to set itself up again.
 pub const FAULT_RETRY: Duration = Duration::from_secs(1);
 
+/// How often a running speaker looks at its interface's link.
+const LINK_CHECK: Duration = Duration::from_millis(100);
+
 /// How long [`Speaker::stop`] waits for the priority-0 advertisement and the
 /// address removal before giving up on the task.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -59,6 +62,8 @@ pub struct SpeakerConfig {
 pub enum SpeakerError {
     #[error("VirtualIP {name}: interface {interface:?} does not exist")]
     NoInterface { name: String, interface: String },
+    #[error("VirtualIP {name}: interface {interface} is down (not up, or no carrier)")]
+    LinkDown { name: String, interface: String },
     #[error("VirtualIP {name}: interface {interface} has no {wanted} of its own to send VRRP from")]
     NoPrimaryAddress {
         name: String,
@@ -162,12 +167,13 @@ fn instance_config(config: &SpeakerConfig, primary: IpAddr) -> InstanceConfig {
     }
 }
 
-/// Sets the speaker up and runs it; in `Fault`, retries the set-up until it
-/// works or the speaker is stopped. Priorities set meanwhile are kept.
+/// Sets the speaker up and runs it; in `Fault` (it cannot be set up, or its
+/// link went down while running), retries the set-up until it works or the
+/// speaker is stopped. Priorities set meanwhile are kept.
 async fn supervise(
     config: SpeakerConfig,
     netlink: Netlink,
-    status: watch::Sender<SpeakerStatus>,
+    mut status: watch::Sender<SpeakerStatus>,
     mut control: mpsc::UnboundedReceiver<Control>,
 ) {
     let mut priority = None;
@@ -179,10 +185,10 @@ async fn supervise(
                     tracing::info!(virtual_ip = %config.name, "VRRP started after a fault");
                 }
                 let runner = Runner {
-                    config,
+                    config: config.clone(),
                     link: ready.link,
                     primary: ready.primary,
-                    netlink,
+                    netlink: netlink.clone(),
                     sender: ready.sender,
                     instance: ready.instance,
                     origin: tokio::time::Instant::now(),
@@ -191,11 +197,17 @@ async fn supervise(
                     counters: Counters::default(),
                     announcer: ready.announcer,
                     announcing: None,
+                    set_priority: priority,
                 };
-                runner
-                    .run(ready.receiver, ready.timer, control, priority)
-                    .await;
-                return;
+                match (runner.run(ready.receiver, ready.timer, &mut control)).await {
+                    Ended::Stopped => return,
+                    Ended::LinkDown(sender, set) => {
+                        (status, priority) = (sender, set);
+                        last_error.clear();
+                        // The set-up now fails, reporting Fault, until the link is back.
+                        continue;
+                    }
+                }
             }
             Err(error) => {
                 let error = error.to_string();
@@ -244,6 +256,12 @@ async fn setup(config: &SpeakerConfig, netlink: &Netlink) -> Result<Ready, Speak
             name: config.name.clone(),
             interface: config.interface.clone(),
         })?;
+    if !link.up {
+        return Err(SpeakerError::LinkDown {
+            name: config.name.clone(),
+            interface: config.interface.clone(),
+        });
+    }
     let on_link: Vec<_> = (netlink.addresses().await)
         .map_err(io("reading addresses"))?
         .into_iter()
@@ -366,6 +384,18 @@ struct Runner {
     announcer: Option<Arc<Mutex<Announcer>>>,
     /// The rest of the announcement burst in progress.
     announcing: Option<JoinHandle<()>>,
+    /// The priority set last (tracking), kept for a restart after a fault.
+    set_priority: Option<u8>,
+}
+
+/// How a running speaker ended.
+enum Ended {
+    /// Stopped, or its handle dropped.
+    Stopped,
+    /// Its interface went down (Keepalived's FAULT): the addresses are
+    /// removed; the status sender and the priority set last go back to
+    /// [`supervise`].
+    LinkDown(watch::Sender<SpeakerStatus>, Option<u8>),
 }
 
 impl Runner {
@@ -373,14 +403,16 @@ impl Runner {
         mut self,
         mut receiver: Receiver,
         mut timer: timer::Timer,
-        mut control: mpsc::UnboundedReceiver<Control>,
-        priority: Option<u8>,
-    ) {
+        control: &mut mpsc::UnboundedReceiver<Control>,
+    ) -> Ended {
         self.handle(Event::Startup).await;
-        if let Some(p) = priority {
+        if let Some(p) = self.set_priority {
             self.handle(Event::SetPriority(p.min(self.config.priority)))
                 .await;
         }
+        let mut link_check = tokio::time::interval(LINK_CHECK);
+        link_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut link_down = false;
         loop {
             let deadline =
                 (self.instance.timer()).map(|at| self.origin + Duration::from_micros(at.0));
@@ -391,6 +423,7 @@ impl Runner {
                 biased;
                 command = control.recv() => match command {
                     Some(Control::SetPriority(p)) => {
+                        self.set_priority = Some(p);
                         let p = p.min(self.config.priority);
                         self.handle(Event::SetPriority(p)).await;
                     }
@@ -418,9 +451,25 @@ impl Runner {
                     }
                 },
                 () = timer.expired() => self.handle(Event::Timer).await,
+                _ = link_check.tick() => {
+                    // An error reading the link says nothing about it: keep going.
+                    if let Ok(link) = self.netlink.link(&self.config.interface).await
+                        && !link.is_some_and(|l| l.up && l.index == self.link.index)
+                    {
+                        tracing::warn!(virtual_ip = %self.config.name, interface = %self.config.interface,
+                            "interface down (or gone): leaving the election and removing the addresses");
+                        link_down = true;
+                        break;
+                    }
+                }
             }
         }
         self.handle(Event::Shutdown).await;
+        if link_down {
+            Ended::LinkDown(self.status, self.set_priority)
+        } else {
+            Ended::Stopped
+        }
     }
 
     fn now(&self) -> crate::Instant {

@@ -15,8 +15,8 @@ pub struct SpeakerStatus {
     pub name: String,
     pub vrid: u8,
     pub interface: String,
-    /// `Initialize`, `Backup` or `Master`; `Fault` while it cannot start
-    /// (retried every second).
+    /// `Initialize`, `Backup` or `Master`; `Fault` while it cannot run (no
+    /// interface, the link down, no address; retried every second).
     pub state: &'static str,
     /// Why the state is `Fault`.
     #[serde(skip_serializing_if = "Option::is_none")]
