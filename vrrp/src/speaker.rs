@@ -410,8 +410,14 @@ impl Runner {
             self.handle(Event::SetPriority(p.min(self.config.priority)))
                 .await;
         }
-        let mut link_check = tokio::time::interval(LINK_CHECK);
-        link_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Its own task, so a slow netlink answer never holds this loop up.
+        let (down_tx, mut down) = tokio::sync::oneshot::channel();
+        let watcher = tokio::spawn(watch_link(
+            self.netlink.clone(),
+            self.config.interface.clone(),
+            self.link.index,
+            down_tx,
+        ));
         let mut link_down = false;
         loop {
             let deadline =
@@ -451,19 +457,15 @@ impl Runner {
                     }
                 },
                 () = timer.expired() => self.handle(Event::Timer).await,
-                _ = link_check.tick() => {
-                    // An error reading the link says nothing about it: keep going.
-                    if let Ok(link) = self.netlink.link(&self.config.interface).await
-                        && !link.is_some_and(|l| l.up && l.index == self.link.index)
-                    {
-                        tracing::warn!(virtual_ip = %self.config.name, interface = %self.config.interface,
-                            "interface down (or gone): leaving the election and removing the addresses");
-                        link_down = true;
-                        break;
-                    }
+                Ok(()) = &mut down => {
+                    tracing::warn!(virtual_ip = %self.config.name, interface = %self.config.interface,
+                        "interface down (or gone): leaving the election and removing the addresses");
+                    link_down = true;
+                    break;
                 }
             }
         }
+        watcher.abort();
         self.handle(Event::Shutdown).await;
         if link_down {
             Ended::LinkDown(self.status, self.set_priority)
@@ -600,6 +602,25 @@ impl Runner {
             *old = status;
             changed
         });
+    }
+}
+
+/// Looks at interface `name` every [`LINK_CHECK`]; says once when it is down,
+/// gone or replaced (another index). An error reading it says nothing.
+async fn watch_link(
+    netlink: Netlink,
+    name: String,
+    index: u32,
+    down: tokio::sync::oneshot::Sender<()>,
+) {
+    loop {
+        tokio::time::sleep(LINK_CHECK).await;
+        if let Ok(link) = netlink.link(&name).await
+            && !link.is_some_and(|l| l.up && l.index == index)
+        {
+            let _ = down.send(());
+            return;
+        }
     }
 }
 
