@@ -48,20 +48,21 @@ fn kill_and_time_at(lab: &Lab, master: &Proc, address: &str, next: &str) -> u64 
     answered - killed
 }
 
-/// Three nodes, each with its name server; returns the lab and the processes.
-fn three_nodes(dir: &Path) -> (Lab, Vec<Proc>) {
-    let mut lab = Lab::new(3);
-    for i in 1..=3 {
+/// `count` nodes running `fairlead run` on `dir`, each with its name server;
+/// returns the lab and the processes.
+fn nodes(count: usize, dir: &Path) -> (Lab, Vec<Proc>) {
+    let mut lab = Lab::new(count);
+    for i in 1..=count {
         lab.name_server(i, &format!("n{i}"), "127.0.0.1", 9000);
     }
-    let procs = (1..=3).map(|i| start(&lab, i, dir)).collect();
+    let procs = (1..=count).map(|i| start(&lab, i, dir)).collect();
     (lab, procs)
 }
 
 #[test]
 fn one_master_sigkill_failover_and_preemption_on_return() {
     let dir = manifests("vrrp-kill", "", "");
-    let (lab, mut procs) = three_nodes(&dir);
+    let (lab, mut procs) = nodes(3, &dir);
     lab.wait_sole_holder(1, VIP, Duration::from_secs(3));
     lab.assert_steady(1, VIP, Duration::from_millis(600));
     assert_eq!(lab.who_answers(VIP, 80), "n1");
@@ -95,7 +96,7 @@ fn one_master_sigkill_failover_and_preemption_on_return() {
 #[test]
 fn a_graceful_stop_hands_over_within_about_one_interval() {
     let dir = manifests("vrrp-stop", "", "");
-    let (lab, mut procs) = three_nodes(&dir);
+    let (lab, mut procs) = nodes(3, &dir);
     lab.wait_sole_holder(1, VIP, Duration::from_secs(3));
     let probe = lab.probe(VIP, 80, "n2", Duration::from_secs(5));
     let stopped = now_ms();
@@ -115,11 +116,7 @@ fn a_graceful_stop_hands_over_within_about_one_interval() {
 fn gratuitous_arps_move_the_clients_neighbour_entry_as_configured() {
     let garp = "  gratuitousArp: {count: 3, interval: 150ms}\n";
     let dir = manifests("vrrp-garp", garp, "");
-    let mut lab = Lab::new(2);
-    for i in 1..=2 {
-        lab.name_server(i, &format!("n{i}"), "127.0.0.1", 9000);
-    }
-    let procs: Vec<_> = (1..=2).map(|i| start(&lab, i, &dir)).collect();
+    let (lab, procs) = nodes(2, &dir);
     lab.wait_sole_holder(1, VIP, Duration::from_secs(3));
     assert_eq!(lab.who_answers(VIP, 80), "n1");
     assert_eq!(lab.client_neighbour(VIP), Some(lab.mac(1)));
@@ -151,7 +148,7 @@ fn ipv6_master_failover_neighbour_advertisements_and_preemption() {
         "  advertInterval: {INTERVAL_MS}ms\n  priorities: [{{node: n1, priority: 120}}, {{node: n2, priority: 110}}]\n  gratuitousArp: {{count: 3, interval: 150ms}}\n"
     );
     let dir = vip::manifests_for("vrrp-ipv6", &format!("{VIP6}/64"), &spec, "");
-    let (lab, mut procs) = three_nodes(&dir);
+    let (lab, mut procs) = nodes(3, &dir);
     lab.wait_sole_holder(1, VIP6, Duration::from_secs(3));
     lab.assert_steady(1, VIP6, Duration::from_millis(500));
     assert_eq!(lab.who_answers(VIP6, 80), "n1");
@@ -187,11 +184,7 @@ fn a_master_whose_link_goes_down_leaves_and_returns_when_it_is_up() {
             "  advertInterval: {INTERVAL_MS}ms\n  priorities: [{{node: n1, priority: 120}}, {{node: n2, priority: 110}}]\n"
         );
         let dir = vip::manifests_for(&name, &format!("{vip}/{prefix}"), &spec, "");
-        let mut lab = Lab::new(2);
-        for i in 1..=2 {
-            lab.name_server(i, &format!("n{i}"), "127.0.0.1", 9000);
-        }
-        let mut procs: Vec<Proc> = (1..=2).map(|i| start(&lab, i, &dir)).collect();
+        let (lab, mut procs) = nodes(2, &dir);
         lab.wait_sole_holder(1, vip, Duration::from_secs(3));
         let link = |state: &str| {
             let out = lab.run(&lab.node(1), "ip", &["link", "set", "eth0", state]);
@@ -215,7 +208,7 @@ fn a_master_whose_link_goes_down_leaves_and_returns_when_it_is_up() {
 #[test]
 fn nopreempt_keeps_the_new_master_when_a_better_node_returns() {
     let dir = manifests("vrrp-nopreempt", "  preempt: false\n", "");
-    let (lab, mut procs) = three_nodes(&dir);
+    let (lab, mut procs) = nodes(3, &dir);
     lab.wait_sole_holder(1, VIP, Duration::from_secs(3));
     procs[0].signal("KILL");
     // The killed master keeps its address: wait for n2 to hold it too.
@@ -403,11 +396,7 @@ spec:
 fn unicast_peers_elect_and_fail_over() {
     let peers = "  peers: {mode: unicast, addresses: [10.88.0.1, 10.88.0.2]}\n";
     let dir = manifests("vrrp-unicast", peers, "");
-    let mut lab = Lab::new(2);
-    for i in 1..=2 {
-        lab.name_server(i, &format!("n{i}"), "127.0.0.1", 9000);
-    }
-    let procs: Vec<Proc> = (1..=2).map(|i| start(&lab, i, &dir)).collect();
+    let (lab, procs) = nodes(2, &dir);
     lab.wait_sole_holder(1, VIP, Duration::from_secs(3));
     lab.assert_steady(1, VIP, Duration::from_millis(500));
     let failover = kill_and_time(&lab, &procs[0], "n2");
@@ -422,11 +411,7 @@ fn ipv6_unicast_peers_know_each_other_by_their_global_addresses() {
         "  advertInterval: {INTERVAL_MS}ms\n  priorities: [{{node: n1, priority: 120}}, {{node: n2, priority: 110}}]\n  peers: {{mode: unicast, addresses: [\"fd88::1\", \"fd88::2\"]}}\n"
     );
     let dir = vip::manifests_for("vrrp-unicast6", &format!("{VIP6}/64"), &spec, "");
-    let mut lab = Lab::new(2);
-    for i in 1..=2 {
-        lab.name_server(i, &format!("n{i}"), "127.0.0.1", 9000);
-    }
-    let mut procs: Vec<Proc> = (1..=2).map(|i| start(&lab, i, &dir)).collect();
+    let (lab, mut procs) = nodes(2, &dir);
     lab.wait_sole_holder(1, VIP6, Duration::from_secs(3));
     lab.assert_steady(1, VIP6, Duration::from_millis(500));
     let failover = kill_and_time_at(&lab, &procs[0], VIP6, "n2");
