@@ -24,10 +24,15 @@ fn master_down_ms(priority: u64) -> u64 {
 
 /// The VirtualIP spec of these tests: 100 ms adverts, n1: 120, n2: 110, others 100.
 fn manifests(name: &str, vip_extra: &str, backend_extra: &str) -> PathBuf {
+    manifests_at(name, &format!("{VIP}/24"), vip_extra, backend_extra)
+}
+
+/// [`manifests`] with another virtual address (`address/prefix`).
+fn manifests_at(name: &str, address: &str, vip_extra: &str, backend_extra: &str) -> PathBuf {
     let spec = format!(
         "  advertInterval: {INTERVAL_MS}ms\n  priorities: [{{node: n1, priority: 120}}, {{node: n2, priority: 110}}]\n{vip_extra}"
     );
-    vip::manifests(name, &spec, backend_extra)
+    vip::manifests_for(name, address, &spec, backend_extra)
 }
 
 fn start(lab: &Lab, i: usize, dir: &Path) -> Proc {
@@ -144,10 +149,8 @@ fn gratuitous_arps_move_the_clients_neighbour_entry_as_configured() {
 
 #[test]
 fn ipv6_master_failover_neighbour_advertisements_and_preemption() {
-    let spec = format!(
-        "  advertInterval: {INTERVAL_MS}ms\n  priorities: [{{node: n1, priority: 120}}, {{node: n2, priority: 110}}]\n  gratuitousArp: {{count: 3, interval: 150ms}}\n"
-    );
-    let dir = vip::manifests_for("vrrp-ipv6", &format!("{VIP6}/64"), &spec, "");
+    let garp = "  gratuitousArp: {count: 3, interval: 150ms}\n";
+    let dir = manifests_at("vrrp-ipv6", &format!("{VIP6}/64"), garp, "");
     let (lab, mut procs) = nodes(3, &dir);
     lab.wait_sole_holder(1, VIP6, Duration::from_secs(3));
     lab.assert_steady(1, VIP6, Duration::from_millis(500));
@@ -180,10 +183,7 @@ fn ipv6_master_failover_neighbour_advertisements_and_preemption() {
 fn a_master_whose_link_goes_down_leaves_and_returns_when_it_is_up() {
     for (vip, prefix) in [(VIP, 24), (VIP6, 64)] {
         let name = format!("vrrp-flap-{prefix}");
-        let spec = format!(
-            "  advertInterval: {INTERVAL_MS}ms\n  priorities: [{{node: n1, priority: 120}}, {{node: n2, priority: 110}}]\n"
-        );
-        let dir = vip::manifests_for(&name, &format!("{vip}/{prefix}"), &spec, "");
+        let dir = manifests_at(&name, &format!("{vip}/{prefix}"), "", "");
         let (lab, mut procs) = nodes(2, &dir);
         lab.wait_sole_holder(1, vip, Duration::from_secs(3));
         let link = |state: &str| {
@@ -407,10 +407,8 @@ fn unicast_peers_elect_and_fail_over() {
 
 #[test]
 fn ipv6_unicast_peers_know_each_other_by_their_global_addresses() {
-    let spec = format!(
-        "  advertInterval: {INTERVAL_MS}ms\n  priorities: [{{node: n1, priority: 120}}, {{node: n2, priority: 110}}]\n  peers: {{mode: unicast, addresses: [\"fd88::1\", \"fd88::2\"]}}\n"
-    );
-    let dir = vip::manifests_for("vrrp-unicast6", &format!("{VIP6}/64"), &spec, "");
+    let peers = "  peers: {mode: unicast, addresses: [\"fd88::1\", \"fd88::2\"]}\n";
+    let dir = manifests_at("vrrp-unicast6", &format!("{VIP6}/64"), peers, "");
     let (lab, mut procs) = nodes(2, &dir);
     lab.wait_sole_holder(1, VIP6, Duration::from_secs(3));
     lab.assert_steady(1, VIP6, Duration::from_millis(500));
