@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the e2e test binaries (etcd, kube-apiserver, kubectl) from the Go modules in
-# e2e/go/ into ${FAIRLEAD_E2E_BIN:-~/.cache/fairlead-e2e/<k8s version>}, each only when
-# missing, and prints that directory. Go's own caches (GOCACHE, GOMODCACHE) stay where
+# Builds the e2e test binaries, one per Go module in e2e/go/ (etcd, kube-apiserver,
+# kubectl, ...), into ${FAIRLEAD_E2E_BIN:-~/.cache/fairlead-e2e/<k8s version>}, each
+# only when missing or its go.mod changed, and prints that directory. Go's own caches (GOCACHE, GOMODCACHE) stay where
 # `go env` puts them, outside the checkout. Needs Go >= 1.26 and the Go module proxy.
 set -euo pipefail
 cd "$(dirname "$0")/../e2e/go"
@@ -22,11 +22,16 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
   ldflags+=" -X $pkg.gitTreeState=clean"
 done
-for name in etcd kube-apiserver kubectl; do
-  [ -x "$bin/$name" ] && continue
+# One binary per module directory. A binary is rebuilt when its go.mod changed
+# since it was built (the stamp beside it holds a copy).
+for dir in */; do
+  name=${dir%/}
+  [ -f "$name/go.mod" ] || continue
+  [ -x "$bin/$name" ] && cmp -s "$name/go.mod" "$bin/.$name.go.mod" && continue
   echo "building $name into $bin" >&2
   # Into a temporary name first, so an interrupted build never leaves a binary that looks done.
   (cd "$name" && go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$bin/.$name.tmp" .)
   mv "$bin/.$name.tmp" "$bin/$name"
+  cp "$name/go.mod" "$bin/.$name.go.mod"
 done
 echo "$bin"
