@@ -235,18 +235,31 @@ async fn client_certificates_from_the_ca_are_accepted_others_refused() {
     );
     agent.stop().await;
 
-    // Client CA alone: the handshake requires a certificate.
+    // Client CA alone (as the DaemonSet runs it): a probe without a
+    // certificate reaches /healthz and /readyz, nothing else.
     let agent = start(&pki, &["--client-ca"]).await;
     let r = status_with_cert(&pki, &agent, &pki).await;
     assert_eq!(r.status, 200, "{r:?}");
-    let r = curl(&pki, &agent, "/v1/status", &bearer(TOKEN)).await;
-    assert_eq!(r.status, 0, "no certificate, refused at handshake: {r:?}");
-    assert!(
-        r.stderr.starts_with("curl: ("),
-        "a TLS error, not HTTP: {r:?}"
+    let r = curl(&pki, &agent, "/healthz", &[]).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "ok\n"),
+        "a kubelet probe"
     );
+    let r = curl(&pki, &agent, "/readyz", &[]).await;
+    assert_eq!(r.status, 503, "no config yet: {r:?}");
+    for path in ["/v1/status", "/v1/config"] {
+        let r = curl(&pki, &agent, path, &bearer(TOKEN)).await;
+        assert_eq!(r.status, 401, "no certificate, no token accepted: {r:?}");
+        assert_eq!(r.json()["errors"][0], "no client certificate");
+    }
+    let r = push(&pki, &agent, &demo_config(1, &[])).await;
+    assert_eq!(r.status, 401, "a push without a certificate: {r:?}");
     let r = status_with_cert(&pki, &agent, &other).await;
-    assert_eq!(r.status, 0, "{r:?}");
+    assert_eq!(
+        r.status, 0,
+        "a certificate from another CA fails the handshake: {r:?}"
+    );
     let r = curl(&pki, &agent, "/healthz", &client_cert_flags(&pki, "client")).await;
     assert_eq!(r.status, 200, "{r:?}");
     agent.stop().await;

@@ -11,6 +11,7 @@ use clap::{ArgGroup, Parser};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::admin::{self, AdminServer, Api, Auth, Credentials, StateDir};
+use crate::diagnostics::LogFormat;
 use crate::tls::{certs, provider};
 use crate::{Engine, Error, Result};
 
@@ -38,7 +39,7 @@ pub struct Options {
     pub tls_key: PathBuf,
     /// PEM CA certificate(s): callers presenting a client certificate that
     /// chains to one are allowed. Without --token-file a client certificate
-    /// is required.
+    /// is required for /v1/*; /healthz and /readyz need none (kubelet probes).
     #[arg(long, env = "FAIRLEAD_CLIENT_CA", value_name = "PATH")]
     pub client_ca: Option<PathBuf>,
     /// File holding the bearer token callers send (`Authorization: Bearer
@@ -71,6 +72,9 @@ pub struct Options {
     /// before they are closed (500ms, 10s, 1m).
     #[arg(long, env = "FAIRLEAD_SHUTDOWN_GRACE", default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// Log lines as text or JSON (one object per line); RUST_LOG sets the level.
+    #[arg(long, env = "FAIRLEAD_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: LogFormat,
 }
 
 impl Error {
@@ -277,13 +281,10 @@ fn credentials(options: &Options) -> Result<Credentials> {
             reason: "no authentication configured: give --token-file and/or --client-ca".into(),
         });
     }
-    let has_token = options.token_file.is_some();
     let tls =
-        admin::server_config(Arc::new(certified), client_ca, has_token).map_err(|reason| {
-            Error::Flag {
-                flag: "--client-ca",
-                reason,
-            }
+        admin::server_config(Arc::new(certified), client_ca).map_err(|reason| Error::Flag {
+            flag: "--client-ca",
+            reason,
         })?;
     Ok(Credentials {
         tls: Arc::new(tls),

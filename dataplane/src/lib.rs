@@ -11,6 +11,7 @@ pub mod agent;
 pub mod backend;
 pub mod balance;
 pub mod config;
+pub mod diagnostics;
 pub mod engine;
 pub mod health;
 pub mod http;

@@ -212,6 +212,38 @@ async fn unusable_flags_exit_2_naming_the_flag() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_format_json_writes_one_object_per_line() {
+    let out = Command::new(BIN)
+        .args([
+            "--tls-cert",
+            "/nonexistent.crt",
+            "--tls-key",
+            "/k",
+            "--token-file",
+            "/t",
+        ])
+        .env("FAIRLEAD_LOG_FORMAT", "json")
+        .output();
+    let out = tokio::time::timeout(STEP, out).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let line: serde_json::Value = serde_json::from_str(stderr.trim())
+        .unwrap_or_else(|e| panic!("not one JSON line ({e}): {stderr}"));
+    assert_eq!(line["level"], "ERROR", "{line}");
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("--tls-cert: /nonexistent.crt"),
+        "{line}"
+    );
+    let out = Command::new(BIN).args(["--log-format", "xml"]).output();
+    let out = tokio::time::timeout(STEP, out).await.unwrap().unwrap();
+    assert_eq!(out.status.code(), Some(2), "an unknown format is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[possible values: text, json]"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_serve_terminate_and_restart_from_the_state_dir() {
     let pki = dataplane_pki();
     let server = hello_server().await;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use fairlead_dataplane::diagnostics::LogFormat;
 
 use crate::Result;
 use crate::standalone::{self, Build, RunOptions};
@@ -18,6 +19,15 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines as text or JSON (one object per line); RUST_LOG sets the level.
+    #[arg(
+        long,
+        global = true,
+        env = "FAIRLEAD_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    pub log_format: LogFormat,
 }
 
 /// The subcommands.

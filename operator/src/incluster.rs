@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use fairlead_dataplane::diagnostics::LogFormat;
 use kube::Client;
 
 use crate::controller::{self, Settings};
@@ -90,6 +91,9 @@ pub struct OperatorArgs {
         value_parser = clap::value_parser!(u64).range(1..=300)
     )]
     pub status_interval: u64,
+    /// Log lines as text or JSON (one object per line); RUST_LOG sets the level.
+    #[arg(long, env = "FAIRLEAD_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: LogFormat,
 }
 
 impl OperatorArgs {

@@ -83,12 +83,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The admin API's TLS config: serves `key`; with `client_ca`, verifies
-/// client certificates against it, and requires one unless `token_too`
-/// (token-only callers then still reach the handler, which checks the token).
+/// client certificates against it. A certificate is never required at the
+/// handshake, so that a kubelet's probes (which present none) reach
+/// `/healthz` and `/readyz`; every other endpoint requires credentials in
+/// the handler ([`Auth::authorize`]). A certificate presented but not from
+/// the CA still fails the handshake.
 pub fn server_config(
     key: Arc<CertifiedKey>,
     client_ca: Option<Vec<CertificateDer<'static>>>,
-    token_too: bool,
 ) -> Result<ServerConfig, String> {
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -100,13 +102,11 @@ pub fn server_config(
             for cert in certs {
                 roots.add(cert).map_err(|e| e.to_string())?;
             }
-            let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider());
-            let verifier = if token_too {
-                verifier.allow_unauthenticated()
-            } else {
-                verifier
-            };
-            builder.with_client_cert_verifier(verifier.build().map_err(|e| e.to_string())?)
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| e.to_string())?;
+            builder.with_client_cert_verifier(verifier)
         }
     };
     let mut config = builder.with_cert_resolver(Arc::new(Single(key)));

@@ -1,22 +1,14 @@
 //! `fairlead-operator`: the in-cluster operator; see `--help`.
 
-use std::io::IsTerminal;
-
 use anyhow::Context;
 use clap::Parser;
 use fairlead_operator::incluster::{self, OperatorArgs};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = OperatorArgs::parse();
+    fairlead_dataplane::diagnostics::init(args.log_format);
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
         let config = match &args.kubeconfig {
