@@ -1,0 +1,201 @@
+//! `deploy/systemd/fairlead.service`: `systemd-analyze verify` finds no problem,
+//! the sandboxing keeps its exposure score, and the unit's own ExecStart and
+//! ExecReload command lines run the built `fairlead` (serve, reload on SIGHUP).
+//!
+//! The test lives in this crate because Cargo hands the `fairlead` binary's
+//! path (`CARGO_BIN_EXE_fairlead`) only to its own package's tests. `verify`
+//! fails when ExecStart's program does not exist, and the unit names where a
+//! user installs it (/usr/local/bin/fairlead), so the checks run on a copy with
+//! ExecStart pointing at the built binary; nothing else is changed.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{free_port, scratch, web_manifests};
+
+const UNIT: &str = include_str!("../../deploy/systemd/fairlead.service");
+const INSTALLED_BINARY: &str = "/usr/local/bin/fairlead";
+/// Exposure as `systemd-analyze security` scores it, times ten (its
+/// `--threshold` unit); the unit scores 2.2 ("OK") today.
+const EXPOSURE_LIMIT: &str = "25";
+
+fn systemd_analyze(args: &[&str], unit: &Path) -> Output {
+    Command::new("systemd-analyze")
+        .args(args)
+        .arg(unit)
+        .output()
+        .expect(
+            "systemd-analyze is missing: apt-get install systemd (scripts/install-deps.sh does)",
+        )
+}
+
+/// The unit with ExecStart's program replaced by the built binary, written as
+/// `fairlead.service` in a fresh folder (verify reads the unit name from the file name).
+fn unit_copy(name: &str, text: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let unit = dir.join("fairlead.service");
+    assert!(text.contains(&format!("ExecStart={INSTALLED_BINARY} ")));
+    let text = text.replace(
+        &format!("ExecStart={INSTALLED_BINARY} "),
+        &format!("ExecStart={} ", env!("CARGO_BIN_EXE_fairlead")),
+    );
+    std::fs::write(&unit, text).unwrap();
+    (dir, unit)
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+#[test]
+fn systemd_analyze_verify_finds_no_problem() {
+    let (dir, unit) = unit_copy("systemd-verify", UNIT);
+    // --man=no: the Documentation= page is not looked up.
+    let out = systemd_analyze(&["verify", "--man=no"], &unit);
+    assert!(
+        out.status.success() && text(&out).is_empty(),
+        "systemd-analyze verify: {}\n{}",
+        out.status,
+        text(&out)
+    );
+
+    // Warnings alone do not change verify's exit status: the check above
+    // relies on the output, which a misspelt key does produce.
+    let (bad_dir, bad) = unit_copy(
+        "systemd-verify-bad",
+        &UNIT.replace("ProtectSystem=", "ProtectSytem="),
+    );
+    let out = systemd_analyze(&["verify", "--man=no"], &bad);
+    assert!(
+        text(&out).contains("Unknown key 'ProtectSytem'"),
+        "{}",
+        text(&out)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_dir_all(bad_dir).unwrap();
+}
+
+#[test]
+fn sandboxing_keeps_its_exposure_score() {
+    let (dir, unit) = unit_copy("systemd-security", UNIT);
+    let threshold = format!("--threshold={EXPOSURE_LIMIT}");
+    let out = systemd_analyze(&["security", "--offline=yes", &threshold], &unit);
+    let report = text(&out);
+    let overall = report
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or("no overall exposure line");
+    assert!(
+        out.status.success(),
+        "exposure above {EXPOSURE_LIMIT}/10: {overall}\n{report}"
+    );
+    // And the check can fail: without the sandboxing the same threshold is exceeded.
+    let bare: String = UNIT
+        .lines()
+        .filter(|l| !l.starts_with("Protect") && !l.starts_with("Restrict"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let (bare_dir, bare) = unit_copy("systemd-security-bare", &bare);
+    let out = systemd_analyze(&["security", "--offline=yes", &threshold], &bare);
+    assert!(!out.status.success(), "{}", text(&out));
+    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_dir_all(bare_dir).unwrap();
+}
+
+/// The value of `key=` in the unit, split into words (none of ours are quoted).
+fn command_line(key: &str) -> Vec<String> {
+    let line = UNIT
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= in the unit"));
+    line.split_whitespace().map(str::to_owned).collect()
+}
+
+/// A process started from the unit's ExecStart, its log lines on a channel.
+struct Service {
+    child: Child,
+    log: mpsc::Receiver<String>,
+}
+
+impl Service {
+    fn wait_for(&self, needle: &str) {
+        let mut seen = Vec::new();
+        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(10)) {
+            if line.contains(needle) {
+                return;
+            }
+            seen.push(line);
+        }
+        panic!("no log line with {needle:?}; saw:\n{}", seen.join("\n"));
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn exec_start_serves_and_exec_reload_reloads() {
+    let start = command_line("ExecStart");
+    assert_eq!(start[0], INSTALLED_BINARY);
+    assert_eq!(start[1..], ["run", "-f", "/etc/fairlead"]);
+    let dir = scratch("systemd-exec");
+    let file = dir.join("lb.yaml");
+    let port = free_port();
+    std::fs::write(&file, web_manifests(port, "s", 9001, "")).unwrap();
+    // ExecStart with the manifests folder in place of /etc/fairlead, and file
+    // polling slowed down (as /etc/default/fairlead could) so that only
+    // ExecReload can apply the change below.
+    let args = start[1..].iter().map(|a| match a.as_str() {
+        "/etc/fairlead" => dir.to_str().unwrap(),
+        a => a,
+    });
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fairlead"))
+        .args(args)
+        .env("FAIRLEAD_WATCH_INTERVAL", "1h")
+        .env("FAIRLEAD_THREADS", "1")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, log) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let mut service = Service { child, log };
+    service.wait_for("applied config version 1");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+
+    std::fs::write(&file, web_manifests(port, "s", 9002, "")).unwrap();
+    let reload = command_line("ExecReload");
+    assert_eq!(reload.last().map(String::as_str), Some("$MAINPID"));
+    let status = Command::new(&reload[0])
+        .args(&reload[1..reload.len() - 1])
+        .arg(service.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{reload:?}: {status}");
+    service.wait_for("applied config version 2");
+
+    // systemctl stop sends SIGTERM and waits TimeoutStopSec (30s) at most.
+    let status = Command::new("kill")
+        .args(["-TERM", &service.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    service.wait_for("stopped");
+    assert!(service.child.wait().unwrap().success());
+    std::fs::remove_dir_all(dir).unwrap();
+}
