@@ -12,6 +12,7 @@
 
 mod bins;
 mod kubeconfig;
+pub mod node_cluster;
 mod pki;
 mod pods;
 mod process;
@@ -28,6 +29,7 @@ use anyhow::{Context, bail};
 
 pub use bins::{K8S_VERSION, bin_dir, workspace_binary};
 use kubeconfig::Credentials;
+pub use node_cluster::NodeCluster;
 pub use pods::DATAPLANE_LABEL;
 use process::run_bounded;
 pub use process::{Process, free_port};
@@ -82,7 +84,7 @@ impl Cluster {
         apiserver_bin: &Path,
         kubectl: PathBuf,
     ) -> anyhow::Result<Cluster> {
-        let pki = pki::write(dir)?;
+        let pki = pki::write(dir, &[])?;
         let etcd_client = format!("http://127.0.0.1:{}", free_port()?);
         let etcd_peer = format!("http://127.0.0.1:{}", free_port()?);
         let etcd_args = [

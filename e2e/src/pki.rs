@@ -1,6 +1,7 @@
 //! The cluster's certificates and keys, made with rcgen (ring): a CA, the API
-//! server's serving certificate for 127.0.0.1, an admin client certificate in
-//! `system:masters`, and the ServiceAccount token signing key pair.
+//! server's serving certificate for 127.0.0.1 (and any extra names), an admin
+//! client certificate in `system:masters`, the ServiceAccount token signing key
+//! pair, and more client certificates from the same CA on demand.
 
 use std::path::{Path, PathBuf};
 
@@ -20,10 +21,42 @@ pub struct Pki {
     pub admin_key: PathBuf,
     pub sa_public_key: PathBuf,
     pub sa_private_key: PathBuf,
+    /// Signs more client certificates ([`Pki::client_cert`]).
+    issuer: Issuer<'static, KeyPair>,
 }
 
-/// Generates every key and certificate and writes them as PEM files into `dir`.
-pub fn write(dir: &Path) -> anyhow::Result<Pki> {
+impl Pki {
+    /// Writes `<stem>.crt` and `<stem>.key` into `dir`: a client certificate for
+    /// user `cn` in group `org` (the API server maps O to groups), signed by the CA.
+    pub fn client_cert(
+        &self,
+        dir: &Path,
+        stem: &str,
+        cn: &str,
+        org: &str,
+    ) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::new())?;
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, org);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &self.issuer)?;
+        let paths = (
+            dir.join(format!("{stem}.crt")),
+            dir.join(format!("{stem}.key")),
+        );
+        for (path, pem) in [(&paths.0, cert.pem()), (&paths.1, key.serialize_pem())] {
+            std::fs::write(path, pem).with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(paths)
+    }
+}
+
+/// Generates every key and certificate and writes them as PEM files into `dir`;
+/// the serving certificate also holds `extra_names` (DNS names or IP addresses).
+pub fn write(dir: &Path, extra_names: &[&str]) -> anyhow::Result<Pki> {
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::new())?;
     ca_params
@@ -35,11 +68,13 @@ pub fn write(dir: &Path) -> anyhow::Result<Pki> {
     let issuer = Issuer::new(ca_params, ca_key);
 
     let serving_key = KeyPair::generate()?;
-    let mut serving = CertificateParams::new(vec![
+    let mut names = vec![
         "127.0.0.1".to_owned(),
         "localhost".to_owned(),
         "kubernetes.default.svc".to_owned(),
-    ])?;
+    ];
+    names.extend(extra_names.iter().map(|n| (*n).to_owned()));
+    let mut serving = CertificateParams::new(names)?;
     serving
         .distinguished_name
         .push(DnType::CommonName, "kube-apiserver");
@@ -69,6 +104,7 @@ pub fn write(dir: &Path) -> anyhow::Result<Pki> {
         admin_key: dir.join("admin.key"),
         sa_public_key: dir.join("sa.pub"),
         sa_private_key: dir.join("sa.key"),
+        issuer,
     };
     for (path, pem) in [
         (&pki.ca_cert, pki.ca_pem.clone()),
