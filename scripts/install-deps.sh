@@ -2,7 +2,7 @@
 # Installs what fairlead's tests, quickstart and benchmarks need from Debian,
 # when missing. Safe to run again; needs root (or sudo) only to install.
 set -euo pipefail
-want=(curl:curl openssl:openssl wrk:wrk nginx:nginx-light haproxy:haproxy taskset:util-linux ip:iproute2 python3:python3 keepalived:keepalived sysctl:procps)
+want=(curl:curl openssl:openssl wrk:wrk nginx:nginx-light haproxy:haproxy taskset:util-linux ip:iproute2 python3:python3 keepalived:keepalived sysctl:procps containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins musl-gcc:musl-tools iptables:iptables nsenter:util-linux)
 missing=()
 for pair in "${want[@]}"; do
   cmd=${pair%%:*} pkg=${pair#*:}
@@ -19,6 +19,6 @@ sudo=""
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The packages start services we do not want: our tests and benchmarks run their own.
-for svc in nginx haproxy keepalived; do
+for svc in nginx haproxy keepalived containerd; do
   $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || $sudo service "$svc" stop >/dev/null 2>&1 || true
 done
