@@ -22,6 +22,7 @@ use fairlead_dataplane::config::DataplaneConfig;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -51,6 +52,8 @@ pub struct Settings {
     pub poll_interval: Duration,
     /// Name of this replica, reported on Events.
     pub identity: String,
+    /// Owner of the credentials Secrets the operator creates, if any.
+    pub owner: Option<OwnerReference>,
 }
 
 /// Longest time statuses wait for the dataplanes to answer a new version.
@@ -123,7 +126,7 @@ pub async fn run(
     readiness: Arc<Readiness>,
     stop: impl Future<Output = ()>,
 ) -> Result<()> {
-    credentials::ensure(client.clone(), &settings.namespace).await?;
+    credentials::ensure(client.clone(), &settings.namespace, settings.owner.as_ref()).await?;
     let signals = Arc::new(Signals::default());
     let mut tasks = Vec::new();
     let watch = |stream_kind: &'static str| (signals.clone(), metrics.clone(), stream_kind);
@@ -346,7 +349,13 @@ async fn rounds(
                         secrets = %format!("{CREDENTIALS_SECRET}, {CLIENT_SECRET}"),
                         "a credentials Secret is missing; creating both"
                     );
-                    if let Err(e) = credentials::ensure(client.clone(), &settings.namespace).await {
+                    if let Err(e) = credentials::ensure(
+                        client.clone(),
+                        &settings.namespace,
+                        settings.owner.as_ref(),
+                    )
+                    .await
+                    {
                         metrics.error("credentials");
                         tracing::error!(error = %e, "cannot create the credentials; retrying");
                         retry_status = Some(Instant::now() + Duration::from_secs(1));

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 use rcgen::{
@@ -72,7 +72,7 @@ pub fn generate() -> Result<(Data, Data), String> {
 /// creation cut short, an older layout) is replaced, since both must come
 /// from one CA. Two replicas racing is fine: the loser of the first creation
 /// leaves the rest to the winner.
-pub async fn ensure(client: Client, namespace: &str) -> Result<()> {
+pub async fn ensure(client: Client, namespace: &str, owner: Option<&OwnerReference>) -> Result<()> {
     let api: Api<Secret> = Api::namespaced(client, namespace);
     let kube = |verb: &str, name: &str| {
         let what = format!("{verb} Secret {namespace}/{name}");
@@ -104,7 +104,10 @@ pub async fn ensure(client: Client, namespace: &str) -> Result<()> {
     // The operator's half first: whoever creates it creates the other too.
     for (name, data) in [(CLIENT_SECRET, operator), (CREDENTIALS_SECRET, dataplane)] {
         match api
-            .create(&PostParams::default(), &secret(namespace, name, data))
+            .create(
+                &PostParams::default(),
+                &secret(namespace, name, data, owner),
+            )
             .await
         {
             Ok(_) => tracing::info!(secret = name, "created dataplane credentials"),
@@ -115,9 +118,10 @@ pub async fn ensure(client: Client, namespace: &str) -> Result<()> {
     Ok(())
 }
 
-fn secret(namespace: &str, name: &str, data: Data) -> Secret {
+fn secret(namespace: &str, name: &str, data: Data, owner: Option<&OwnerReference>) -> Secret {
     Secret {
         metadata: ObjectMeta {
+            owner_references: owner.map(|o| vec![o.clone()]),
             name: Some(name.into()),
             namespace: Some(namespace.into()),
             labels: Some(BTreeMap::from([(
@@ -165,7 +169,7 @@ mod tests {
     use super::*;
 
     fn named(name: &str, data: Data) -> Secret {
-        secret("fairlead-system", name, data)
+        secret("fairlead-system", name, data, None)
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use fairlead_dataplane::diagnostics::LogFormat;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Client;
 
 use crate::controller::{self, Settings};
@@ -35,6 +37,16 @@ pub struct OperatorArgs {
     /// namespace only; default: all namespaces.
     #[arg(long, env = "FAIRLEAD_OPERATOR_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
+    /// The ServiceAccount (in --namespace) that owns what the operator
+    /// creates (its two credentials Secrets and the Lease), so that deleting
+    /// the installation (`helm uninstall`, `kubectl delete -k`) removes them
+    /// too; the Deployment sets its own. Default: they are not owned.
+    #[arg(
+        long,
+        env = "FAIRLEAD_OPERATOR_OWNER_SERVICE_ACCOUNT",
+        value_name = "NAME"
+    )]
+    pub owner_service_account: Option<String>,
     /// Elect a leader with a Lease so several replicas are safe; with
     /// `false`, this replica acts at once (run only one).
     #[arg(
@@ -123,7 +135,12 @@ pub async fn run(client: Client, args: OperatorArgs) -> Result<()> {
     let server = metrics::serve(args.metrics_address, metrics.clone(), readiness.clone()).await?;
     let server = tokio::spawn(server);
     let identity = args.identity();
+    let owner = match &args.owner_service_account {
+        Some(name) => Some(owner_reference(client.clone(), &args.namespace, name).await?),
+        None => None,
+    };
     let settings = Settings {
+        owner: owner.clone(),
         namespace: args.namespace.clone(),
         watch_namespace: args.watch_namespace.clone(),
         debounce: Duration::from_millis(args.debounce_ms),
@@ -138,6 +155,7 @@ pub async fn run(client: Client, args: OperatorArgs) -> Result<()> {
                 namespace: args.namespace.clone(),
                 name: args.lease_name.clone(),
                 identity,
+                owner,
                 duration: Duration::from_secs(args.lease_duration),
                 renew_interval: Duration::from_secs(2)
                     .min(Duration::from_secs(args.lease_duration) / 3),
@@ -184,6 +202,23 @@ pub async fn run(client: Client, args: OperatorArgs) -> Result<()> {
     server.abort();
     tracing::info!("stopped");
     result
+}
+
+/// A reference to ServiceAccount `namespace/name` as the owner of what the
+/// operator creates (the garbage collector deletes them with it).
+async fn owner_reference(client: Client, namespace: &str, name: &str) -> Result<OwnerReference> {
+    let api: kube::Api<ServiceAccount> = kube::Api::namespaced(client, namespace);
+    let account = api.get(name).await.map_err(|source| Error::Kube {
+        what: format!("--owner-service-account: get ServiceAccount {namespace}/{name}"),
+        source,
+    })?;
+    Ok(OwnerReference {
+        api_version: "v1".into(),
+        kind: "ServiceAccount".into(),
+        name: name.into(),
+        uid: account.metadata.uid.unwrap_or_default(),
+        ..Default::default()
+    })
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
 use kube::{Api, Client};
@@ -27,6 +27,8 @@ pub struct LeaseSettings {
     pub name: String,
     /// This replica's name, written as the holder.
     pub identity: String,
+    /// Owner of the Lease when this replica creates it, if any.
+    pub owner: Option<OwnerReference>,
     /// How long a holder's record is valid without renewal.
     pub duration: Duration,
     /// Time between renewals (and between standby attempts).
@@ -150,6 +152,7 @@ impl LeaderElector {
                 metadata: ObjectMeta {
                     name: Some(self.settings.name.clone()),
                     namespace: Some(self.settings.namespace.clone()),
+                    owner_references: self.settings.owner.clone().map(|o| vec![o]),
                     ..Default::default()
                 },
                 spec: Some(LeaseSpec {

@@ -72,6 +72,7 @@ fn elector(client: Client, identity: &str, duration_ms: u64) -> LeaderElector {
             namespace: "fairlead-system".into(),
             name: "fairlead-operator".into(),
             identity: identity.into(),
+            owner: None,
             duration: Duration::from_millis(duration_ms),
             renew_interval: Duration::from_millis(50),
         },
