@@ -8,6 +8,8 @@ for pair in "${want[@]}"; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
 done
+# scripts/kube-schemas.py reads the CRDs' YAML.
+python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install Rust (https://rustup.rs) first" >&2
   exit 1
