@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod bins;
+pub mod images;
 mod kubeconfig;
 pub mod node_cluster;
 mod pki;
