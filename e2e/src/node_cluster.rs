@@ -87,12 +87,15 @@ impl NodeCluster {
             control_plane: Vec::new(),
             stopped: false,
         };
-        if let Err(e) = cluster.bring_up(&kubelet_bin) {
-            let logs = cluster.logs();
-            return Err(e.context(logs));
-        }
+        let phases = match cluster.bring_up(&kubelet_bin) {
+            Ok(phases) => phases,
+            Err(e) => {
+                let logs = cluster.logs();
+                return Err(e.context(logs));
+            }
+        };
         eprintln!(
-            "fairlead-e2e: node cluster {} with {nodes} Ready node(s) in {:.1?} (logs in {})",
+            "fairlead-e2e: node cluster {} with {nodes} Ready node(s) in {:.1?} ({phases}; logs in {})",
             cluster.id,
             started.elapsed(),
             cluster.dir.display()
@@ -100,7 +103,9 @@ impl NodeCluster {
         Ok(cluster)
     }
 
-    fn bring_up(&mut self, kubelet_bin: &Path) -> anyhow::Result<()> {
+    /// Starts everything; returns how long the phases took, for the log.
+    fn bring_up(&mut self, kubelet_bin: &Path) -> anyhow::Result<String> {
+        let started = Instant::now();
         teardown::save_sysctls()?;
         let nodes = self.node_names.len();
         network::create(&self.names, nodes).context("creating the network")?;
@@ -136,7 +141,9 @@ impl NodeCluster {
             self.containerds.push(process);
             containerd::import(&paths, &pause)?;
         }
+        let nodes_started = started.elapsed();
         self.wait_api_ready()?;
+        let api_ready = started.elapsed();
         for i in 1..=nodes {
             let paths = self.containerd_paths(i);
             let netns = network::netns_path(&self.names.node(i));
@@ -155,14 +162,16 @@ impl NodeCluster {
             self.kubelets.push(kubelet.start(kubelet_bin)?);
         }
         self.wait_nodes_ready()?;
+        let nodes_ready = started.elapsed();
         // Pods need their namespace's ServiceAccount, made by the controller-manager.
         self.wait_until("the default ServiceAccount", |c| {
-            Ok(
-                c.kubectl(["get", "serviceaccount", "default", "-n", "default"])?
-                    .status
-                    .success(),
-            )
-        })
+            let out = c.kubectl(["get", "serviceaccount", "default", "-n", "default"])?;
+            Ok(out.status.success())
+        })?;
+        Ok(format!(
+            "network, pause image and containerds {nodes_started:.1?}, API ready {api_ready:.1?}, \
+             nodes Ready {nodes_ready:.1?}"
+        ))
     }
 
     fn cgroup_root(&self, i: usize) -> String {

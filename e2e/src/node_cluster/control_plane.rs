@@ -12,6 +12,30 @@ use crate::bins;
 use crate::pki::Pki;
 use crate::process::Process;
 
+/// The kube-controller-manager controllers that run.
+const CONTROLLERS: [&str; 20] = [
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "root-ca-certificate-publisher-controller",
+    "clusterrole-aggregation-controller",
+    "namespace-controller",
+    "garbage-collector-controller",
+    "deployment-controller",
+    "replicaset-controller",
+    "daemonset-controller",
+    "statefulset-controller",
+    "job-controller",
+    "ttl-after-finished-controller",
+    "disruption-controller",
+    "endpoints-controller",
+    "endpointslice-controller",
+    "endpointslice-mirroring-controller",
+    "service-cidr-controller",
+    "node-lifecycle-controller",
+    "taint-eviction-controller",
+    "pod-garbage-collector-controller",
+];
+
 /// The four processes, in the order they are stopped.
 pub struct ControlPlane {
     pub processes: Vec<Process>,
@@ -96,6 +120,9 @@ pub fn start(
         format!("--root-ca-file={}", p(&pki.ca_cert)),
         "--use-service-account-credentials=true".to_owned(),
         format!("--service-cluster-ip-range={SERVICE_CIDR}"),
+        // What Pods, workloads, Services and ServiceAccounts need; the rest
+        // (volumes, quotas, autoscaling, certificates, ...) only slows the start.
+        format!("--controllers={}", CONTROLLERS.join(",")),
         // Not the default /usr/libexec/kubernetes/..., which it would create on the host.
         format!(
             "--flex-volume-plugin-dir={}",
