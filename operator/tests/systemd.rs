@@ -1,6 +1,7 @@
 //! `deploy/systemd/fairlead.service`: `systemd-analyze verify` finds no problem,
 //! the sandboxing keeps its exposure score, and the unit's own ExecStart and
-//! ExecReload command lines run the built `fairlead` (serve, reload on SIGHUP).
+//! ExecReload command lines run the built `fairlead` (serve, reload on SIGHUP),
+//! and its capabilities are enough for VRRP as an unprivileged user.
 //!
 //! The test lives in this crate because Cargo hands the `fairlead` binary's
 //! path (`CARGO_BIN_EXE_fairlead`) only to its own package's tests. `verify`
@@ -197,5 +198,132 @@ fn exec_start_serves_and_exec_reload_reloads() {
     assert!(status.success());
     service.wait_for("stopped");
     assert!(service.child.wait().unwrap().success());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A network namespace with a veth pair (both ends up, 192.0.2.1/24 on
+/// `veth0`), deleted when dropped.
+struct NetNs(String);
+
+impl NetNs {
+    fn new() -> NetNs {
+        let ns = NetNs(format!("fl-unit-{}", std::process::id()));
+        let ip = |args: &str| {
+            let status = Command::new("ip")
+                .args(["-n", &ns.0])
+                .args(args.split(' '))
+                .status()
+                .unwrap();
+            assert!(status.success(), "ip -n {} {args}", ns.0);
+        };
+        assert!(
+            Command::new("ip")
+                .args(["netns", "add", &ns.0])
+                .status()
+                .unwrap()
+                .success()
+        );
+        ip("link set lo up");
+        ip("link add veth0 type veth peer name veth1");
+        ip("addr add 192.0.2.1/24 dev veth0");
+        ip("link set veth0 up");
+        ip("link set veth1 up");
+        ns
+    }
+
+    fn output(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// The unit's capabilities as setpriv wants them: `-all,+net_admin,...`.
+fn unit_capabilities() -> String {
+    let ambient = command_line("AmbientCapabilities");
+    assert_eq!(ambient, command_line("CapabilityBoundingSet"));
+    let mut caps = String::from("-all");
+    for cap in ambient {
+        caps += &format!(",+{}", cap.trim_start_matches("CAP_").to_lowercase());
+    }
+    caps
+}
+
+/// What the unit grants is enough: as an unprivileged user (nobody) with only
+/// the unit's capabilities (ambient and bounding set) and no new privileges,
+/// `fairlead run` becomes VRRP master, adds the virtual IP and listens on port
+/// 80 of it, in a network namespace of the test's own. (systemd itself does not
+/// run here; setpriv applies the same credentials.)
+#[test]
+fn the_units_capabilities_are_enough_for_vrrp_as_a_user() {
+    let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    if !root {
+        eprintln!("skipped: network namespaces need root");
+        return;
+    }
+    let caps = unit_capabilities();
+    let dir = scratch("systemd-caps");
+    std::fs::write(
+        dir.join("vip.yaml"),
+        "apiVersion: fairlead.io/v1alpha1
+kind: VirtualIP
+metadata: {name: vip}
+spec: {addresses: [192.0.2.100/24], virtualRouterID: 51, advertInterval: 100ms}
+---
+apiVersion: fairlead.io/v1alpha1
+kind: Frontend
+metadata: {name: web}
+spec: {bind: {virtualIP: vip, port: 80}, defaultBackend: web}
+---
+apiVersion: fairlead.io/v1alpha1
+kind: Backend
+metadata: {name: web}
+spec: {servers: [{name: s, address: 127.0.0.1, port: 9001}]}
+",
+    )
+    .unwrap();
+    let netns = NetNs::new();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &netns.0, "setpriv"])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["--inh-caps", &caps, "--ambient-caps", &caps])
+        .args(["--bounding-set", &caps, "--no-new-privs"])
+        .arg(env!("CARGO_BIN_EXE_fairlead"))
+        .args(["run", "-f", dir.to_str().unwrap(), "--node-name", "lb-1"])
+        .env("FAIRLEAD_THREADS", "1")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, log) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let service = Service { child, log };
+    service.wait_for("to=Master");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", service.child.id())).unwrap();
+    assert!(
+        status.contains("\nUid:\t65534\t65534\t65534\t65534\n"),
+        "{status}"
+    );
+    let addresses = netns.output(&["ip", "-4", "addr", "show", "dev", "veth0"]);
+    assert!(addresses.contains("inet 192.0.2.100/24"), "{addresses}");
+    let listening = netns.output(&["ss", "-ltn"]);
+    assert!(listening.contains("192.0.2.100:80 "), "{listening}");
+    drop(service);
+    drop(netns);
     std::fs::remove_dir_all(dir).unwrap();
 }
