@@ -283,3 +283,44 @@ fn two_nodes_run_pods_and_leave_nothing_behind() {
         _ => eprintln!("other node cluster runs were there: sysctls not checked"),
     }
 }
+
+/// One node, started while the two-node test may run (runs never collide):
+/// a bare Pod (which needs the namespace's ServiceAccount at once) is Ready
+/// and answers from its node's namespace.
+#[test]
+fn one_node_runs_a_bare_pod() {
+    let image = images::demo_backend_image().expect("building the demo backend image");
+    let cluster = NodeCluster::start(1).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(cluster.node_names(), ["node1"]);
+    cluster.import_image(&image.archive).unwrap();
+    cluster
+        .kubectl_ok([
+            "run",
+            "solo",
+            &format!("--image={}", image.name),
+            "--image-pull-policy=Never",
+            "--",
+            "--listen=0.0.0.0:8080",
+            "--name=solo",
+        ])
+        .unwrap();
+    cluster
+        .kubectl_ok([
+            "wait",
+            "--for=condition=Ready",
+            "pod/solo",
+            "--timeout=100s",
+        ])
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", cluster.logs()));
+    let ip = cluster
+        .kubectl_ok(["get", "pod", "solo", "-o", "jsonpath={.status.podIP}"])
+        .unwrap();
+    assert!(ip.starts_with("10.244.1."), "{ip}");
+    let answer = curl(
+        cluster
+            .exec_in_node(0, "curl")
+            .arg(format!("http://{ip}:8080/")),
+    );
+    assert_eq!(answer.trim(), "solo");
+    assert_eq!(cluster.shutdown(), Vec::<String>::new());
+}
