@@ -216,6 +216,15 @@ fn two_nodes_run_pods_and_leave_nothing_behind() {
             .arg("https://10.0.0.1/api"),
     );
     assert!(api.contains(r#""kind": "APIVersions""#), "{api}");
+    // And from the node's own namespace (hostNetwork Pods), with the cluster CA.
+    let ready = curl(
+        cluster
+            .exec_in_node(1, "curl")
+            .arg("--cacert")
+            .arg(dir.join("ca.crt"))
+            .arg("https://10.0.0.1/readyz"),
+    );
+    assert_eq!(ready, "ok");
 
     let busy_rss = cluster.rss_bytes();
     eprintln!(

@@ -7,8 +7,9 @@
 //! containerd, kubelet and pods (pod subnet 10.244.i.0/24 on the CNI bridge
 //! `cni0`); the client namespace `fl-<id>-client` has 10.89.0.200. Every
 //! namespace routes each pod subnet to its node. In the node namespaces, the
-//! `kubernetes` Service (10.0.0.1:443) is DNATed to the API server, so
-//! in-cluster clients work without kube-proxy.
+//! `kubernetes` Service (10.0.0.1:443) is DNATed to the API server (for Pods
+//! and for the node itself: hostNetwork), so in-cluster clients work without
+//! kube-proxy; other ClusterIPs lead nowhere.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -181,6 +182,16 @@ pub fn create(names: &Names, nodes: usize) -> anyhow::Result<()> {
     for i in 1..=nodes {
         let node = names.node(i);
         sysctl_in(&node, "net.ipv4.ip_forward=1")?;
+        // The node's own connections to ClusterIPs need a route before OUTPUT's DNAT.
+        ip(&[
+            "-n",
+            &node,
+            "route",
+            "add",
+            SERVICE_CIDR,
+            "via",
+            &API_IP.to_string(),
+        ])?;
         // Pods reach the API server through the `kubernetes` Service's ClusterIP.
         let dnat = format!("{API_IP}:{API_PORT}");
         let service = KUBERNETES_SERVICE_IP.to_string();
