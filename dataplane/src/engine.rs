@@ -187,15 +187,18 @@ impl Engine {
         Ok(())
     }
 
-    /// Hands over virtual IPs held here (priority-0 advertisements), stops
-    /// every listener, asks open connections to finish, and waits for them up
-    /// to `grace`.
+    /// Hands over virtual IPs held here (priority-0 advertisements; the
+    /// addresses are kept, and served, until a successor is heard), stops
+    /// every listener (pending connections are reset from addresses still
+    /// held), removes the addresses, asks open connections to finish, and
+    /// waits for them up to `grace`.
     pub async fn shutdown(&self, grace: Duration) {
         let mut running = self.running.lock().await;
-        running.vrrp.shutdown().await;
+        running.vrrp.hand_over().await;
         for (_, l) in running.listeners.drain() {
             l.stop().await;
         }
+        running.vrrp.shutdown().await;
         running.checkers.clear();
         running.backends.clear();
         self.connections.wait_idle(grace).await;

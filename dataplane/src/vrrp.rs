@@ -229,6 +229,20 @@ impl Vrrp {
         }
     }
 
+    /// The first half of a graceful stop: every Master advertises priority 0
+    /// and waits (bounded) for its successor, keeping its addresses; see
+    /// [`Speaker::hand_over`]. Tracking stops.
+    pub async fn hand_over(&mut self) {
+        if let Some(tracker) = self.tracker.take() {
+            tracker.abort();
+        }
+        let speakers = self.speakers.values().filter_map(|running| match running {
+            Running::Speaking { speaker, .. } => Some(speaker.hand_over()),
+            Running::Fault(_) => None,
+        });
+        futures_util::future::join_all(speakers).await;
+    }
+
     /// Stops every speaker: Masters hand over at once.
     pub async fn shutdown(&mut self) {
         if let Some(tracker) = self.tracker.take() {

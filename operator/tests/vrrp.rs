@@ -104,6 +104,14 @@ fn a_graceful_stop_hands_over_within_about_one_interval() {
     let (lab, mut procs) = nodes(3, &dir);
     lab.wait_sole_holder(1, VIP, Duration::from_secs(3));
     let probe = lab.probe(VIP, 80, "n2", Duration::from_secs(5));
+    let mut client = lab.spawn(
+        &lab.client(),
+        "python3",
+        &["-c", CLIENT, VIP, "80", "2"],
+        &[],
+    );
+    client.wait_for("ready", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
     let stopped = now_ms();
     procs[0].signal("TERM");
     let (answered, _) = probe.wait();
@@ -112,10 +120,45 @@ fn a_graceful_stop_hands_over_within_about_one_interval() {
     let bound = INTERVAL_MS + MARGIN_MS;
     eprintln!("graceful stop: client answered by n2 after {handover} ms (bound {bound} ms)");
     assert!(handover <= bound, "handover took {handover} ms");
+    // n1 kept its address and served until it heard n2 as master: no
+    // connection in between went unanswered.
+    let summary = client.wait_for("answered", Duration::from_secs(10));
+    eprintln!("graceful stop under traffic: {summary}");
+    assert!(
+        summary.contains(" failed=0") && !summary.contains("n1=0") && !summary.contains("n2=0"),
+        "{summary}\n{}",
+        client.lines().join("\n")
+    );
+    procs[0].wait_for("handed over", Duration::from_secs(2));
     assert!(procs[0].wait_exit(Duration::from_secs(5)));
     assert!(!lab.holds(1, VIP), "a stopped master removes its address");
     lab.assert_steady(2, VIP, Duration::from_millis(400));
 }
+
+/// Says `ready`, then for argv[3] seconds opens a connection to
+/// argv[1]:argv[2] every 3 ms and reads the answering node's name (at most
+/// 500 ms each); prints `answered n1=A n2=B failed=F` and each failure.
+const CLIENT: &str = r#"
+import socket, sys, time
+host, port, limit = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+print("ready", file=sys.stderr, flush=True)
+counts, failures, start = {}, [], time.time()
+while time.time() - start < limit:
+    t = time.time()
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as c:
+            c.settimeout(0.5)
+            name = c.recv(64).decode().strip()
+            if not name:
+                raise OSError("closed without an answer")
+            counts[name] = counts.get(name, 0) + 1
+    except OSError as e:
+        failures.append("%.3f %s" % (t - start, e))
+    time.sleep(0.003)
+for f in failures:
+    print("failure", f, file=sys.stderr)
+print("answered n1=%d n2=%d failed=%d" % (counts.get("n1", 0), counts.get("n2", 0), len(failures)), file=sys.stderr, flush=True)
+"#;
 
 #[test]
 fn gratuitous_arps_move_the_clients_neighbour_entry_as_configured() {

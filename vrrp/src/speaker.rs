@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::machine::{Action, Event, Instance, InstanceConfig, Transition};
@@ -28,6 +28,8 @@ const LINK_CHECK: Duration = Duration::from_millis(100);
 /// How long [`Speaker::stop`] waits for the priority-0 advertisement and the
 /// address removal before giving up on the task.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest a resigning Master waits to hear its successor.
+pub const HAND_OVER_LIMIT: Duration = Duration::from_millis(1500);
 
 /// Everything one virtual router needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +85,8 @@ pub enum SpeakerError {
 #[derive(Debug)]
 enum Control {
     SetPriority(u8),
+    /// Resign (see [`Speaker::hand_over`]); the sender is told when done.
+    HandOver(oneshot::Sender<()>),
     Stop,
 }
 
@@ -131,6 +135,19 @@ impl Speaker {
     /// A receiver that sees every status change.
     pub fn watch(&self) -> watch::Receiver<SpeakerStatus> {
         self.status.clone()
+    }
+
+    /// The first half of a graceful stop: a Master sends a priority-0
+    /// advertisement and waits until another router advertises as Master
+    /// (at most [`HAND_OVER_LIMIT`] or two intervals), keeping its
+    /// addresses so that connections arriving meanwhile are still served.
+    /// From then on the speaker neither advertises nor elects; [`Speaker::stop`]
+    /// removes the addresses.
+    pub async fn hand_over(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.control.send(Control::HandOver(done)).is_ok() {
+            let _ = tokio::time::timeout(STOP_TIMEOUT, wait).await;
+        }
     }
 
     /// Steps down: a Master sends a priority-0 advertisement and removes its
@@ -225,6 +242,8 @@ async fn supervise(
                 () = &mut retry => break,
                 command = control.recv() => match command {
                     Some(Control::SetPriority(p)) => priority = Some(p),
+                    // Not Master: nothing to hand over.
+                    Some(Control::HandOver(done)) => { let _ = done.send(()); }
                     Some(Control::Stop) | None => return,
                 },
             }
@@ -433,6 +452,18 @@ impl Runner {
                         let p = p.min(self.config.priority);
                         self.handle(Event::SetPriority(p)).await;
                     }
+                    Some(Control::HandOver(done)) => {
+                        self.resign(&mut receiver, done).await;
+                        // Only Stop is left to wait for.
+                        while let Some(command) = control.recv().await {
+                            match command {
+                                Control::Stop => break,
+                                Control::HandOver(done) => { let _ = done.send(()); }
+                                Control::SetPriority(_) => {}
+                            }
+                        }
+                        break;
+                    }
                     Some(Control::Stop) | None => break,
                 },
                 // Datagrams before the timer: after this thread was held up
@@ -472,6 +503,43 @@ impl Runner {
         } else {
             Ended::Stopped
         }
+    }
+
+    /// A Master advertises priority 0 and waits (bounded) for another
+    /// router's advertisement; anything else has nothing to hand over.
+    async fn resign(&mut self, receiver: &mut Receiver, done: oneshot::Sender<()>) {
+        if self.instance.state() == crate::machine::State::Master {
+            self.advertise(0);
+            let limit = HAND_OVER_LIMIT.min(self.config.interval * 2);
+            let heard = tokio::time::timeout(limit, async {
+                loop {
+                    let Ok(received) = receiver.recv().await else {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    };
+                    let event =
+                        receive::check(received, &self.config, self.primary, &mut self.counters);
+                    if let Some(Event::Advertisement {
+                        priority: 1..,
+                        source,
+                        ..
+                    }) = event
+                    {
+                        return source;
+                    }
+                }
+            })
+            .await;
+            match heard {
+                Ok(source) => {
+                    tracing::info!(virtual_ip = %self.config.name, successor = %source, "handed over")
+                }
+                Err(_) => {
+                    tracing::info!(virtual_ip = %self.config.name, "no successor heard within {limit:?}; releasing anyway")
+                }
+            }
+        }
+        let _ = done.send(());
     }
 
     fn now(&self) -> crate::Instant {
