@@ -106,7 +106,7 @@ impl NodeCluster {
     /// Starts everything; returns how long the phases took, for the log.
     fn bring_up(&mut self, kubelet_bin: &Path) -> anyhow::Result<String> {
         let started = Instant::now();
-        teardown::save_sysctls()?;
+        teardown::save_host_state()?;
         let nodes = self.node_names.len();
         network::create(&self.names, nodes).context("creating the network")?;
         let names = control_plane::serving_names();

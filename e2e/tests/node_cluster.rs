@@ -6,7 +6,7 @@
 //! `kubernetes` Service with its ServiceAccount token and `kube-root-ca.crt`;
 //! and after shutdown nothing of the run is left. Needs root.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -67,8 +67,12 @@ fn other_runs(mine: &str) -> Vec<String> {
     std::fs::read_dir(RUN_BASE)
         .map(|entries| {
             entries
-                .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| !n.starts_with('.') && n != mine && n != "sysctls.saved")
+                .filter_map(|e| {
+                    let e = e.ok()?;
+                    e.file_type().ok()?.is_dir().then_some(())?;
+                    e.file_name().into_string().ok()
+                })
+                .filter(|n| !n.starts_with('.') && n != mine)
                 .collect()
         })
         .unwrap_or_default()
@@ -109,6 +113,8 @@ fn two_nodes_run_pods_and_leave_nothing_behind() {
     // Valid as the host's own values only when no other run (live, or killed and
     // about to be swept) has changed them.
     let sysctls_before = other_runs("").is_empty().then(kubelet_sysctls);
+    let kubelet_dir = Path::new("/var/lib/kubelet");
+    let kubelet_dir_before = kubelet_dir.exists();
     let image = images::demo_backend_image().expect("building the demo backend image");
 
     let started = Instant::now();
@@ -288,8 +294,12 @@ fn two_nodes_run_pods_and_leave_nothing_behind() {
     // The kubelets changed host sysctls; the last run to stop restores them.
     let others = other_runs(&id);
     match sysctls_before {
-        Some(before) if others.is_empty() => assert_eq!(kubelet_sysctls(), before),
-        _ => eprintln!("other node cluster runs were there: sysctls not checked"),
+        Some(before) if others.is_empty() => {
+            assert_eq!(kubelet_sysctls(), before);
+            // The kubelets' device plugin socket is at a fixed path there.
+            assert_eq!(kubelet_dir.exists(), kubelet_dir_before);
+        }
+        _ => eprintln!("other node cluster runs were there: host sysctls not checked"),
     }
 }
 

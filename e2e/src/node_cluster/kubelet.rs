@@ -98,6 +98,8 @@ impl Kubelet<'_> {
             format!("--config={}", config.display()),
             format!("--kubeconfig={}", kubeconfig.display()),
             format!("--root-dir={}", root.display()),
+            // Its self-signed serving certificate; the default is /var/lib/kubelet/pki.
+            format!("--cert-dir={}", dir.join("pki").display()),
             format!("--hostname-override={}", self.name),
             format!("--node-ip={}", self.ip),
             "--v=1".to_owned(),

@@ -3,8 +3,9 @@
 //! process was killed: processes in the run's cgroups (containers) and
 //! processes naming the run directory (shims, kubelets, containerds, the control
 //! plane), shim sockets, mounts under the run directory, cgroups, network
-//! namespaces, kubelet and CNI files outside it, the directory; and the
-//! kernel sysctls the kubelet changes, restored once no run is left.
+//! namespaces, kubelet and CNI files outside it, the directory; and what
+//! every kubelet shares (the kernel sysctls it changes, its device plugin
+//! socket at a fixed path), restored or removed once no run is left.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,8 @@ const KUBELET_SYSCTLS: [&str; 6] = [
     "kernel.keys.root_maxbytes",
 ];
 const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Where every kubelet puts its device plugin socket, whatever its root dir.
+const KUBELET_DEVICE_PLUGINS: &str = "/var/lib/kubelet/device-plugins";
 
 /// The run directory, holding `owner` (pid and start time of the test process).
 pub fn run_dir(id: &str) -> PathBuf {
@@ -148,8 +151,8 @@ pub fn teardown(id: &str) -> Vec<String> {
     errors.extend(remove_cgroups(&cgroup_prefix));
     errors.extend(network::delete(id));
     remove_host_files(&dir, id);
-    if let Err(e) = restore_sysctls(id) {
-        errors.push(format!("restoring sysctls: {e:#}"));
+    if let Err(e) = restore_host_state(id) {
+        errors.push(format!("restoring host state: {e:#}"));
     }
     if mounts_under(&dir).is_empty() {
         if let Err(e) = std::fs::remove_dir_all(&dir)
@@ -413,12 +416,16 @@ fn lock() -> anyhow::Result<File> {
     Ok(file)
 }
 
-/// Saves the kubelet's sysctls' values unless a live run saved them already.
-pub fn save_sysctls() -> anyhow::Result<()> {
+/// Saves the kubelet's sysctls' values unless a live run saved them already,
+/// and notes whether /var/lib/kubelet is ours to remove at the end.
+pub fn save_host_state() -> anyhow::Result<()> {
     let _lock = lock()?;
     let saved = Path::new(BASE).join("sysctls.saved");
     if saved.exists() {
         return Ok(());
+    }
+    if !Path::new("/var/lib/kubelet").exists() {
+        std::fs::write(Path::new(BASE).join("kubelet-dir.ours"), "")?;
     }
     let mut text = String::new();
     for name in KUBELET_SYSCTLS {
@@ -441,13 +448,24 @@ pub fn kubelet_sysctls() -> Vec<(String, String)> {
         .collect()
 }
 
-/// Writes the saved values back when no other live run is left (the last
-/// run out restores); `id` is the run being torn down.
-fn restore_sysctls(id: &str) -> anyhow::Result<()> {
+/// Writes the saved values back and removes the kubelets' device plugin
+/// socket when no other live run is left (the last run out restores); `id` is
+/// the run being torn down.
+fn restore_host_state(id: &str) -> anyhow::Result<()> {
     let _lock = lock()?;
     let saved = Path::new(BASE).join("sysctls.saved");
     if runs().iter().any(|(other, alive)| other != id && *alive) {
         return Ok(());
+    }
+    let ours = Path::new(BASE).join("kubelet-dir.ours");
+    if ours.exists() {
+        for file in ["kubelet.sock", "kubelet_internal_checkpoint"] {
+            let _ = std::fs::remove_file(Path::new(KUBELET_DEVICE_PLUGINS).join(file));
+        }
+        // Only if empty: anything else there is not ours.
+        let _ = std::fs::remove_dir(KUBELET_DEVICE_PLUGINS);
+        let _ = std::fs::remove_dir("/var/lib/kubelet");
+        std::fs::remove_file(&ours)?;
     }
     let Ok(text) = std::fs::read_to_string(&saved) else {
         return Ok(());
