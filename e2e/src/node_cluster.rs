@@ -5,7 +5,15 @@
 //! that Pods really run: images, probes, DaemonSets, Deployments, hostNetwork.
 //! No kube-proxy and no DNS: Pods reach each other by Pod IP, and the
 //! `kubernetes` Service (10.0.0.1:443) is DNATed to the API server on every
-//! node. Needs root. See `network` for the addresses.
+//! node. Needs root.
+//!
+//! Network (10.89.0.0/24 on a bridge in the control-plane namespace, which
+//! holds the API server at 10.89.0.2:6443): node i is 10.89.0.(10+i) on `eth0`
+//! with Pod subnet 10.244.i.0/24, the client namespace is 10.89.0.200, and
+//! every namespace routes each Pod subnet to its node. Names carry a per-run
+//! id (`fl-<id>-ctl`, `fl-<id>-node<i>`, `fl-<id>-client`), so runs never
+//! collide; files are under `/tmp/fairlead-nodes/<id>/`. A run whose test
+//! process was killed is removed by the next start.
 //!
 //! ```no_run
 //! let cluster = fairlead_e2e::NodeCluster::start(2).unwrap();
