@@ -1,7 +1,7 @@
 # The README's commands. Build caches live outside the checkout.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/fairlead-target
 
-.PHONY: quickstart test lint bench bench-failover deps e2e-bins
+.PHONY: quickstart test lint bench bench-failover deps e2e-bins images
 
 ## Two demo backends and fairlead on deploy/examples/: curl localhost:8080
 quickstart:
@@ -30,3 +30,7 @@ deps:
 ## etcd, kube-apiserver and kubectl for the e2e tests, built from e2e/go/ when missing.
 e2e-bins:
 	scripts/build-e2e-bins.sh >/dev/null
+
+## Release images (static musl binaries FROM scratch, no daemon) into dist/.
+images:
+	scripts/build-images.sh
