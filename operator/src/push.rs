@@ -137,6 +137,9 @@ pub struct VirtualIpState {
     /// The last state change.
     #[serde(default, rename = "lastTransition")]
     pub last_transition: Option<VrrpTransition>,
+    /// When it last became Master (Unix ms, the node's clock), also after it left Master.
+    #[serde(default, rename = "becameMasterAtUnixMs")]
+    pub became_master_at_unix_ms: Option<u64>,
 }
 
 /// When a VRRP instance last changed state.

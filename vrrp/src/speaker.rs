@@ -215,6 +215,7 @@ async fn supervise(
                     announcer: ready.announcer,
                     announcing: None,
                     set_priority: priority,
+                    became_master_at_unix_ms: None,
                 };
                 match (runner.run(ready.receiver, ready.timer, &mut control)).await {
                     Ended::Stopped => return,
@@ -405,6 +406,8 @@ struct Runner {
     announcing: Option<JoinHandle<()>>,
     /// The priority set last (tracking), kept for a restart after a fault.
     set_priority: Option<u8>,
+    /// When this speaker last became Master (kept after it leaves Master).
+    became_master_at_unix_ms: Option<u64>,
 }
 
 /// How a running speaker ended.
@@ -555,6 +558,9 @@ impl Runner {
         let after = self.instance.last_transition();
         if let Some(t) = after.filter(|_| after != before) {
             self.counters.transitions += 1;
+            if t.to == crate::machine::State::Master {
+                self.became_master_at_unix_ms = Some(self.origin_unix_ms + t.at.as_millis());
+            }
             self.log(t);
         }
         self.publish();

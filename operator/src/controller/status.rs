@@ -9,6 +9,7 @@ use fairlead_crds::{BackendStatus, FrontendStatus, NodeVrrpState, ServerStatus, 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::fleet::{PushState, Report};
+use crate::push::VirtualIpState;
 use crate::render::RenderError;
 
 /// Condition type: spec and references are valid.
@@ -311,6 +312,60 @@ fn capitalized(s: &str) -> String {
     }
 }
 
+/// Each node's report of VirtualIP `key` (dataplanes may name it
+/// `namespace/name` or `name`): (node, state, when the report was read).
+fn vrrp_states<'a>(
+    key: &'a str,
+    reports: &'a [Report],
+) -> impl Iterator<Item = (String, &'a VirtualIpState, u64)> + 'a {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    reports.iter().filter_map(move |report| {
+        let status = report.status.as_ref()?;
+        let node = (status.node.clone())
+            .or_else(|| report.target.node.clone())
+            .unwrap_or_else(|| report.target.pod.clone());
+        let v = (status.virtual_ips.iter()).find(|v| v.name == key || v.name == name)?;
+        Some((node, v, status.read_at_unix_ms))
+    })
+}
+
+/// The newest time (Unix ms) any node reports having become Master of `key`.
+pub fn newest_became_master(key: &str, reports: &[Report]) -> u64 {
+    (vrrp_states(key, reports))
+        .filter_map(|(_, v, _)| v.became_master_at_unix_ms)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Every move of `key`'s master since `since` (Unix ms), in order: from
+/// `previous` through each node that became Master after `since` (by the
+/// nodes' reports, so a master between two reads is not missed) to
+/// `current`, the master now.
+pub fn master_moves(
+    key: &str,
+    previous: Option<&str>,
+    current: Option<&str>,
+    reports: &[Report],
+    since: u64,
+) -> Vec<(Option<String>, Option<String>)> {
+    let mut became: Vec<(u64, String)> = (vrrp_states(key, reports))
+        .filter_map(|(node, v, _)| {
+            Some((v.became_master_at_unix_ms.filter(|&at| at > since)?, node))
+        })
+        .collect();
+    became.sort();
+    let mut moves = Vec::new();
+    let mut master = previous.map(str::to_owned);
+    let steps = became.into_iter().map(|(_, node)| Some(node));
+    for next in steps.chain([current.map(str::to_owned)]) {
+        if next != master {
+            moves.push((master.clone(), next.clone()));
+            master = next;
+        }
+    }
+    moves
+}
+
 /// A VirtualIP's status: conditions, each node's VRRP state, the master.
 /// `key` is its `namespace/name`; dataplanes may name it either way.
 pub fn virtual_ip_status(
@@ -323,29 +378,19 @@ pub fn virtual_ip_status(
     now: &Time,
 ) -> VirtualIPStatus {
     let old = existing.map(|s| s.conditions.as_slice()).unwrap_or(&[]);
-    let name = key.rsplit('/').next().unwrap_or(key);
     let mut nodes: Vec<NodeVrrpState> = Vec::new();
     // Nodes reporting Master: (node, Master since, report read at), Unix ms.
     let mut masters: Vec<(String, u64, u64)> = Vec::new();
-    for report in reports {
-        let Some(status) = &report.status else {
-            continue;
-        };
-        let node = (status.node.clone())
-            .or_else(|| report.target.node.clone())
-            .unwrap_or_else(|| report.target.pod.clone());
-        let states = status.virtual_ips.iter();
-        if let Some(v) = states.clone().find(|v| v.name == key || v.name == name) {
-            if v.state == "Master" {
-                let since = v.last_transition.as_ref().map_or(0, |t| t.at_unix_ms);
-                masters.push((node.clone(), since, status.read_at_unix_ms));
-            }
-            nodes.push(NodeVrrpState {
-                node,
-                state: v.state.clone(),
-                priority: v.priority,
-            });
+    for (node, v, read_at) in vrrp_states(key, reports) {
+        if v.state == "Master" {
+            let since = v.last_transition.as_ref().map_or(0, |t| t.at_unix_ms);
+            masters.push((node.clone(), since, read_at));
         }
+        nodes.push(NodeVrrpState {
+            node,
+            state: v.state.clone(),
+            priority: v.priority,
+        });
     }
     nodes.sort_by(|a, b| a.node.cmp(&b.node));
     masters.sort();

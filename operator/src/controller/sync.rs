@@ -43,6 +43,9 @@ pub struct StatusSync {
     recorder: Recorder,
     /// Versions whose rejection was announced.
     rejected_announced: BTreeSet<u64>,
+    /// Per VirtualIP: the master last announced, and the newest time a node
+    /// became Master that was accounted for (Unix ms).
+    masters: BTreeMap<String, (Option<String>, u64)>,
 }
 
 /// One status write to do.
@@ -61,7 +64,35 @@ impl StatusSync {
             client,
             recorder,
             rejected_announced: BTreeSet::new(),
+            masters: BTreeMap::new(),
         }
+    }
+
+    /// The master moves of VirtualIP `key` to announce: since the last sync,
+    /// by when the nodes became Master; the first time (an operator that just
+    /// started), only a master that differs from the stored status.
+    fn master_moves(
+        &mut self,
+        key: &str,
+        stored: Option<String>,
+        new: &fairlead_crds::VirtualIPStatus,
+        reports: &[Report],
+    ) -> Vec<(Option<String>, Option<String>)> {
+        let newest = status::newest_became_master(key, reports);
+        let moves = match self.masters.get(key) {
+            Some((announced, since)) => status::master_moves(
+                key,
+                announced.as_deref(),
+                new.master.as_deref(),
+                reports,
+                *since,
+            ),
+            None if stored.is_some() && stored != new.master => vec![(stored, new.master.clone())],
+            None => Vec::new(),
+        };
+        let since = self.masters.get(key).map_or(0, |(_, since)| *since);
+        (self.masters).insert(key.to_owned(), (new.master.clone(), newest.max(since)));
+        moves
     }
 
     /// Brings every object's status up to date; returns the writes that failed.
@@ -135,43 +166,23 @@ impl StatusSync {
                 reports,
                 &now,
             );
+            let old_master = old.and_then(|s| s.master.clone());
+            for (from, to) in self.master_moves(&key, old_master, &new, reports) {
+                events.push((v.object_ref(&()), failover_event(from, to)));
+            }
             if Some(&new) != old {
                 events.extend(rejected_event(
                     v.as_ref(),
                     old.map(|s| &s.conditions[..]),
                     &new.conditions,
                 ));
-                let old_master = old.and_then(|s| s.master.clone());
-                if old.is_some() && old_master != new.master {
-                    let note = format!(
-                        "master moved from {} to {}",
-                        old_master.as_deref().unwrap_or("none"),
-                        new.master.as_deref().unwrap_or("none")
-                    );
-                    let kind = match new.master {
-                        Some(_) => EventType::Normal,
-                        None => EventType::Warning,
-                    };
-                    // The node as the related object: kube's recorder folds
-                    // Events with equal keys into one series that keeps the
-                    // first note, so each new master gets its own Event.
-                    let node =
-                        new.master
-                            .as_ref()
-                            .or(old_master.as_ref())
-                            .map(|n| ObjectReference {
-                                api_version: Some("v1".into()),
-                                kind: Some("Node".into()),
-                                name: Some(n.clone()),
-                                ..ObjectReference::default()
-                            });
-                    let mut failover = event(kind, "Failover", note);
-                    failover.secondary = node;
-                    events.push((v.object_ref(&()), failover));
-                }
                 writes.push(write(v.as_ref(), &new));
             }
         }
+        let live: BTreeSet<String> = (objects.virtual_ips.iter())
+            .map(|v| format!("{}/{}", v.namespace().unwrap_or_default(), v.name_any()))
+            .collect();
+        self.masters.retain(|key, _| live.contains(key));
         if let Some((pod, reasons)) = &programming.rejected
             && self.rejected_announced.insert(programming.version)
             && let Some(pod) = pods.iter().find(|p| p.name_any() == *pod)
@@ -202,6 +213,30 @@ impl StatusSync {
 }
 
 /// A Warning Event when Accepted turned False.
+/// A `Failover` Event: Warning when no node is master any more. The node
+/// is the related object: kube's recorder folds Events with equal keys into
+/// one series that keeps the first note, so each new master gets its own.
+fn failover_event(from: Option<String>, to: Option<String>) -> Event {
+    let note = format!(
+        "master moved from {} to {}",
+        from.as_deref().unwrap_or("none"),
+        to.as_deref().unwrap_or("none")
+    );
+    let kind = match to {
+        Some(_) => EventType::Normal,
+        None => EventType::Warning,
+    };
+    let node = to.or(from).map(|n| ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Node".into()),
+        name: Some(n),
+        ..ObjectReference::default()
+    });
+    let mut failover = event(kind, "Failover", note);
+    failover.secondary = node;
+    failover
+}
+
 fn rejected_event<K: Resource<DynamicType = ()>>(
     object: &K,
     old: Option<&[Condition]>,

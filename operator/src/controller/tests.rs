@@ -385,6 +385,7 @@ async fn a_moved_master_is_written_and_announced_as_a_failover() {
                 priority: 100,
                 master: None,
                 last_transition: None,
+                became_master_at_unix_ms: None,
             }],
             ..Default::default()
         });

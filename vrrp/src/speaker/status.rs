@@ -28,6 +28,10 @@ pub struct SpeakerStatus {
     /// The master's address: ours when Master, the last heard when Backup.
     pub master: Option<IpAddr>,
     pub last_transition: Option<TransitionStatus>,
+    /// When it last became Master, in ms since the Unix epoch (also after it
+    /// left Master): a master between two reads still shows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub became_master_at_unix_ms: Option<u64>,
     pub counters: Counters,
 }
 
@@ -99,6 +103,7 @@ impl SpeakerStatus {
             address,
             master: None,
             last_transition: None,
+            became_master_at_unix_ms: None,
             counters: Counters::default(),
         }
     }
@@ -115,6 +120,7 @@ impl SpeakerStatus {
                 to: state(t.to),
                 reason: reason(t.reason),
             }),
+            became_master_at_unix_ms: runner.became_master_at_unix_ms,
             counters: runner.counters.clone(),
             ..SpeakerStatus::new(&runner.config, Some(runner.primary))
         }

@@ -193,6 +193,7 @@ fn virtual_ip_status_names_the_master_and_each_node() {
             priority,
             master: None,
             last_transition: None,
+            became_master_at_unix_ms: None,
         }],
         ..Default::default()
     };
@@ -229,11 +230,68 @@ fn vrrp_report(pod: &str, state: &str, since: u64, read: u64) -> Report {
             priority: 100,
             master: None,
             last_transition: Some(VrrpTransition { at_unix_ms: since }),
+            became_master_at_unix_ms: None,
         }],
         read_at_unix_ms: read,
         ..Default::default()
     };
     report(pod, PushState::Applied(1), Some(status))
+}
+
+/// Reports of default/vip1 where each (node, state, became Master at) is one node's.
+fn became_reports(nodes: &[(&str, &str, Option<u64>)]) -> Vec<Report> {
+    (nodes.iter())
+        .map(|&(pod, state, became)| {
+            let mut r = vrrp_report(pod, state, 0, 0);
+            let v = &mut r.status.as_mut().unwrap().virtual_ips[0];
+            v.became_master_at_unix_ms = became;
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn a_master_between_two_reads_is_a_move_there_and_back() {
+    // node-a was master (became at 100), node-b took over at 2_000 and
+    // node-a preempted it back at 3_000, all between two reads.
+    let reports = became_reports(&[("a", "Master", Some(3_000)), ("b", "Backup", Some(2_000))]);
+    let moves = master_moves(
+        "default/vip1",
+        Some("node-a"),
+        Some("node-a"),
+        &reports,
+        1_000,
+    );
+    let named = |from: &str, to: &str| (Some(from.to_string()), Some(to.to_string()));
+    assert_eq!(
+        moves,
+        [named("node-a", "node-b"), named("node-b", "node-a")]
+    );
+    assert_eq!(newest_became_master("default/vip1", &reports), 3_000);
+    // Nothing new since the last read: no move.
+    assert_eq!(
+        master_moves(
+            "default/vip1",
+            Some("node-a"),
+            Some("node-a"),
+            &reports,
+            3_000
+        ),
+        []
+    );
+    // A plain failover; and a master gone with nobody taking over.
+    let reports = became_reports(&[("a", "Fault", Some(100)), ("b", "Master", Some(2_000))]);
+    let moves = master_moves(
+        "default/vip1",
+        Some("node-a"),
+        Some("node-b"),
+        &reports,
+        1_000,
+    );
+    assert_eq!(moves, [named("node-a", "node-b")]);
+    let reports = became_reports(&[("a", "Fault", Some(100))]);
+    let moves = master_moves("default/vip1", Some("node-a"), None, &reports, 1_000);
+    assert_eq!(moves, [(Some("node-a".to_string()), None)]);
 }
 
 fn ready_of(reports: &[Report]) -> (Option<String>, String, String) {
