@@ -1,5 +1,5 @@
-//! The Kubernetes API of fairlead: the `Frontend`, `Backend` and `VirtualIP`
-//! custom resources (group `fairlead.io`, version `v1alpha1`), their validation,
+//! The Kubernetes API of fairlead: the `Frontend`, `Backend`, `VirtualIP` and
+//! `AddressPool` custom resources (group `fairlead.io`, version `v1alpha1`), their validation,
 //! and the CRD manifests generated from them.
 //!
 //! Every optional field documents its default. Defaults are applied when the
@@ -12,6 +12,7 @@
 //! whether a regex compiles or a duration parses.
 #![forbid(unsafe_code)]
 
+pub mod address_pool;
 pub mod backend;
 pub mod duration;
 pub mod frontend;
@@ -24,6 +25,7 @@ use kube::CustomResourceExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use address_pool::{AddressPool, AddressPoolSpec, AddressRange};
 pub use backend::{
     Backend, BackendSpec, BackendStatus, BackendTimeouts, BackendTls, Balance, HealthCheck,
     HttpCheck, ServerStatus, ServiceRef, StaticServer,
@@ -36,7 +38,9 @@ pub use rules::{
     Deny, HeaderMatch, HeaderName, HeaderValue, Predicate, Redirect, ReplaceHeaderValue,
     RequestRule, ResponseRule, RuleCondition,
 };
-pub use validate::{FieldError, validate_backend, validate_frontend, validate_virtual_ip};
+pub use validate::{
+    FieldError, validate_address_pool, validate_backend, validate_frontend, validate_virtual_ip,
+};
 pub use virtual_ip::{
     GratuitousArp, NodePriority, NodeVrrpState, PeerMode, Peers, Track, VirtualIP, VirtualIPSpec,
     VirtualIPStatus,
@@ -81,12 +85,17 @@ pub enum Error {
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The three CRDs as one multi-document YAML stream (`---` between documents),
-/// in a stable order: Frontend, Backend, VirtualIP.
+/// The CRDs as one multi-document YAML stream (`---` between documents),
+/// in a stable order: Frontend, Backend, VirtualIP, AddressPool.
 ///
 /// This is what `crdgen` prints and what `deploy/crds/fairlead.io_crds.yaml` holds.
 pub fn crds_yaml() -> String {
-    let crds = [Frontend::crd(), Backend::crd(), VirtualIP::crd()];
+    let crds = [
+        Frontend::crd(),
+        Backend::crd(),
+        VirtualIP::crd(),
+        AddressPool::crd(),
+    ];
     crds.iter()
         .map(|crd| serde_saphyr::to_string(crd).expect("a CRD always serializes to YAML"))
         .collect::<Vec<_>>()

@@ -7,6 +7,7 @@
 //! [`FieldError`]s whose `field` is a path from the object root, e.g.
 //! `spec.servers[1].port`.
 
+mod address_pool;
 mod backend;
 mod frontend;
 mod rules;
@@ -14,6 +15,7 @@ mod virtual_ip;
 
 use std::{fmt, net::IpAddr, time::Duration};
 
+pub use address_pool::validate_address_pool;
 pub use backend::validate_backend;
 pub use frontend::validate_frontend;
 pub use virtual_ip::validate_virtual_ip;
