@@ -15,14 +15,15 @@ fn committed_crds_match_the_code() {
 }
 
 #[test]
-fn crds_yaml_holds_three_crds() {
+fn crds_yaml_holds_four_crds() {
     let yaml = fairlead_crds::crds_yaml();
-    assert_eq!(yaml.matches("kind: CustomResourceDefinition").count(), 3);
-    assert_eq!(yaml.matches("\n---\n").count(), 2);
+    assert_eq!(yaml.matches("kind: CustomResourceDefinition").count(), 4);
+    assert_eq!(yaml.matches("\n---\n").count(), 3);
     for name in [
         "frontends.fairlead.io",
         "backends.fairlead.io",
         "virtualips.fairlead.io",
+        "addresspools.fairlead.io",
     ] {
         assert!(yaml.contains(&format!("name: {name}")), "{name} missing");
     }
