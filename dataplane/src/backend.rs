@@ -14,6 +14,7 @@ use crate::balance::{Candidate, SelectKey, Selector};
 use crate::config;
 use crate::health::HealthRecord;
 use crate::pool::Pool;
+use crate::tls::client::Upstream;
 
 /// Live state of one server that survives config applies while the server's
 /// backend, name, address and port stay the same.
@@ -133,11 +134,14 @@ pub struct BackendRuntime {
 }
 
 /// Key of a server's live state across applies.
-type ServerKey = (String, String, String, u16);
+pub type ServerStateKey = (String, String, String, u16);
 
 impl BackendRuntime {
     /// Builds the runtime, reusing the live state of servers that `previous` already had.
-    pub fn build(spec: config::Backend, previous: &HashMap<ServerKey, Arc<ServerShared>>) -> Self {
+    pub fn build(
+        spec: config::Backend,
+        previous: &HashMap<ServerStateKey, Arc<ServerShared>>,
+    ) -> Self {
         let servers: Vec<Arc<ServerRuntime>> = spec
             .servers
             .iter()
@@ -164,7 +168,7 @@ impl BackendRuntime {
     }
 
     /// The live state of every server, for the next apply to reuse.
-    pub fn shared_states(&self, into: &mut HashMap<ServerKey, Arc<ServerShared>>) {
+    pub fn shared_states(&self, into: &mut HashMap<ServerStateKey, Arc<ServerShared>>) {
         for s in &self.servers {
             let key = (
                 self.spec.name.clone(),
@@ -225,6 +229,24 @@ impl BackendRuntime {
             Err(_) => "connect timeout".to_string(),
         };
         tracing::warn!(backend = %self.spec.name, server = %server.spec.name, addr = %server.label(), %error, "connect to server failed");
+        None
+    }
+
+    /// Connects to `server` (with TLS when the backend uses it), within the
+    /// connect timeout; failures are logged.
+    pub async fn connect_upstream(&self, server: &ServerRuntime) -> Option<Box<dyn Upstream>> {
+        let stream = self.connect_to(server).await?;
+        let Some(tls) = &self.tls else {
+            return Some(Box::new(stream));
+        };
+        let limit = self.spec.connect_timeout();
+        let error =
+            match tokio::time::timeout(limit, tls.handshake(stream, &server.spec.address)).await {
+                Ok(Ok(tls)) => return Some(Box::new(tls)),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "TLS handshake timeout".to_string(),
+            };
+        tracing::warn!(backend = %self.spec.name, server = %server.spec.name, addr = %server.label(), %error, "TLS to server failed");
         None
     }
 }

@@ -2,7 +2,6 @@
 //! atomically: see `LIFECYCLE.md` beside this file.
 
 mod listener;
-mod route;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,30 +9,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore};
 
-use crate::backend::BackendRuntime;
-use crate::config::{self, DataplaneConfig};
+use crate::backend::{BackendRuntime, ServerShared, ServerStateKey};
+use crate::config::DataplaneConfig;
+use crate::drain::Connections;
+use crate::frontend::FrontendRuntime;
 use crate::health::{self, Checkers, status::EngineStatus};
-use crate::vrrp::Vrrp;
+use crate::vrrp::{self, Vrrp};
 use crate::{Error, Result};
-pub(crate) use listener::stop_signal;
-use listener::{Connections, Listener};
-pub use route::RouteRuntime;
-
-/// A frontend ready to serve: its spec with backends resolved.
-#[derive(Debug)]
-pub struct FrontendRuntime {
-    pub spec: config::Frontend,
-    pub default_backend: Option<Arc<BackendRuntime>>,
-    pub routes: Vec<RouteRuntime>,
-    /// Connection slots (maxconn); kept across applies while the limit is unchanged.
-    pub slots: Arc<Semaphore>,
-    /// TLS termination, when the frontend terminates TLS.
-    pub tls: Option<crate::tls::Terminator>,
-    /// HTTP request and response rules, compiled.
-    pub rules: crate::http::rules::CompiledRules,
-}
+use listener::Listener;
 
 /// Runs listeners for the current config; `apply` replaces it.
 pub struct Engine {
@@ -108,31 +94,17 @@ impl Engine {
     pub async fn apply(&self, config: DataplaneConfig) -> Result<()> {
         let config = config.validate()?;
         let mut running = self.running.lock().await;
+        let plan = self.plan(&mut running, config).await?;
+        self.commit(&mut running, plan).await;
+        Ok(())
+    }
 
-        let mut shared = HashMap::new();
-        for b in running.backends.values() {
-            // Pooled connections (and health) were made with the backend's TLS
-            // settings: when those change, its servers start afresh.
-            let next = config.backends.iter().find(|n| n.name == b.spec.name);
-            if next.is_none_or(|n| n.tls == b.spec.tls) {
-                b.shared_states(&mut shared);
-            }
-        }
-        let backends: HashMap<String, Arc<BackendRuntime>> = config
-            .backends
-            .iter()
-            .map(|b| {
-                let mut backend = BackendRuntime::build(b.clone(), &shared);
-                backend.tls = (b.tls.as_ref())
-                    .map(|t| crate::tls::client::Connector::build(b, t))
-                    .transpose()?;
-                Ok((b.name.clone(), Arc::new(backend)))
-            })
-            .collect::<Result<_>>()?;
-
-        // Resolve virtual IPs' interfaces, then build every frontend and open
-        // new sockets, before touching anything running.
-        let plan = running.vrrp.plan(&config, &self.node).await?;
+    /// Builds everything `config` needs beside the running state: backends
+    /// (servers keep their live state), virtual IPs' interfaces, frontends,
+    /// and sockets for new bind addresses. Touches nothing running.
+    async fn plan(&self, running: &mut Running, config: DataplaneConfig) -> Result<Plan> {
+        let backends = build_backends(&config, &running.backends)?;
+        let vrrp = running.vrrp.plan(&config, &self.node).await?;
         let mut frontends = Vec::with_capacity(config.frontends.len());
         let mut opened = HashMap::new();
         for spec in &config.frontends {
@@ -158,10 +130,20 @@ impl Engine {
                 opened.insert(spec.bind, socket);
             }
         }
+        Ok(Plan {
+            config,
+            backends,
+            frontends,
+            opened,
+            vrrp,
+        })
+    }
 
-        // Commit: swap frontends into kept listeners, start new ones, stop the rest.
-        let mut listeners = HashMap::with_capacity(frontends.len());
-        for fe in frontends {
+    /// Swaps `plan` in: frontends into kept listeners, new listeners start,
+    /// the rest stop; then health checkers, virtual IPs and the version.
+    async fn commit(&self, running: &mut Running, mut plan: Plan) {
+        let mut listeners = HashMap::with_capacity(plan.frontends.len());
+        for fe in plan.frontends {
             let bind = fe.spec.bind;
             let l = match running.listeners.remove(&bind) {
                 Some(l) => {
@@ -169,7 +151,7 @@ impl Engine {
                     l
                 }
                 None => {
-                    let socket = opened.remove(&bind).expect("opened above");
+                    let socket = plan.opened.remove(&bind).expect("opened by plan");
                     Listener::start(socket, fe, self.connections.clone())
                 }
             };
@@ -180,11 +162,12 @@ impl Engine {
             old.stop().await;
         }
         running.listeners = listeners;
-        running.checkers.sync(backends.values());
-        running.vrrp.commit(plan, &config, &backends).await;
-        running.backends = backends;
-        self.version.store(config.version, Ordering::Release);
-        Ok(())
+        running.checkers.sync(plan.backends.values());
+        (running.vrrp)
+            .commit(plan.vrrp, &plan.config, &plan.backends)
+            .await;
+        running.backends = plan.backends;
+        self.version.store(plan.config.version, Ordering::Release);
     }
 
     /// Hands over virtual IPs held here (priority-0 advertisements; the
@@ -214,41 +197,39 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-impl FrontendRuntime {
-    fn build(
-        spec: config::Frontend,
-        backends: &HashMap<String, Arc<BackendRuntime>>,
-        slots: Arc<Semaphore>,
-    ) -> Result<Self> {
-        // validate() has checked that every referenced backend exists.
-        let lookup = |name: &str| {
-            backends.get(name).cloned().ok_or_else(|| {
-                Error::Invalid(format!(
-                    "frontend {}: backend {name:?} does not exist",
-                    spec.name
-                ))
-            })
-        };
-        let default_backend = spec.default_backend.as_deref().map(lookup).transpose()?;
-        let routes = spec
-            .routes
-            .iter()
-            .map(|r| Ok(RouteRuntime::new(r, lookup(&r.backend)?)))
-            .collect::<Result<Vec<_>>>()?;
-        let tls = spec
-            .tls
-            .as_ref()
-            .filter(|t| t.mode == config::TlsMode::Terminate)
-            .map(|t| crate::tls::Terminator::build(&spec, t))
-            .transpose()?;
-        let rules = crate::http::rules::CompiledRules::build(&spec, lookup)?;
-        Ok(FrontendRuntime {
-            spec,
-            default_backend,
-            routes,
-            slots,
-            tls,
-            rules,
-        })
+/// A config built and ready to swap in.
+struct Plan {
+    config: DataplaneConfig,
+    backends: HashMap<String, Arc<BackendRuntime>>,
+    frontends: Vec<Arc<FrontendRuntime>>,
+    /// Sockets of bind addresses the running config does not listen on.
+    opened: HashMap<SocketAddr, TcpListener>,
+    vrrp: vrrp::Plan,
+}
+
+/// The backends of `config`; a server keeps the live state it has in
+/// `running` unless its backend's TLS settings changed (pooled connections
+/// were made with them).
+fn build_backends(
+    config: &DataplaneConfig,
+    running: &HashMap<String, Arc<BackendRuntime>>,
+) -> Result<HashMap<String, Arc<BackendRuntime>>> {
+    let mut shared: HashMap<ServerStateKey, Arc<ServerShared>> = HashMap::new();
+    for b in running.values() {
+        let next = config.backends.iter().find(|n| n.name == b.spec.name);
+        if next.is_none_or(|n| n.tls == b.spec.tls) {
+            b.shared_states(&mut shared);
+        }
     }
+    config
+        .backends
+        .iter()
+        .map(|b| {
+            let mut backend = BackendRuntime::build(b.clone(), &shared);
+            backend.tls = (b.tls.as_ref())
+                .map(|t| crate::tls::client::Connector::build(b, t))
+                .transpose()?;
+            Ok((b.name.clone(), Arc::new(backend)))
+        })
+        .collect()
 }

@@ -20,7 +20,8 @@ use tokio::sync::watch;
 
 use crate::backend::{ActiveGuard, BackendRuntime, ServerRuntime};
 use crate::balance::SelectKey;
-use crate::engine::FrontendRuntime;
+use crate::drain::stop_signal;
+use crate::frontend::FrontendRuntime;
 pub use body::ProxyBody;
 
 /// Serves one client connection of an http-mode frontend. Each request uses
@@ -66,7 +67,7 @@ pub async fn serve<S>(
         tokio::pin!(conn);
         tokio::select! {
             _ = conn.as_mut() => return,
-            _ = crate::engine::stop_signal(&mut stop) => {}
+            _ = stop_signal(&mut stop) => {}
         }
         conn.as_mut().graceful_shutdown();
         let _ = conn.await;
@@ -78,7 +79,7 @@ pub async fn serve<S>(
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => return,
-        _ = crate::engine::stop_signal(&mut stop) => {}
+        _ = stop_signal(&mut stop) => {}
     }
     conn.as_mut().graceful_shutdown();
     let _ = conn.await;
@@ -119,7 +120,7 @@ async fn forward(
     mut req: Request<Incoming>,
     client: &Client,
 ) -> Response<ProxyBody> {
-    let Some(backend) = chosen.or_else(|| frontend.route(&req)) else {
+    let Some(backend) = chosen.or_else(|| route(frontend, &req)) else {
         return body::local(
             StatusCode::SERVICE_UNAVAILABLE,
             "No backend serves this request.",
@@ -267,18 +268,13 @@ fn tunnel(
     });
 }
 
-impl FrontendRuntime {
-    /// The backend for a request: the first matching route's, else the default.
-    fn route<B>(&self, req: &Request<B>) -> Option<&Arc<BackendRuntime>> {
-        if self.routes.is_empty() {
-            return self.default_backend.as_ref();
-        }
-        let host = headers::request_host(req);
-        let path = req.uri().path();
-        self.routes
-            .iter()
-            .find(|r| r.matches(host, path))
-            .map(|r| &r.backend)
-            .or(self.default_backend.as_ref())
+/// The backend for a request: the first matching route's, else the default.
+fn route<'a, B>(
+    frontend: &'a FrontendRuntime,
+    req: &Request<B>,
+) -> Option<&'a Arc<BackendRuntime>> {
+    if frontend.routes.is_empty() {
+        return frontend.default_backend.as_ref();
     }
+    frontend.route(headers::request_host(req), req.uri().path())
 }

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::backend::BackendRuntime;
 use crate::balance::SelectKey;
-use crate::engine::FrontendRuntime;
+use crate::frontend::FrontendRuntime;
 
 const BUFFER: usize = 16 * 1024;
 

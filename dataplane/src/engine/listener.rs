@@ -3,17 +3,17 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::FrontendRuntime;
 use crate::config::{Mode, TlsMode};
+use crate::drain::{Connections, stop_signal};
+use crate::frontend::FrontendRuntime;
 use crate::{http, tcp};
 
 /// Pending connections the kernel queues per listener.
@@ -129,49 +129,5 @@ async fn serve(
     match frontend.spec.mode {
         Mode::Tcp => tcp::serve(frontend, stream, peer).await,
         Mode::Http => http::serve(current, stream, peer, stop, true).await,
-    }
-}
-
-/// Resolves once the stop switch is on (or its sender is gone).
-pub async fn stop_signal(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
-}
-
-/// Counts open client connections so shutdown can wait for them.
-#[derive(Default)]
-pub struct Connections {
-    open: AtomicUsize,
-    idle: Notify,
-}
-
-/// Counts one connection until dropped.
-pub struct ConnectionGuard(Arc<Connections>);
-
-impl Connections {
-    fn open(self: &Arc<Self>) -> ConnectionGuard {
-        self.open.fetch_add(1, Ordering::Relaxed);
-        ConnectionGuard(self.clone())
-    }
-
-    pub fn count(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
-    }
-
-    /// Waits until no connection is open, at most `grace`.
-    pub async fn wait_idle(&self, grace: Duration) {
-        let _ = tokio::time::timeout(grace, async {
-            while self.count() > 0 {
-                self.idle.notified().await;
-            }
-        })
-        .await;
-    }
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        if self.0.open.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.0.idle.notify_waiters();
-        }
     }
 }

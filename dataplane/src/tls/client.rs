@@ -14,7 +14,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::{certs, provider};
-use crate::backend::{BackendRuntime, ServerRuntime};
 use crate::config::{Backend, BackendTls};
 use crate::{Error, Result};
 
@@ -83,26 +82,6 @@ impl Connector {
         let name = ServerName::try_from(name.to_string())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         self.connector.connect(name, stream).await
-    }
-}
-
-impl BackendRuntime {
-    /// Connects to `server` (with TLS when the backend uses it), within the
-    /// connect timeout; failures are logged.
-    pub async fn connect_upstream(&self, server: &ServerRuntime) -> Option<Box<dyn Upstream>> {
-        let stream = self.connect_to(server).await?;
-        let Some(tls) = &self.tls else {
-            return Some(Box::new(stream));
-        };
-        let limit = self.spec.connect_timeout();
-        let error =
-            match tokio::time::timeout(limit, tls.handshake(stream, &server.spec.address)).await {
-                Ok(Ok(tls)) => return Some(Box::new(tls)),
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => "TLS handshake timeout".to_string(),
-            };
-        tracing::warn!(backend = %self.spec.name, server = %server.spec.name, addr = %server.label(), %error, "TLS to server failed");
-        None
     }
 }
 

@@ -9,8 +9,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::sni::{self, Hello};
-use crate::backend::BackendRuntime;
-use crate::engine::FrontendRuntime;
+use crate::frontend::FrontendRuntime;
 use crate::tcp;
 
 /// Serves one client connection of a passthrough frontend: the first route
@@ -22,7 +21,7 @@ pub async fn serve(frontend: Arc<FrontendRuntime>, mut client: TcpStream, peer: 
         tracing::debug!(frontend = %frontend.spec.name, %peer, "no TLS ClientHello; closing");
         return;
     };
-    let Some(backend) = route(&frontend, name.as_deref()) else {
+    let Some(backend) = frontend.route_sni(name.as_deref()).cloned() else {
         tracing::debug!(frontend = %frontend.spec.name, %peer, sni = ?name, "no backend for this server name; closing");
         return;
     };
@@ -51,47 +50,4 @@ async fn read_hello(client: &mut TcpStream, limit: Duration) -> Option<(Vec<u8>,
         }
     };
     tokio::time::timeout(limit, read).await.ok().flatten()
-}
-
-/// The backend for a server name: first matching route, else the default.
-fn route(frontend: &FrontendRuntime, name: Option<&str>) -> Option<Arc<BackendRuntime>> {
-    let routed = name.and_then(|name| {
-        frontend
-            .spec
-            .routes
-            .iter()
-            .zip(&frontend.routes)
-            .find(|(spec, _)| spec.sni.as_deref().is_some_and(|p| sni_matches(p, name)))
-            .map(|(_, r)| r.backend.clone())
-    });
-    routed.or_else(|| frontend.default_backend.clone())
-}
-
-/// `pattern` is a name (case-insensitive) or `*.suffix`, which matches names
-/// of one or more labels before the suffix, like route hosts.
-pub fn sni_matches(pattern: &str, name: &str) -> bool {
-    match pattern.strip_prefix('*') {
-        Some(suffix) => {
-            name.len() > suffix.len()
-                && name
-                    .get(name.len() - suffix.len()..)
-                    .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix))
-        }
-        None => pattern.eq_ignore_ascii_case(name),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sni_matches;
-
-    #[test]
-    fn exact_and_wildcard_names() {
-        assert!(sni_matches("a.example.com", "A.example.com"));
-        assert!(!sni_matches("a.example.com", "b.example.com"));
-        assert!(sni_matches("*.example.com", "x.example.com"));
-        assert!(sni_matches("*.example.com", "y.x.example.com"));
-        assert!(!sni_matches("*.example.com", "example.com"));
-        assert!(!sni_matches("*.example.com", ".example.com"));
-    }
 }
