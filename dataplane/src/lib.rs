@@ -17,6 +17,7 @@ pub mod engine;
 pub mod frontend;
 pub mod health;
 pub mod http;
+pub mod log_limit;
 mod pool;
 pub mod tcp;
 pub mod tls;

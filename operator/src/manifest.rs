@@ -100,6 +100,9 @@ pub fn load_text(file: &Path, text: &str, namespace: &str) -> Manifests {
 /// Adds the objects of one file's text to `manifests`.
 fn add_text(manifests: &mut Manifests, file: &Path, text: &str, namespace: &str) {
     if pem::is_pem(file) {
+        if text.trim().is_empty() {
+            return manifests.errors.push(whole_file(file, "empty PEM file"));
+        }
         let document = pem::secret_document(file, text);
         return load_object(manifests, file, document, namespace);
     }
@@ -111,6 +114,14 @@ fn add_text(manifests: &mut Manifests, file: &Path, text: &str, namespace: &str)
     } else {
         documents::yaml_documents(text)
     };
+    if documents.is_empty() {
+        // An empty or truncated-to-nothing file is a mistake, never an
+        // intent to remove every listener.
+        manifests.errors.push(whole_file(
+            file,
+            "no objects (the file is empty or only comments)",
+        ));
+    }
     for document in documents {
         match document {
             Ok(document) => load_object(manifests, file, document, namespace),
@@ -122,6 +133,17 @@ fn add_text(manifests: &mut Manifests, file: &Path, text: &str, namespace: &str)
                 message,
             }),
         }
+    }
+}
+
+/// A problem with the whole of `file`.
+fn whole_file(file: &Path, message: &str) -> SourceError {
+    SourceError {
+        file: file.to_path_buf(),
+        line: None,
+        object: None,
+        field: None,
+        message: message.to_string(),
     }
 }
 

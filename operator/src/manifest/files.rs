@@ -23,7 +23,20 @@ pub fn manifest_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<SourceError>) {
     let mut errors = Vec::new();
     for path in paths {
         match std::fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => walk(path, 0, &mut files, &mut errors),
+            Ok(meta) if meta.is_dir() => {
+                let (before, errors_before) = (files.len(), errors.len());
+                walk(path, 0, &mut files, &mut errors);
+                if files.len() == before && errors.len() == errors_before {
+                    errors.push(SourceError {
+                        file: path.clone(),
+                        line: None,
+                        object: None,
+                        field: None,
+                        message: "no manifest files (.yaml, .yml, .json, .pem) in this directory"
+                            .into(),
+                    });
+                }
+            }
             Ok(_) => files.push(path.clone()),
             Err(e) => errors.push(io_error(path, &e)),
         }

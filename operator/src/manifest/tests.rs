@@ -180,3 +180,43 @@ fn render_errors_are_placed_at_their_object() {
         "f.yaml:1: Backend default/app: spec.retries: -1 is negative"
     );
 }
+
+#[test]
+fn files_without_objects_are_errors_naming_the_file() {
+    for text in ["", "\n\n", "# only a comment\n", "---\n---\n", "---\n...\n"] {
+        let m = load_str("lb.yaml", text);
+        assert_eq!(
+            lines(&m),
+            ["lb.yaml: no objects (the file is empty or only comments)"],
+            "{text:?}"
+        );
+    }
+    let m = load_str("lb.json", " \n");
+    assert_eq!(m.errors.len(), 1, "{:?}", lines(&m));
+    assert!(lines(&m)[0].starts_with("lb.json:"), "{:?}", lines(&m));
+    assert!(lines(&m)[0].contains("JSON syntax"), "{:?}", lines(&m));
+    let m = load_str("site.pem", "\n");
+    assert_eq!(lines(&m), ["site.pem: empty PEM file"]);
+    // A file with objects fairlead does not read is not empty.
+    let m = load_str(
+        "other.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+    );
+    assert!(m.errors.is_empty(), "{:?}", lines(&m));
+}
+
+#[test]
+fn a_directory_without_manifest_files_is_an_error() {
+    let dir = std::env::temp_dir().join(format!("fairlead-empty-dir-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("README.txt"), "not a manifest").unwrap();
+    let m = load(std::slice::from_ref(&dir), "default");
+    assert_eq!(
+        lines(&m),
+        [format!(
+            "{}: no manifest files (.yaml, .yml, .json, .pem) in this directory",
+            dir.display()
+        )]
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

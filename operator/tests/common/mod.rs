@@ -17,10 +17,15 @@ pub struct Running {
 impl Running {
     /// `fairlead run -f PATH --threads 1 ARGS...`, logging at info.
     pub fn start(path: &Path, args: &[&str]) -> Running {
+        Running::start_with_log(path, args, "info")
+    }
+
+    /// As [`Running::start`], with `RUST_LOG` set to `filter`.
+    pub fn start_with_log(path: &Path, args: &[&str], filter: &str) -> Running {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fairlead"))
             .args(["run", "-f", path.to_str().unwrap(), "--threads", "1"])
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .env("NO_COLOR", "1")
             .stderr(Stdio::piped())
             .spawn()
@@ -45,6 +50,11 @@ impl Running {
             seen.push(line);
         }
         panic!("no log line with {needle:?}; saw:\n{}", seen.join("\n"));
+    }
+
+    /// The log lines written so far and not yet read by [`Running::wait_for`].
+    pub fn lines_so_far(&self) -> Vec<String> {
+        self.log.try_iter().collect()
     }
 
     pub fn signal(&self, name: &str) {
