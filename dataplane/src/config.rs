@@ -193,6 +193,11 @@ pub struct Backend {
     /// TLS towards the servers. Default none (plain TCP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<BackendTls>,
+    /// Send a PROXY protocol v2 header with the client's and the frontend's
+    /// addresses before the stream (haproxy `send-proxy-v2`); tcp mode
+    /// only, not with `tls`. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub send_proxy_v2: bool,
 }
 
 /// One server of a backend (haproxy `server` line).
@@ -288,6 +293,7 @@ impl Backend {
             redispatch: true,
             health_check: None,
             tls: None,
+            send_proxy_v2: false,
         }
     }
 
@@ -372,6 +378,13 @@ impl DataplaneConfig {
                     &object,
                     "serverTimeoutMs".into(),
                     "must be greater than 0".into(),
+                );
+            }
+            if b.send_proxy_v2 && (b.mode != Mode::Tcp || b.tls.is_some()) {
+                bad(
+                    &object,
+                    "sendProxyV2".into(),
+                    "only in tcp mode without tls".into(),
                 );
             }
             for (field, reason) in b.health_check.iter().flat_map(|h| h.problems()) {

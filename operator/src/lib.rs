@@ -17,6 +17,7 @@ mod error;
 pub mod fleet;
 pub mod incluster;
 pub mod leader;
+pub mod load_balancer;
 pub mod manifest;
 pub mod metrics;
 pub mod push;

@@ -10,6 +10,7 @@ mod backstop;
 mod endpoints;
 mod frontend;
 mod health;
+mod load_balancer;
 mod rules;
 mod tls;
 mod unsupported;
@@ -19,13 +20,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
-use fairlead_crds::{Backend, Frontend, Mode, VirtualIP, duration, validate};
+use fairlead_crds::{AddressPool, Backend, Frontend, Mode, VirtualIP, duration, validate};
 use fairlead_dataplane::config::{self, DataplaneConfig, SCHEMA_VERSION};
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use frontend::{BackendModes, binds_conflict};
+pub use load_balancer::{LoadBalancers, ServiceOutcome};
 
 /// Namespace of an object that names none.
 const DEFAULT_NAMESPACE: &str = "default";
@@ -40,7 +42,8 @@ pub struct Snapshot {
     pub backends: Vec<Backend>,
     /// Virtual IP addresses (not implemented yet: each is reported).
     pub virtual_ips: Vec<VirtualIP>,
-    /// Services that `Backend.spec.service` names.
+    /// Services: those that `Backend.spec.service` names, and those of type
+    /// LoadBalancer.
     pub services: Vec<Service>,
     /// Endpoints of those Services.
     pub endpoint_slices: Vec<EndpointSlice>,
@@ -49,6 +52,10 @@ pub struct Snapshot {
     /// The dataplane nodes, for VirtualIP node selectors and unicast peers;
     /// `None` in standalone mode, which knows no other node.
     pub nodes: Option<Vec<DataplaneNode>>,
+    /// Address pools for Services of type LoadBalancer.
+    pub address_pools: Vec<AddressPool>,
+    /// Which Services are served, and what the last rounds left.
+    pub load_balancing: crate::load_balancer::LoadBalancing,
 }
 
 /// A node running a dataplane, as the operator sees it.
@@ -71,6 +78,8 @@ pub struct Rendered {
     pub config: DataplaneConfig,
     /// Problems, by object; every object named here is left out of `config`.
     pub errors: Vec<RenderError>,
+    /// The Services of type LoadBalancer served, and the pools' usage.
+    pub load_balancers: LoadBalancers,
 }
 
 /// Why an object was left out: `Backend default/app: spec.servers[1].port: 70000 is not a port (1-65535)`.
@@ -156,15 +165,27 @@ pub fn render(snapshot: &Snapshot) -> Rendered {
         errors.append(&mut report.errors);
     }
     remove_bind_conflicts(&mut frontends, &mut errors);
+    let mut virtual_ips: Vec<config::VirtualIp> = virtual_ips.into_values().collect();
+    let load_balancers = load_balancer::render_services(
+        snapshot,
+        &mut frontends,
+        &mut backends,
+        &mut virtual_ips,
+        &mut errors,
+    );
     let config = DataplaneConfig {
         schema_version: SCHEMA_VERSION,
         version: 0,
         frontends,
         backends,
-        virtual_ips: virtual_ips.into_values().collect(),
+        virtual_ips,
     };
     let config = backstop::validated(config, &mut errors);
-    Rendered { config, errors }
+    Rendered {
+        config,
+        errors,
+        load_balancers,
+    }
 }
 
 /// Leaves out every frontend whose bind conflicts with another's.

@@ -126,7 +126,7 @@ fn password(namespace: &str, name: &str, snapshot: &Snapshot) -> Result<String, 
 
 /// The listed peers, or else every known dataplane that takes part; of the
 /// virtual addresses' family (`ipv6`).
-fn unicast_peers(
+pub(super) fn unicast_peers(
     listed: &[String],
     ipv6: bool,
     chosen: Option<&BTreeSet<String>>,
