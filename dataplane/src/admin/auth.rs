@@ -38,6 +38,11 @@ impl Auth {
         }
     }
 
+    /// Whether a verified client certificate is a credential.
+    pub(super) fn accepts_client_certificates(&self) -> bool {
+        self.client_ca
+    }
+
     /// True when neither a token nor a client CA is configured.
     pub fn is_empty(&self) -> bool {
         self.token.is_none() && !self.client_ca

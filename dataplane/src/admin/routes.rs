@@ -30,12 +30,15 @@ pub(super) async fn handle(api: &Api, req: Request<Incoming>, caller: Caller) ->
     let current = api.credentials.load();
     let client_cert = caller.client_cert && Arc::ptr_eq(&caller.credentials, &current);
     if let Err(reason) = current.auth.authorize(req.headers(), client_cert) {
-        tracing::warn!(peer = %caller.peer, method = %req.method(), path, reason, "admin API call refused");
+        if let Some(suppressed) = super::UNAUTHORIZED.check() {
+            tracing::warn!(peer = %caller.peer, method = %req.method(), path, reason, suppressed, "admin API call refused");
+        }
         let mut reply = errors(StatusCode::UNAUTHORIZED, vec![reason.to_string()]);
         let challenge = http::HeaderValue::from_static("Bearer");
         reply.headers_mut().insert(WWW_AUTHENTICATE, challenge);
         return reply;
     }
+    caller.slot.authenticate();
     match (path.as_str(), req.method()) {
         ("/v1/config", &Method::PUT) => put_config(api, req, caller).await,
         ("/v1/config", &Method::GET) => get_config(api),
