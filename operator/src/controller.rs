@@ -9,6 +9,7 @@
 //! dirty. Statuses are written by one task at a time beside the rounds (so
 //! they never delay a push), and only where they differ from what is stored.
 
+mod services;
 mod status;
 mod sync;
 
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use fairlead_crds::{Backend, Frontend, VirtualIP};
+use fairlead_crds::{AddressPool, Backend, Frontend, VirtualIP};
 use fairlead_dataplane::config::DataplaneConfig;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod, Secret, Service};
@@ -32,6 +33,7 @@ use tokio::sync::Notify;
 
 use crate::credentials::{self, CLIENT_SECRET, CREDENTIALS_SECRET};
 use crate::fleet::{DATAPLANE_LABEL, Desired, Fleet, FleetSettings, Target};
+use crate::load_balancer::LoadBalancing;
 use crate::metrics::{Metrics, Readiness};
 use crate::render::{DataplaneNode, Snapshot, render};
 use crate::{Error, Result};
@@ -54,6 +56,10 @@ pub struct Settings {
     pub identity: String,
     /// Owner of the credentials Secrets the operator creates, if any.
     pub owner: Option<OwnerReference>,
+    /// The `spec.loadBalancerClass` of the Services served.
+    pub load_balancer_class: String,
+    /// Also serve Services of type LoadBalancer with no class.
+    pub serve_unclassed_services: bool,
 }
 
 /// Longest time statuses wait for the dataplanes to answer a new version.
@@ -78,6 +84,7 @@ struct Stores {
     frontends: Store<Frontend>,
     backends: Store<Backend>,
     virtual_ips: Store<VirtualIP>,
+    address_pools: Store<AddressPool>,
     services: Store<Service>,
     endpoint_slices: Store<EndpointSlice>,
     secrets: Store<Secret>,
@@ -149,6 +156,12 @@ pub async fn run(
         watch("VirtualIP"),
     );
     tasks.push(t);
+    let (address_pools, t) = watch_kind(
+        Api::all(client.clone()),
+        watcher::Config::default(),
+        watch("AddressPool"),
+    );
+    tasks.push(t);
     let (services, t) = watch_kind(
         scoped(&client, scope),
         watcher::Config::default(),
@@ -195,6 +208,7 @@ pub async fn run(
         frontends,
         backends,
         virtual_ips,
+        address_pools,
         services,
         endpoint_slices,
         secrets,
@@ -284,7 +298,24 @@ async fn rounds(
         client.clone(),
         Recorder::new(client.clone(), reporter),
     ));
-    let mut syncing: Option<AbortOnDrop<(sync::StatusSync, Vec<Error>)>> = None;
+    let mut service_syncer = Some(services::ServiceStatusSync::new(
+        client.clone(),
+        Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "fairlead-operator".into(),
+                instance: Some(settings.identity.clone()),
+            },
+        ),
+        metrics.clone(),
+    ));
+    let mut lb = LoadBalancing {
+        class: settings.load_balancer_class.clone(),
+        unclassed: settings.serve_unclassed_services,
+        ..LoadBalancing::default()
+    };
+    type Synced = (sync::StatusSync, services::ServiceStatusSync, Vec<Error>);
+    let mut syncing: Option<AbortOnDrop<Synced>> = None;
     let mut credentials_version: Option<(Option<String>, Option<String>)> = None;
     let mut rendered = None;
     let mut retry_status: Option<Instant> = None;
@@ -305,13 +336,14 @@ async fn rounds(
             () = retry => {}
             done = async { (&mut syncing.as_mut().expect("guarded").0).await }, if syncing.is_some() => {
                 syncing = None;
-                let Ok((idle, failures)) = done else {
+                let Ok((idle, idle_services, failures)) = done else {
                     return Err(Error::Io {
                         what: "writing statuses".into(),
                         source: std::io::Error::other("the status task failed"),
                     });
                 };
                 syncer = Some(idle);
+                service_syncer = Some(idle_services);
                 if failures.is_empty() {
                     status_backoff = Duration::from_millis(500);
                 } else {
@@ -369,8 +401,25 @@ async fn rounds(
             credentials_version = (!create_failed).then_some(seen);
         }
         if signals.render.swap(false, Ordering::AcqRel) || rendered.is_none() {
-            let snapshot = snapshot(stores);
+            // What the dataplanes run, unless the last round gave another ID.
+            lb.running_vrids = running_vrids(&fleet.reports());
+            if let Some(last) = rendered.as_ref() {
+                lb.running_vrids.extend(last_vrids(last));
+            }
+            let snapshot = snapshot(stores, &lb);
             let result = render(&snapshot);
+            let served = &result.load_balancers;
+            lb.previous = (served.services.iter())
+                .filter_map(|(key, o)| Some((key.clone(), o.allocated.as_ref()?.address)))
+                .collect();
+            metrics.set_pools(&served.pools);
+            metrics.set_services_served(
+                served
+                    .services
+                    .values()
+                    .filter(|o| o.address.is_some())
+                    .count(),
+            );
             for e in &result.errors {
                 tracing::debug!(error = %e, "left out of the config");
             }
@@ -409,18 +458,26 @@ async fn rounds(
             virtual_ips: stores.virtual_ips.state(),
         };
         let pods = stores.pods.state();
-        match syncer.take() {
-            Some(mut idle) => {
+        let services = stores.services.state();
+        match syncer.take().zip(service_syncer.take()) {
+            Some((mut idle, mut idle_services)) => {
                 status_dirty = false;
                 if !create_failed {
                     retry_status = None;
                 }
                 let errors = result.errors.clone();
+                let outcomes = result.load_balancers.services.clone();
+                let lb = lb.clone();
                 syncing = Some(AbortOnDrop(tokio::spawn(async move {
-                    let failures = idle
+                    let mut failures = idle
                         .sync(&objects, &errors, &programming, &reports, &pods)
                         .await;
-                    (idle, failures)
+                    failures.extend(
+                        idle_services
+                            .sync(&services, &outcomes, &lb, &reports)
+                            .await,
+                    );
+                    (idle, idle_services, failures)
                 })));
             }
             // Busy: sync again when it is done.
@@ -456,6 +513,7 @@ async fn wait_synced(stores: &Stores) -> Result<()> {
     (stores.frontends.wait_until_ready().await).map_err(dropped("Frontend"))?;
     (stores.backends.wait_until_ready().await).map_err(dropped("Backend"))?;
     (stores.virtual_ips.wait_until_ready().await).map_err(dropped("VirtualIP"))?;
+    (stores.address_pools.wait_until_ready().await).map_err(dropped("AddressPool"))?;
     (stores.services.wait_until_ready().await).map_err(dropped("Service"))?;
     (stores.endpoint_slices.wait_until_ready().await).map_err(dropped("EndpointSlice"))?;
     (stores.secrets.wait_until_ready().await).map_err(dropped("Secret"))?;
@@ -466,8 +524,23 @@ async fn wait_synced(stores: &Stores) -> Result<()> {
     Ok(())
 }
 
+/// The virtual router ID each virtual IP runs with, by the dataplanes' reports.
+fn running_vrids(reports: &[crate::fleet::Report]) -> std::collections::BTreeMap<String, u8> {
+    (reports.iter())
+        .filter_map(|r| r.status.as_ref())
+        .flat_map(|s| s.virtual_ips.iter())
+        .filter_map(|v| Some((v.name.clone(), v.vrid?)))
+        .collect()
+}
+
+/// The virtual router IDs a render gave the Services' virtual IPs.
+fn last_vrids(rendered: &crate::render::Rendered) -> impl Iterator<Item = (String, u8)> + '_ {
+    (rendered.load_balancers.services.values())
+        .filter_map(|o| Some((o.virtual_ip.clone(), o.vrid?)))
+}
+
 /// Render's input, from the caches.
-fn snapshot(stores: &Stores) -> Snapshot {
+fn snapshot(stores: &Stores, load_balancing: &LoadBalancing) -> Snapshot {
     fn owned<K>(store: &Store<K>) -> Vec<K>
     where
         K: Resource<DynamicType = ()> + Clone + 'static,
@@ -484,7 +557,8 @@ fn snapshot(stores: &Stores) -> Snapshot {
         endpoint_slices: owned(&stores.endpoint_slices),
         secrets: owned(&stores.secrets),
         nodes: Some(dataplane_nodes(&stores.pods.state(), &stores.nodes)),
-        ..Default::default()
+        address_pools: owned(&stores.address_pools),
+        load_balancing: load_balancing.clone(),
     }
 }
 

@@ -103,6 +103,23 @@ pub struct OperatorArgs {
         value_parser = clap::value_parser!(u64).range(1..=300)
     )]
     pub status_interval: u64,
+    /// Serve Services of type LoadBalancer with this `spec.loadBalancerClass`.
+    #[arg(
+        long,
+        env = "FAIRLEAD_OPERATOR_LOAD_BALANCER_CLASS",
+        default_value = crate::load_balancer::DEFAULT_CLASS
+    )]
+    pub load_balancer_class: String,
+    /// Also serve Services of type LoadBalancer that name no class (for
+    /// clusters where fairlead is the only load balancer implementation).
+    #[arg(
+        long,
+        env = "FAIRLEAD_OPERATOR_SERVE_UNCLASSED_SERVICES",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
+    pub serve_unclassed_services: bool,
     /// Log lines as text or JSON (one object per line); RUST_LOG sets the level.
     #[arg(long, env = "FAIRLEAD_LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: LogFormat,
@@ -146,6 +163,8 @@ pub async fn run(client: Client, args: OperatorArgs) -> Result<()> {
         debounce: Duration::from_millis(args.debounce_ms),
         poll_interval: Duration::from_secs(args.status_interval),
         identity: identity.clone(),
+        load_balancer_class: args.load_balancer_class.clone(),
+        serve_unclassed_services: args.serve_unclassed_services,
     };
     let mut shutdown = std::pin::pin!(shutdown_signal()?);
     let result = if args.leader_election {

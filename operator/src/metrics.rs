@@ -12,8 +12,8 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use tokio::net::TcpListener;
 
@@ -32,6 +32,9 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     push_duration: HistogramVec,
     leader: IntGauge,
+    pool_addresses: IntGaugeVec,
+    services_served: IntGauge,
+    allocation_failures: IntCounterVec,
 }
 
 impl Metrics {
@@ -73,8 +76,32 @@ impl Metrics {
             "1 while this replica holds the leader Lease.",
         )
         .expect("valid metric");
+        let pool_addresses = IntGaugeVec::new(
+            Opts::new(
+                "fairlead_operator_pool_addresses",
+                "Addresses of each AddressPool, by state (allocated, free; free saturates at 2^63-1).",
+            ),
+            &["pool", "state"],
+        )
+        .expect("valid metric");
+        let services_served = IntGauge::new(
+            "fairlead_operator_load_balancer_services",
+            "Services of type LoadBalancer served with an address.",
+        )
+        .expect("valid metric");
+        let allocation_failures = IntCounterVec::new(
+            Opts::new(
+                "fairlead_operator_allocation_failures_total",
+                "Times a Service of type LoadBalancer went without an address or unserved, by reason.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
         for m in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(pool_addresses.clone()),
+            Box::new(services_served.clone()),
+            Box::new(allocation_failures.clone()),
             Box::new(errors.clone()),
             Box::new(reconcile_duration.clone()),
             Box::new(push_duration.clone()),
@@ -89,7 +116,37 @@ impl Metrics {
             reconcile_duration,
             push_duration,
             leader,
+            pool_addresses,
+            services_served,
+            allocation_failures,
         }
+    }
+
+    /// Sets the pools' usage, (allocated, free) by pool name; pools gone are dropped.
+    pub fn set_pools(&self, pools: &std::collections::BTreeMap<String, (u64, u64)>) {
+        self.pool_addresses.reset();
+        for (pool, (allocated, free)) in pools {
+            let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            (self
+                .pool_addresses
+                .with_label_values(&[pool.as_str(), "allocated"]))
+            .set(gauge(*allocated));
+            (self
+                .pool_addresses
+                .with_label_values(&[pool.as_str(), "free"]))
+            .set(gauge(*free));
+        }
+    }
+
+    /// Sets how many Services of type LoadBalancer are served.
+    pub fn set_services_served(&self, n: usize) {
+        self.services_served
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a Service that went without an address or unserved, by reason.
+    pub fn allocation_failure(&self, reason: &str) {
+        self.allocation_failures.with_label_values(&[reason]).inc();
     }
 
     /// Counts one round and its duration.
@@ -200,7 +257,18 @@ mod tests {
         m.observe_reconcile(Duration::from_millis(3));
         m.error("status");
         m.observe_push("applied", Duration::from_millis(2));
+        m.set_pools(&[("default".to_string(), (3, 13))].into());
+        m.set_services_served(3);
+        m.allocation_failure("PoolExhausted");
         let text = m.encode();
+        for line in [
+            "fairlead_operator_pool_addresses{pool=\"default\",state=\"allocated\"} 3",
+            "fairlead_operator_pool_addresses{pool=\"default\",state=\"free\"} 13",
+            "fairlead_operator_load_balancer_services 3",
+            "fairlead_operator_allocation_failures_total{reason=\"PoolExhausted\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing: {text}");
+        }
         assert!(
             text.contains("fairlead_operator_reconciles_total 1"),
             "{text}"

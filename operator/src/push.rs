@@ -131,6 +131,9 @@ pub struct VirtualIpState {
     /// Effective priority.
     #[serde(default)]
     pub priority: i32,
+    /// Virtual router ID.
+    #[serde(default)]
+    pub vrid: Option<u8>,
     /// Address of the current master, as this node sees it.
     #[serde(default)]
     pub master: Option<String>,

@@ -383,6 +383,7 @@ async fn a_moved_master_is_written_and_announced_as_a_failover() {
                 name: "default/vip1".into(),
                 state: state.into(),
                 priority: 100,
+                vrid: None,
                 master: None,
                 last_transition: None,
                 became_master_at_unix_ms: None,
