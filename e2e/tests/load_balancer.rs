@@ -1,0 +1,536 @@
+//! Services of type LoadBalancer end to end (needs root): a real API server,
+//! `fairlead-operator` as a local process with deploy/'s RBAC, two
+//! `fairlead-dataplane` "nodes" in network namespaces (registered as
+//! dataplane Pods), endpoints that answer with their name in those
+//! namespaces, and a client namespace. No kubelet or EndpointSlice
+//! controller runs, so the test writes the EndpointSlices.
+//!
+//! One test walks the whole story, since every step builds on the last:
+//! addresses from the pool in status, traffic through the address, masters
+//! on different nodes, a refused UDP port, pool exhaustion, an operator
+//! restart that keeps every address, and a SIGKILL failover. It prints the
+//! apply-to-first-connection and failover times (BENCHMARKS.md).
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fairlead_e2e::{Cluster, repo_path};
+use serde_json::{Value, json};
+
+#[path = "../../operator/tests/netns/mod.rs"]
+mod netns;
+
+const SYSTEM: &str = "fairlead-system";
+
+/// Builds the operator and the dataplane (debug) and returns their paths.
+fn binaries() -> (PathBuf, PathBuf) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--bin",
+            "fairlead-operator",
+            "--bin",
+            "fairlead-dataplane",
+        ])
+        .current_dir(repo_path(""))
+        .status()
+        .expect("running cargo build");
+    assert!(status.success(), "building the binaries failed");
+    // This test runs from <target>/debug/deps/.
+    let exe = std::env::current_exe().unwrap();
+    let debug = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    (
+        debug.join("fairlead-operator"),
+        debug.join("fairlead-dataplane"),
+    )
+}
+
+/// A child killed when dropped, its output in `log`.
+struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn start(program: &Path, args: &[String], log: PathBuf) -> Proc {
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(program)
+            .args(args)
+            .env("RUST_LOG", "info,fairlead_operator=debug")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Proc { child, log }
+    }
+
+    fn tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        format!(
+            "--- {} ---\n{}\n",
+            self.log.display(),
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        )
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, at most `limit`.
+fn eventually<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct World {
+    cluster: &'static Cluster,
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+    operator_bin: PathBuf,
+    dataplane_bin: PathBuf,
+    operator: Option<Proc>,
+    /// The operator's metrics address.
+    metrics: SocketAddr,
+    dataplanes: Vec<Proc>,
+}
+
+impl World {
+    fn new() -> World {
+        let cluster = Cluster::shared();
+        let deploy = repo_path("deploy");
+        (cluster.kubectl_ok(["apply", "-k", &deploy.to_string_lossy()])).expect("apply deploy/");
+        let wait = [
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd",
+            "--all",
+        ];
+        cluster.kubectl_ok(wait).unwrap();
+        let dir = std::env::temp_dir().join(format!("fairlead-e2e-lb-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = [
+            "create",
+            "token",
+            "fairlead-operator",
+            "-n",
+            SYSTEM,
+            "--duration=2h",
+        ];
+        let token = cluster.kubectl_ok(token).unwrap();
+        let kubeconfig = cluster.kubeconfig_for_token(&token).unwrap();
+        let (operator_bin, dataplane_bin) = binaries();
+        World {
+            cluster,
+            dir,
+            kubeconfig,
+            operator_bin,
+            dataplane_bin,
+            operator: None,
+            metrics: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            dataplanes: Vec::new(),
+        }
+    }
+
+    fn logs(&self) -> String {
+        (self.operator.iter().chain(&self.dataplanes))
+            .map(Proc::tail)
+            .collect()
+    }
+
+    fn kubectl(&self, args: &[&str]) -> String {
+        (self.cluster.kubectl_ok(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("kubectl {}: {e:#}\n{}", args.join(" "), self.logs()))
+    }
+
+    fn apply(&self, ns: &str, objects: &Value) {
+        (self
+            .cluster
+            .kubectl_stdin_ok(["apply", "-n", ns, "-f", "-"], &objects.to_string()))
+        .unwrap_or_else(|e| panic!("kubectl apply: {e:#}\n{}", self.logs()));
+    }
+
+    fn start_operator(&mut self, n: u32) {
+        let metrics = free_port();
+        let args = [
+            format!("--kubeconfig={}", self.kubeconfig.display()),
+            format!("--namespace={SYSTEM}"),
+            format!("--identity=op-lb-{n}"),
+            format!("--metrics-address=127.0.0.1:{metrics}"),
+            "--leader-election=false".into(),
+            "--status-interval=1".into(),
+        ];
+        let log = self.dir.join(format!("operator-{n}.log"));
+        self.operator = Some(Proc::start(&self.operator_bin, &args, log));
+        self.metrics = SocketAddr::from((Ipv4Addr::LOCALHOST, metrics));
+    }
+
+    /// Writes the dataplane credentials to files, once the operator made them.
+    fn credentials(&self) -> PathBuf {
+        let dir = self.dir.join("credentials");
+        std::fs::create_dir_all(&dir).unwrap();
+        for key in ["ca.crt", "tls.crt", "tls.key"] {
+            let template = format!("--template={{{{index .data \"{key}\" | base64decode}}}}");
+            let value = eventually(Duration::from_secs(30), "the credentials Secret", || {
+                let secret = ["get", "secret", "fairlead-dataplane-tls", "-n", SYSTEM];
+                let args = secret.into_iter().chain(["-o", "go-template", &template]);
+                self.cluster.kubectl_ok(args).ok().filter(|v| !v.is_empty())
+            });
+            std::fs::write(dir.join(key), value).unwrap();
+        }
+        dir
+    }
+
+    /// A dataplane in node `i` of `lab` (node `n{i}`, admin API on 10.88.0.`i`:9443).
+    fn start_dataplane(&mut self, lab: &netns::Lab, i: usize) {
+        let creds = self.credentials();
+        let ip = Ipv4Addr::new(10, 88, 0, i as u8);
+        let (pod, node) = (format!("dataplane-n{i}"), format!("n{i}"));
+        let args = vec![
+            "netns".into(),
+            "exec".into(),
+            lab.node(i),
+            self.dataplane_bin.display().to_string(),
+            format!("--admin-address={ip}:9443"),
+            format!("--tls-cert={}", creds.join("tls.crt").display()),
+            format!("--tls-key={}", creds.join("tls.key").display()),
+            format!("--client-ca={}", creds.join("ca.crt").display()),
+            format!("--state-dir={}", self.dir.join(&pod).display()),
+            format!("--node-name={node}"),
+            "--threads=1".into(),
+        ];
+        let log = self.dir.join(format!("{pod}.log"));
+        self.dataplanes
+            .push(Proc::start(Path::new("ip"), &args, log));
+        eventually(Duration::from_secs(10), "the admin port", || {
+            TcpStream::connect((ip, 9443)).ok()
+        });
+        (self
+            .cluster
+            .register_dataplane_pod(SYSTEM, &pod, &node, ip, 9443))
+        .unwrap();
+    }
+
+    fn service(&self, ns: &str, name: &str) -> Value {
+        let text = self.kubectl(&["get", "service", name, "-n", ns, "-o", "json"]);
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// The Service's fairlead condition once its reason is `reason`.
+    fn condition(&self, ns: &str, name: &str, reason: &str) -> Value {
+        eventually(
+            Duration::from_secs(20),
+            &format!("{name}: {reason}"),
+            || {
+                let s = self.service(ns, name);
+                let conditions = s["status"]["conditions"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                (conditions.into_iter())
+                    .find(|c| c["type"] == "fairlead.io/LoadBalancer" && c["reason"] == reason)
+            },
+        )
+    }
+
+    fn address(&self, ns: &str, name: &str) -> Option<String> {
+        let s = self.service(ns, name);
+        s["status"]["loadBalancer"]["ingress"][0]["ip"]
+            .as_str()
+            .map(str::to_string)
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+        let _ = self.cluster.kubectl(["delete", "addresspool", "--all"]);
+        for i in 1..=self.dataplanes.len() {
+            let pod = format!("dataplane-n{i}");
+            let delete = [
+                "delete",
+                "pod",
+                &pod,
+                "-n",
+                SYSTEM,
+                "--grace-period=0",
+                "--force",
+            ];
+            let _ = self.cluster.kubectl(delete);
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    (TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap())
+    .port()
+}
+
+/// A Service of type LoadBalancer with fairlead's class, port 80 -> 8080 (and `extra` ports).
+fn service(name: &str, extra: &[Value]) -> Value {
+    let mut ports =
+        vec![json!({"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080})];
+    ports.extend(extra.iter().cloned());
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"type": "LoadBalancer", "loadBalancerClass": "fairlead.io/lb",
+                 "selector": {"app": name}, "ports": ports},
+    })
+}
+
+/// The EndpointSlice of Service `name`: both node addresses, port 8080, ready.
+fn endpoints(name: &str) -> Value {
+    json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": format!("{name}-1"), "labels": {"kubernetes.io/service-name": name}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        "endpoints": [
+            {"addresses": ["10.88.0.1"], "conditions": {"ready": true}},
+            {"addresses": ["10.88.0.2"], "conditions": {"ready": true}},
+        ],
+    })
+}
+
+/// The name an endpoint answers with through `address:80`, from the client namespace.
+fn answer(lab: &netns::Lab, address: &str) -> Option<String> {
+    let script = "import socket,sys\ns=socket.create_connection((sys.argv[1],80),timeout=1)\n\
+                  s.settimeout(1)\nprint(s.recv(64).decode().strip())";
+    let out = lab.run(&lab.client(), "python3", &["-c", script, address]);
+    let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !name.is_empty()).then_some(name)
+}
+
+/// One HTTP GET of `/metrics` on the operator; `None` while it does not answer.
+fn metrics(address: SocketAddr) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+#[test]
+fn services_get_addresses_spread_masters_survive_restarts_and_fail_over() {
+    let mut world = World::new();
+    let mut lab = netns::Lab::new(2);
+    lab.attach_host("10.88.0.254");
+    for i in 1..=2 {
+        lab.name_server(i, &format!("e{i}"), &format!("10.88.0.{i}"), 8080);
+    }
+    world.start_operator(1);
+    for i in 1..=2 {
+        world.start_dataplane(&lab, i);
+    }
+    world.apply(
+        "default",
+        &json!({
+            "apiVersion": "fairlead.io/v1alpha1", "kind": "AddressPool",
+            "metadata": {"name": "lab"},
+            "spec": {"addresses": ["10.88.0.100-10.88.0.101"], "advertInterval": "100ms"},
+        }),
+    );
+    let ns = world.cluster.fresh_namespace("lb").unwrap();
+    world.apply(&ns, &endpoints("a"));
+
+    // Apply -> first connection through the new address.
+    let applied = Instant::now();
+    world.apply(&ns, &service("a", &[]));
+    let first = eventually(
+        Duration::from_secs(30),
+        "a connection through 10.88.0.100",
+        || answer(&lab, "10.88.0.100"),
+    );
+    let to_first_connection = applied.elapsed();
+    assert!(first == "e1" || first == "e2", "{first}");
+    let served = world.condition(&ns, "a", "Serving");
+    assert_eq!(world.address(&ns, "a").as_deref(), Some("10.88.0.100"));
+    let s = world.service(&ns, "a");
+    assert_eq!(s["status"]["loadBalancer"]["ingress"][0]["ipMode"], "VIP");
+    let message = served["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("10.88.0.100 from AddressPool lab, virtual router "),
+        "{message}"
+    );
+    // Both endpoints answer, whichever node is master.
+    let names: std::collections::BTreeSet<String> =
+        (0..8).filter_map(|_| answer(&lab, "10.88.0.100")).collect();
+    assert_eq!(names.into_iter().collect::<Vec<_>>(), ["e1", "e2"]);
+
+    // A second Service, with a UDP port fairlead refuses: the other address,
+    // the other node as master.
+    world.apply(&ns, &endpoints("b"));
+    let dns = json!({"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53});
+    world.apply(&ns, &service("b", &[dns]));
+    let refused = world.condition(&ns, "b", "PortsRefused");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("53/UDP is not served"),
+        "{refused}"
+    );
+    assert_eq!(world.address(&ns, "b").as_deref(), Some("10.88.0.101"));
+    let ports = &world.service(&ns, "b")["status"]["loadBalancer"]["ingress"][0]["ports"];
+    assert_eq!(
+        ports[1],
+        json!({"port": 53, "protocol": "UDP", "error": "fairlead.io/ProtocolNotSupported"})
+    );
+    eventually(Duration::from_secs(10), "b answers", || {
+        answer(&lab, "10.88.0.101")
+    });
+    let master_a = eventually(Duration::from_secs(5), "one holder of a", || {
+        let h = lab.holders("10.88.0.100");
+        (h.len() == 1).then(|| h[0])
+    });
+    let master_b = eventually(Duration::from_secs(5), "one holder of b", || {
+        let h = lab.holders("10.88.0.101");
+        (h.len() == 1).then(|| h[0])
+    });
+    assert_ne!(master_a, master_b, "both masters on n{master_a}");
+    let message = world.condition(&ns, "a", "Serving")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    eventually(
+        Duration::from_secs(10),
+        "the master in a's condition",
+        || {
+            let c = world.condition(&ns, "a", "Serving");
+            c["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("master: n{master_a}"))
+                .then_some(())
+        },
+    );
+
+    // The pool is exhausted: a third Service gets a clear condition and no address.
+    world.apply(&ns, &service("c", &[]));
+    let exhausted = world.condition(&ns, "c", "PoolExhausted");
+    assert_eq!(exhausted["status"], "False");
+    assert!(
+        exhausted["message"]
+            .as_str()
+            .unwrap()
+            .contains("AddressPool lab"),
+        "{exhausted}"
+    );
+    assert_eq!(world.address(&ns, "c"), None);
+    let events = eventually(Duration::from_secs(10), "a PoolExhausted Event", || {
+        let args = [
+            "get",
+            "events",
+            "-n",
+            &ns,
+            "--field-selector",
+            "reason=PoolExhausted",
+            "-o",
+            "name",
+        ];
+        let out = world.kubectl(&args);
+        (!out.is_empty()).then_some(out)
+    });
+    assert!(!events.is_empty());
+
+    // A restarted operator keeps every address (the statuses say them), and
+    // c stays refused.
+    let versions_before = world.kubectl(&[
+        "get",
+        "service",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.items[*].status.loadBalancer.ingress[*].ip}",
+    ]);
+    world.operator = None;
+    world.start_operator(2);
+    let metrics_address = world.metrics;
+    eventually(
+        Duration::from_secs(20),
+        "the new operator serving two Services",
+        || {
+            let text = metrics(metrics_address)?;
+            text.contains("fairlead_operator_load_balancer_services 2")
+                .then_some(())
+        },
+    );
+    // Let it write statuses, then check nothing moved.
+    std::thread::sleep(Duration::from_secs(3));
+    let versions_after = world.kubectl(&[
+        "get",
+        "service",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.items[*].status.loadBalancer.ingress[*].ip}",
+    ]);
+    assert_eq!(versions_after, versions_before);
+    assert_eq!(world.address(&ns, "a").as_deref(), Some("10.88.0.100"));
+    assert_eq!(world.address(&ns, "b").as_deref(), Some("10.88.0.101"));
+    world.condition(&ns, "c", "PoolExhausted");
+    let pools = metrics(metrics_address).unwrap();
+    assert!(
+        pools.contains("fairlead_operator_pool_addresses{pool=\"lab\",state=\"allocated\"} 2"),
+        "{pools}"
+    );
+    assert!(
+        pools.contains("fairlead_operator_pool_addresses{pool=\"lab\",state=\"free\"} 0"),
+        "{pools}"
+    );
+    assert!(message.contains("virtual router"));
+
+    // SIGKILL of a's master dataplane: the client is answered through the other node.
+    let other = 3 - master_a;
+    let killed_at = netns::now_ms();
+    world.dataplanes[master_a - 1].child.kill().unwrap();
+    let probe = lab.probe("10.88.0.100", 80, "*", Duration::from_secs(10));
+    let (answered_at, name) = probe.wait();
+    let failover = answered_at.saturating_sub(killed_at);
+    lab.wait_holds(other, "10.88.0.100", Duration::from_secs(3));
+    assert!(name == "e1" || name == "e2");
+    // The VRRP floor at 100 ms adverts: 3 x 100 ms + skew; with margin for a shared machine.
+    assert!(failover < 1500, "failover took {failover} ms");
+    eventually(
+        Duration::from_secs(20),
+        "the new master in a's condition",
+        || {
+            let c = world.condition(&ns, "a", "Serving");
+            c["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("master: n{other}"))
+                .then_some(())
+        },
+    );
+    eprintln!(
+        "BENCH load balancer: apply to first connection {:.0} ms; SIGKILL failover to an answer {failover} ms",
+        to_first_connection.as_secs_f64() * 1000.0
+    );
+}
