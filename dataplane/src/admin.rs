@@ -1,7 +1,8 @@
 //! The admin API: HTTPS (rustls) on hyper, through which the operator pushes
 //! configs and reads status.
 //!
-//! - `PUT /v1/config`: apply a [`DataplaneConfig`] (200, 400, 409 stale, 422 rejected);
+//! - `PUT /v1/config`: apply a [`DataplaneConfig`] (200, 400, 409 stale, 422
+//!   rejected, 413 over 16 MiB; the bounds are in [`crate::config::limits`]);
 //! - `GET /v1/config`: the running config (404 before the first);
 //! - `GET /v1/status`: the node name and the engine's status;
 //! - `GET /healthz` (liveness) and `GET /readyz` (a config is running): no auth.
@@ -18,7 +19,7 @@
 //! client certificate, no authorized request yet) is closed 10 s after
 //! accept, and such connections share 64 slots, 8 per source address, the
 //! oldest of the address holding the most being closed to admit a newcomer
-//! ([`gate`]); an authenticated connection is closed after 30 s idle; 256
+//! (`gate.rs`); an authenticated connection is closed after 30 s idle; 256
 //! connections in all. Warnings a caller can trigger (refusals, failed
 //! handshakes, accept errors) are logged at most once a second with a count
 //! of those suppressed; after a failed accept the loop pauses 10 ms,

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, Result};
 
 mod health;
+pub mod limits;
 mod rules;
 mod tls;
 mod vrrp;
@@ -338,7 +339,7 @@ impl DataplaneConfig {
     /// Checks every rule the engine relies on; returns the config unchanged when valid.
     /// The error lists every problem, one per line.
     pub fn validate(self) -> Result<Self> {
-        let mut problems = Vec::new();
+        let mut problems = limits::problems(&self);
         let mut bad = |object: &str, field: String, reason: String| {
             problems.push(format!("{object}: {field}: {reason}"));
         };

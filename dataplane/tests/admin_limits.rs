@@ -293,3 +293,74 @@ async fn running_out_of_file_descriptors_logs_a_line_a_second() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// PUTs the file `body` to /v1/config with the client certificate;
+/// (status, body). `extra` adds curl flags.
+async fn put_file(dp: &Dataplane, body: &str, extra: &[&str]) -> (u16, String, f64) {
+    let mut flags = dp.client_cert();
+    flags.extend(["-X", "PUT", "-H", "Content-Type: application/json"].map(String::from));
+    flags.push("--data-binary".into());
+    flags.push(format!("@{}", arg(&dp.pki.path(body))));
+    flags.extend(extra.iter().map(|f| f.to_string()));
+    dp.curl("/v1/config", &flags).await
+}
+
+/// A config JSON with `backends` backends of `servers` servers each.
+fn servers_json(backends: usize, servers: usize) -> String {
+    let server = |i: usize| format!(r#"{{"name":"s{i}","address":"10.1.2.3","port":8080}}"#);
+    let backend = |b: usize| {
+        let list: Vec<String> = (0..servers).map(server).collect();
+        format!(r#"{{"name":"b{b}","servers":[{}]}}"#, list.join(","))
+    };
+    let list: Vec<String> = (0..backends).map(backend).collect();
+    format!(r#"{{"version":1,"backends":[{}]}}"#, list.join(","))
+}
+
+fn peak_memory_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_pushes_are_refused_visibly_before_they_are_parsed() {
+    let dp = Dataplane::start("push.log", &[]).await;
+    let pid = dp._child.id().unwrap();
+    // 17 MiB: over the limit, over HTTP/1.1 (with a length, and chunked) and HTTP/2.
+    let big = servers_json(100, 3_500);
+    assert!(big.len() > 16 << 20, "{}", big.len());
+    std::fs::write(dp.pki.path("big.json"), &big).unwrap();
+    for (how, flags) in [
+        ("HTTP/1.1", &["--http1.1"][..]),
+        (
+            "HTTP/1.1 chunked",
+            &["--http1.1", "-H", "Transfer-Encoding: chunked"][..],
+        ),
+        ("HTTP/2", &["--http2"][..]),
+    ] {
+        let (status, body, seconds) = put_file(&dp, "big.json", flags).await;
+        eprintln!("{how}: {status} in {seconds:.2} s");
+        assert_eq!(status, 413, "{how}: {body}");
+        assert!(body.contains("larger than 16777216 bytes"), "{how}: {body}");
+    }
+    // Under the size limit but too many objects: 422 before parsing.
+    let objects = format!(r#"{{"version":1,"x":[{}]}}"#, vec!["{}"; 250_000].join(","));
+    std::fs::write(dp.pki.path("objects.json"), objects).unwrap();
+    let (status, body, _) = put_file(&dp, "objects.json", &["--http2"]).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("more than 200000 JSON objects"), "{body}");
+    // Within both, but more servers than a config may have: 422 from validate.
+    std::fs::write(dp.pki.path("servers.json"), servers_json(3, 10_000)).unwrap();
+    let (status, body, _) = put_file(&dp, "servers.json", &[]).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("30000 is more than 25000"), "{body}");
+    // A config of a size seen in practice applies.
+    std::fs::write(dp.pki.path("ok.json"), servers_json(10, 100)).unwrap();
+    let (status, body, seconds) = put_file(&dp, "ok.json", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let peak = peak_memory_kib(pid);
+    eprintln!(
+        "1,000 servers applied in {seconds:.2} s; peak memory {} MiB",
+        peak / 1024
+    );
+}

@@ -91,7 +91,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// client certificates against it. A certificate is never required at the
 /// handshake, so that a kubelet's probes (which present none) reach
 /// `/healthz` and `/readyz`; every other endpoint requires credentials in
-/// the handler ([`Auth::authorize`]). A certificate presented but not from
+/// the handler (`Auth::authorize`). A certificate presented but not from
 /// the CA still fails the handshake.
 pub fn server_config(
     key: Arc<CertifiedKey>,

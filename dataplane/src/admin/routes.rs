@@ -2,20 +2,19 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use serde::Serialize;
 use serde_json::json;
 
 use super::{Api, Caller};
 use crate::DataplaneConfig;
+use crate::config::limits::{MAX_CONFIG_BYTES, MAX_JSON_OBJECTS, count_json_objects};
 use crate::health::status::EngineStatus;
-
-/// Largest config body accepted.
-pub(super) const BODY_LIMIT: usize = 64 << 20;
 
 type Reply = Response<Full<Bytes>>;
 
@@ -51,13 +50,27 @@ pub(super) async fn handle(api: &Api, req: Request<Incoming>, caller: Caller) ->
 
 async fn put_config(api: &Api, req: Request<Incoming>, caller: Caller) -> Reply {
     let peer = caller.peer;
-    let body = match Limited::new(req.into_body(), BODY_LIMIT).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            let reason = format!("the body is larger than {BODY_LIMIT} bytes");
-            tracing::warn!(%peer, reason, "config refused");
-            return errors(StatusCode::PAYLOAD_TOO_LARGE, vec![reason]);
+    let too_large = || {
+        let reason = format!("the body is larger than {MAX_CONFIG_BYTES} bytes");
+        tracing::warn!(%peer, reason, "config refused");
+        errors(StatusCode::PAYLOAD_TOO_LARGE, vec![reason])
+    };
+    // Over HTTP/2 an answer before the whole body is read ends the stream
+    // with a reset, which clients report instead of the answer: there the
+    // rest of a body too large is read and discarded first (within bounds).
+    let http2 = req.version() == http::Version::HTTP_2;
+    let declared = req.headers().get(http::header::CONTENT_LENGTH);
+    let declared = declared.and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let body = req.into_body();
+    if declared.is_some_and(|length| length > MAX_CONFIG_BYTES as u64) {
+        if http2 && declared.is_some_and(|length| length <= DRAIN_BYTES as u64) {
+            discard(body, DRAIN_BYTES).await;
         }
+        return too_large();
+    }
+    let body = match read_body(body, MAX_CONFIG_BYTES, http2).await {
+        Ok(Some(body)) => body,
+        Ok(None) => return too_large(),
         Err(e) => {
             tracing::warn!(%peer, error = %e, "config refused: reading the body failed");
             return errors(
@@ -66,6 +79,12 @@ async fn put_config(api: &Api, req: Request<Incoming>, caller: Caller) -> Reply 
             );
         }
     };
+    let objects = count_json_objects(&body, MAX_JSON_OBJECTS);
+    if objects > MAX_JSON_OBJECTS {
+        let reason = format!("the config has more than {MAX_JSON_OBJECTS} JSON objects");
+        tracing::warn!(%peer, reason, "config refused");
+        return errors(StatusCode::UNPROCESSABLE_ENTITY, vec![reason]);
+    }
     let config = match parse(&body) {
         Ok(config) => config,
         Err(reason) => {
@@ -120,6 +139,55 @@ async fn put_config(api: &Api, req: Request<Incoming>, caller: Caller) -> Reply 
         Err(e) => tracing::error!(error = %e, "persisting the config failed"),
     }
     reply(StatusCode::OK, &json!({"version": version}))
+}
+
+/// Most bytes of a body too large read and discarded over HTTP/2, and how
+/// long that may take; past either, the stream is reset.
+const DRAIN_BYTES: usize = 4 * MAX_CONFIG_BYTES;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The body if it has at most `limit` bytes; `None` if it has more (with
+/// `http2`, the rest read and discarded first, see [`discard`]).
+async fn read_body(
+    mut body: Incoming,
+    limit: usize,
+    http2: bool,
+) -> Result<Option<Bytes>, hyper::Error> {
+    let mut read = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue; // trailers
+        };
+        if read.len() + data.len() > limit {
+            drop(read);
+            if http2 {
+                discard(body, DRAIN_BYTES - limit).await;
+            }
+            return Ok(None);
+        }
+        read.extend_from_slice(&data);
+    }
+    Ok(Some(read.freeze()))
+}
+
+/// Reads and drops up to `bytes` more of `body` within [`DRAIN_TIME`].
+async fn discard(mut body: Incoming, bytes: usize) {
+    if body.is_end_stream() {
+        return;
+    }
+    let drain = async {
+        let mut left = bytes;
+        while let Some(Ok(frame)) = body.frame().await {
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            match left.checked_sub(data.len()) {
+                Some(rest) => left = rest,
+                None => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
 }
 
 /// Parses a config; the error names the JSON path (`frontends[0].bind: ...`).
