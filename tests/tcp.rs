@@ -126,3 +126,51 @@ async fn no_server_closes_the_client() {
     let mut c = Conn::open(addr).await;
     assert!(c.closed_within(Duration::from_secs(2)).await);
 }
+
+/// `sendProxyV2` against HAProxy (Debian's), which accepts PROXY v2 on its
+/// bind (`accept-proxy`) and answers with the addresses the header carried.
+#[tokio::test(flavor = "multi_thread")]
+async fn send_proxy_v2_gives_haproxy_the_client_address() {
+    let haproxy_addr = free_addr();
+    let dir = std::env::temp_dir().join(format!("fairlead-proxy-v2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "defaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\n\
+             frontend f\n  bind {haproxy_addr} accept-proxy\n  \
+             http-request return status 200 content-type text/plain lf-string \"%[src]:%[src_port] %[dst]:%[dst_port]\"\n"
+        ),
+    )
+    .unwrap();
+    let mut haproxy = std::process::Command::new("haproxy")
+        .args(["-db", "-f"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("haproxy (apt-get install haproxy)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(haproxy_addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "haproxy did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let fe = frontend("fe", Mode::Tcp, "be");
+    let addr = fe.bind;
+    let server = fairlead_dataplane::config::Server::new("h", "127.0.0.1", haproxy_addr.port());
+    let mut be = backend("be", Mode::Tcp, Balance::Roundrobin, vec![server]);
+    be.send_proxy_v2 = true;
+    let _e = serve(fe, be).await;
+    let mut c = Conn::open_from(addr, "127.0.0.9").await;
+    let local = c.io.get_ref().local_addr().unwrap();
+    let resp = c.get("/").await;
+    let _ = haproxy.kill();
+    let _ = haproxy.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.text(), format!("{local} {addr}"));
+}

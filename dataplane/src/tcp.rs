@@ -1,6 +1,8 @@
 //! TCP mode: pick a server, connect with retries, relay bytes both ways with
 //! half-close, close on inactivity.
 
+mod proxy_header;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,8 +30,10 @@ where
     serve_to(&frontend, backend, client, peer, &[]).await;
 }
 
-/// Connects to a server of `backend`, sends `first` (bytes already read from
-/// the client), then relays.
+/// Connects to a server of `backend`, sends the PROXY v2 header when the
+/// backend asks for it (the client's address, and the frontend's bind
+/// address as the destination), then `first` (bytes already read from the
+/// client), then relays.
 pub async fn serve_to<C>(
     frontend: &FrontendRuntime,
     backend: Arc<BackendRuntime>,
@@ -52,6 +56,12 @@ pub async fn serve_to<C>(
         return;
     };
     let mut server = server;
+    if backend.spec.send_proxy_v2 {
+        let header = proxy_header::header(peer, frontend.spec.bind);
+        if server.write_all(&header).await.is_err() {
+            return;
+        }
+    }
     if !first.is_empty() && server.write_all(first).await.is_err() {
         return;
     }
