@@ -12,6 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::admin::{self, AdminServer, Api, Auth, Credentials, StateDir};
 use crate::diagnostics::LogFormat;
+use crate::metrics::server::MetricsServer;
 use crate::tls::{certs, provider};
 use crate::{Engine, Error, Result};
 
@@ -72,6 +73,10 @@ pub struct Options {
     /// before they are closed (500ms, 10s, 1m).
     #[arg(long, env = "FAIRLEAD_SHUTDOWN_GRACE", default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// Serve Prometheus metrics on this address (plain HTTP: /metrics and
+    /// /healthz, no authentication) [default: not served].
+    #[arg(long, env = "FAIRLEAD_METRICS_ADDRESS", value_name = "ADDR:PORT")]
+    pub metrics_address: Option<SocketAddr>,
     /// Log lines as text or JSON (one object per line); RUST_LOG sets the level.
     #[arg(long, env = "FAIRLEAD_LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: LogFormat,
@@ -126,6 +131,7 @@ pub fn run(options: Options) -> Result<()> {
 pub struct Agent {
     api: Arc<Api>,
     admin: AdminServer,
+    metrics: Option<MetricsServer>,
     reload: Option<tokio::task::JoinHandle<()>>,
     shutdown_grace: Duration,
 }
@@ -152,6 +158,17 @@ impl Agent {
             Some(name) => Engine::with_node(name.clone()),
             None => Engine::new(),
         });
+        let metrics = match options.metrics_address {
+            None => None,
+            Some(addr) => {
+                let io = |source| Error::Io {
+                    what: format!("--metrics-address {addr}"),
+                    source,
+                };
+                let listener = tokio::net::TcpListener::bind(addr).await.map_err(io)?;
+                Some(MetricsServer::start(listener, engine.clone()).map_err(io)?)
+            }
+        };
         let api = Arc::new(Api::new(engine, credentials, state));
         api.restore().await;
         let admin = admin::serve(listener, api.clone()).map_err(|source| Error::Io {
@@ -164,9 +181,15 @@ impl Agent {
         Ok(Agent {
             api,
             admin,
+            metrics,
             reload,
             shutdown_grace: options.shutdown_grace,
         })
+    }
+
+    /// The address the metrics listener listens on, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(MetricsServer::local_addr)
     }
 
     /// The address the admin API listens on.
@@ -180,6 +203,9 @@ impl Agent {
             reload.abort();
         }
         self.admin.stop().await;
+        if let Some(metrics) = self.metrics {
+            metrics.stop().await;
+        }
         tracing::info!(
             "stopping the engine; connections get {:?} to finish",
             self.shutdown_grace

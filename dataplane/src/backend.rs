@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use crate::balance::{Candidate, SelectKey, Selector};
 use crate::config;
+use crate::counters::{Counted, ProxyCounters, Registry, ServerCounters};
 use crate::health::HealthRecord;
 use crate::pool::Pool;
 use crate::tls::client::Upstream;
@@ -47,10 +49,12 @@ pub struct ServerRuntime {
     /// The address when it is an IP literal, resolved once at apply.
     ip_addr: Option<SocketAddr>,
     pub shared: Arc<ServerShared>,
+    /// Traffic and health counters, kept across applies by backend and server name.
+    pub counters: Arc<ServerCounters>,
 }
 
 impl ServerRuntime {
-    fn new(spec: config::Server, shared: Arc<ServerShared>) -> Self {
+    fn new(spec: config::Server, shared: Arc<ServerShared>, counters: Arc<ServerCounters>) -> Self {
         let ip_addr = spec
             .address
             .parse()
@@ -60,6 +64,7 @@ impl ServerRuntime {
             spec,
             ip_addr,
             shared,
+            counters,
         }
     }
 
@@ -76,7 +81,14 @@ impl ServerRuntime {
     /// Counts a connection or request as active until the guard drops.
     pub fn track(self: &Arc<Self>) -> ActiveGuard {
         self.shared.active.fetch_add(1, Ordering::Relaxed);
-        ActiveGuard(self.clone())
+        self.counters
+            .backend
+            .current
+            .fetch_add(1, Ordering::Relaxed);
+        ActiveGuard {
+            server: self.clone(),
+            started: None,
+        }
     }
 
     /// `address:port` for logs.
@@ -106,20 +118,41 @@ impl Candidate for Arc<ServerRuntime> {
     }
 }
 
-/// Decrements the server's active count when dropped.
+/// Decrements the server's active count when dropped; for a session that
+/// was served, counts its total time then.
 #[derive(Debug)]
-pub struct ActiveGuard(Arc<ServerRuntime>);
+pub struct ActiveGuard {
+    server: Arc<ServerRuntime>,
+    /// When the served session started (none for a failed attempt).
+    started: Option<Instant>,
+}
 
 impl ActiveGuard {
     /// The server this guard counts against.
     pub fn server(&self) -> &Arc<ServerRuntime> {
-        &self.0
+        &self.server
+    }
+
+    /// Counts a session served by the server (and its backend), started at
+    /// `started`; its total time is counted when the guard drops.
+    fn served(&mut self, started: Instant) {
+        let current = u64::from(self.server.shared.active.load(Ordering::Relaxed));
+        let backend = self.server.counters.backend.current.load(Ordering::Relaxed);
+        self.server.counters.own.traffic.session(current);
+        self.server.counters.backend.traffic.session(backend);
+        self.started = Some(started);
     }
 }
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0.shared.active.fetch_sub(1, Ordering::Relaxed);
+        self.server.shared.active.fetch_sub(1, Ordering::Relaxed);
+        let counters = &self.server.counters;
+        counters.backend.current.fetch_sub(1, Ordering::Relaxed);
+        if let Some(started) = self.started {
+            let took = started.elapsed();
+            counters.both(|c| c.total_time.add(took));
+        }
     }
 }
 
@@ -131,16 +164,36 @@ pub struct BackendRuntime {
     selector: Selector,
     /// TLS towards the servers, when the backend uses it (set by the engine).
     pub tls: Option<crate::tls::client::Connector>,
+    /// Traffic counters, kept across applies by name.
+    pub counters: Arc<ProxyCounters>,
 }
 
 /// Key of a server's live state across applies.
 pub type ServerStateKey = (String, String, String, u16);
 
 impl BackendRuntime {
-    /// Builds the runtime, reusing the live state of servers that `previous` already had.
+    /// Builds the runtime, reusing the live state of servers that `previous`
+    /// already had, with counters of its own.
     pub fn build(
         spec: config::Backend,
         previous: &HashMap<ServerStateKey, Arc<ServerShared>>,
+    ) -> Self {
+        Self::build_counted(
+            spec,
+            previous,
+            &mut Registry::default(),
+            &Registry::default(),
+        )
+    }
+
+    /// Builds the runtime, reusing the live state of servers that `previous`
+    /// already had, and the counters `counted` had for the same names
+    /// (registered in `counters`).
+    pub fn build_counted(
+        spec: config::Backend,
+        previous: &HashMap<ServerStateKey, Arc<ServerShared>>,
+        counters: &mut Registry,
+        counted: &Registry,
     ) -> Self {
         let servers: Vec<Arc<ServerRuntime>> = spec
             .servers
@@ -155,11 +208,13 @@ impl BackendRuntime {
                         health: HealthRecord::default(),
                     })
                 });
-                Arc::new(ServerRuntime::new(s.clone(), shared))
+                let server_counters = counters.server(counted, &spec.name, &s.name);
+                Arc::new(ServerRuntime::new(s.clone(), shared, server_counters))
             })
             .collect();
         let selector = Selector::new(spec.balance, &servers);
         BackendRuntime {
+            counters: counters.backend(counted, &spec.name),
             spec,
             servers,
             selector,
@@ -201,13 +256,19 @@ impl BackendRuntime {
         F: FnMut(Arc<ServerRuntime>) -> Fut,
         Fut: Future<Output = Option<T>>,
     {
+        let started = Instant::now();
         let mut tried: Vec<usize> = Vec::new();
         let mut server = self.select(key, &tried)?.clone();
-        for _ in 0..=self.spec.retries {
-            let guard = server.track();
+        for n in 0..=self.spec.retries {
+            let mut guard = server.track();
             if let Some(ok) = attempt(server.clone()).await {
+                guard.served(started);
                 return Some((ok, guard));
             }
+            if n == self.spec.retries {
+                break;
+            }
+            let failed = server.clone();
             if self.spec.redispatch {
                 if let Some(i) = self.servers.iter().position(|s| Arc::ptr_eq(s, &server)) {
                     tried.push(i);
@@ -215,6 +276,15 @@ impl BackendRuntime {
                 if let Some(next) = self.select(key, &tried) {
                     server = next.clone();
                 }
+            }
+            if Arc::ptr_eq(&failed, &server) {
+                failed
+                    .counters
+                    .both(|c| c.retries.fetch_add(1, Ordering::Relaxed));
+            } else {
+                failed
+                    .counters
+                    .both(|c| c.redispatches.fetch_add(1, Ordering::Relaxed));
             }
         }
         None
@@ -234,7 +304,27 @@ impl BackendRuntime {
 
     /// Connects to `server` (with TLS when the backend uses it), within the
     /// connect timeout; failures are logged.
+    /// Its bytes, connect time and errors are counted on the server and backend.
     pub async fn connect_upstream(&self, server: &ServerRuntime) -> Option<Box<dyn Upstream>> {
+        let counters = &server.counters;
+        counters.both(|c| c.connection_attempts.fetch_add(1, Ordering::Relaxed));
+        let started = Instant::now();
+        let connected = self.connect_upstream_uncounted(server).await;
+        match &connected {
+            Some(_) => {
+                let took = started.elapsed();
+                counters.both(|c| c.connect_time.add(took));
+            }
+            None => counters.both(|c| c.connection_errors.fetch_add(1, Ordering::Relaxed)),
+        }
+        let stream = connected?;
+        Some(Box::new(Counted::new(stream, counters.clone())))
+    }
+
+    async fn connect_upstream_uncounted(
+        &self,
+        server: &ServerRuntime,
+    ) -> Option<Box<dyn Upstream>> {
         let stream = self.connect_to(server).await?;
         let Some(tls) = &self.tls else {
             return Some(Box::new(stream));

@@ -118,6 +118,19 @@ pub struct Frontend {
     /// local responses (redirects, denials, errors) too. Default none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub response_rules: Vec<ResponseRule>,
+    /// Statistics served on this frontend (http mode). Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<FrontendStats>,
+}
+
+/// What a frontend serves of the dataplane's statistics (http mode).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FrontendStats {
+    /// Path (exact, query ignored) answered with the Prometheus metrics,
+    /// after the request rules. Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus_path: Option<String>,
 }
 
 /// An HTTP route: every field that is set must match.
@@ -266,6 +279,7 @@ impl Frontend {
             tls: None,
             request_rules: Vec::new(),
             response_rules: Vec::new(),
+            stats: None,
         }
     }
 
@@ -461,6 +475,15 @@ impl DataplaneConfig {
                     &object,
                     "maxConnections".into(),
                     "must be greater than 0".into(),
+                );
+            }
+            if let Some(path) = f.stats.as_ref().and_then(|s| s.prometheus_path.as_ref())
+                && (f.mode != Mode::Http || !path.starts_with('/') || path.contains(['?', '#']))
+            {
+                bad(
+                    &object,
+                    "stats.prometheusPath".into(),
+                    format!("{path:?}: an http frontend's path starting with /, no ? or #"),
                 );
             }
             if f.max_header_bytes < 8192 {

@@ -2,7 +2,7 @@
 //! the count of open client connections that shutdown waits on.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
@@ -16,6 +16,7 @@ pub async fn stop_signal(rx: &mut watch::Receiver<bool>) {
 #[derive(Default)]
 pub struct Connections {
     open: AtomicUsize,
+    total: AtomicU64,
     idle: Notify,
 }
 
@@ -26,12 +27,18 @@ impl Connections {
     /// Counts a connection as open until the guard drops.
     pub fn open(self: &Arc<Self>) -> ConnectionGuard {
         self.open.fetch_add(1, Ordering::Relaxed);
+        self.total.fetch_add(1, Ordering::Relaxed);
         ConnectionGuard(self.clone())
     }
 
     /// Connections open now.
     pub fn count(&self) -> usize {
         self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections accepted since the engine started.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
     }
 
     /// Waits until no connection is open, at most `grace`.

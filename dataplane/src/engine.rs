@@ -12,11 +12,15 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore};
 
+use bytes::Bytes;
+
 use crate::backend::{BackendRuntime, ServerShared, ServerStateKey};
 use crate::config::DataplaneConfig;
+use crate::counters::Registry;
 use crate::drain::Connections;
-use crate::frontend::FrontendRuntime;
+use crate::frontend::{Exporter, FrontendRuntime, Render};
 use crate::health::{self, Checkers, status::EngineStatus};
+use crate::snapshot::{Observed, Snapshot, View};
 use crate::vrrp::{self, Vrrp};
 use crate::{Error, Result};
 use listener::Listener;
@@ -29,10 +33,16 @@ pub struct Engine {
     running: Mutex<Running>,
     version: AtomicU64,
     connections: Arc<Connections>,
+    /// What runs, for snapshots.
+    observed: Arc<Observed>,
+    /// Renders the Prometheus metrics; frontends serving them hold a weak reference.
+    metrics: Arc<Render>,
 }
 
 #[derive(Default)]
 struct Running {
+    /// Counters of the running frontends, backends and servers, by name.
+    counters: Registry,
     listeners: HashMap<SocketAddr, Listener>,
     backends: HashMap<String, Arc<BackendRuntime>>,
     /// Health checkers of the running backends' servers.
@@ -56,12 +66,31 @@ impl Engine {
 
     /// An engine with no listeners on node `node`.
     pub fn with_node(node: impl Into<String>) -> Engine {
+        let node = node.into();
+        let connections = Arc::<Connections>::default();
+        let observed = Arc::new(Observed::new(node.clone(), connections.clone()));
+        let source = observed.clone();
+        let metrics: Arc<Render> =
+            Arc::new(move || Bytes::from(crate::metrics::render(&source.snapshot())));
         Engine {
-            node: node.into(),
+            node,
             running: Mutex::new(Running::default()),
             version: AtomicU64::new(0),
-            connections: Arc::default(),
+            connections,
+            observed,
+            metrics,
         }
+    }
+
+    /// Frontends, backends, servers, virtual IPs, config and process now;
+    /// never waits for an apply.
+    pub fn snapshot(&self) -> Snapshot {
+        self.observed.snapshot()
+    }
+
+    /// The Prometheus metrics now, in the text exposition format.
+    pub fn metrics(&self) -> Bytes {
+        (self.metrics)()
     }
 
     /// Version of the running config (0 before the first apply).
@@ -92,10 +121,14 @@ impl Engine {
     /// listeners keep their sockets, removed ones stop accepting, established
     /// connections finish. On any error nothing changes.
     pub async fn apply(&self, config: DataplaneConfig) -> Result<()> {
-        let config = config.validate()?;
+        let version = config.version;
         let mut running = self.running.lock().await;
-        let plan = self.plan(&mut running, config).await?;
-        self.commit(&mut running, plan).await;
+        let planned = match config.validate() {
+            Ok(config) => self.plan(&mut running, config).await,
+            Err(e) => Err(e),
+        };
+        self.observed.applied(version, planned.is_ok());
+        self.commit(&mut running, planned?).await;
         Ok(())
     }
 
@@ -103,7 +136,8 @@ impl Engine {
     /// (servers keep their live state), virtual IPs' interfaces, frontends,
     /// and sockets for new bind addresses. Touches nothing running.
     async fn plan(&self, running: &mut Running, config: DataplaneConfig) -> Result<Plan> {
-        let backends = build_backends(&config, &running.backends)?;
+        let mut counters = Registry::default();
+        let backends = build_backends(&config, running, &mut counters)?;
         let vrrp = running.vrrp.plan(&config, &self.node).await?;
         let mut frontends = Vec::with_capacity(config.frontends.len());
         let mut opened = HashMap::new();
@@ -113,10 +147,15 @@ impl Engine {
                 Some(fe) if fe.spec.max_connections == spec.max_connections => fe.slots.clone(),
                 _ => Arc::new(Semaphore::new(spec.max_connections as usize)),
             };
+            let exporter = (spec.stats.as_ref())
+                .and_then(|s| s.prometheus_path.clone())
+                .map(|path| Exporter::new(path, &self.metrics));
             frontends.push(Arc::new(FrontendRuntime::build(
                 spec.clone(),
                 &backends,
                 slots,
+                counters.frontend(&running.counters, &spec.name),
+                exporter,
             )?));
             if old.is_none() {
                 let socket =
@@ -132,6 +171,7 @@ impl Engine {
         }
         Ok(Plan {
             config,
+            counters,
             backends,
             frontends,
             opened,
@@ -143,6 +183,13 @@ impl Engine {
     /// the rest stop; then health checkers, virtual IPs and the version.
     async fn commit(&self, running: &mut Running, mut plan: Plan) {
         let mut listeners = HashMap::with_capacity(plan.frontends.len());
+        let mut view = View {
+            frontends: plan.frontends.clone(),
+            backends: (plan.config.backends.iter())
+                .filter_map(|b| plan.backends.get(&b.name).cloned())
+                .collect(),
+            virtual_ips: Vec::new(),
+        };
         for fe in plan.frontends {
             let bind = fe.spec.bind;
             let l = match running.listeners.remove(&bind) {
@@ -167,6 +214,9 @@ impl Engine {
             .commit(plan.vrrp, &plan.config, &plan.backends)
             .await;
         running.backends = plan.backends;
+        running.counters = plan.counters;
+        view.virtual_ips = running.vrrp.watches();
+        self.observed.set_view(view);
         self.version.store(plan.config.version, Ordering::Release);
     }
 
@@ -184,6 +234,7 @@ impl Engine {
         running.vrrp.shutdown().await;
         running.checkers.clear();
         running.backends.clear();
+        self.observed.set_view(View::default());
         self.connections.wait_idle(grace).await;
     }
 }
@@ -200,6 +251,8 @@ fn host_name() -> String {
 /// A config built and ready to swap in.
 struct Plan {
     config: DataplaneConfig,
+    /// Counters of its objects, kept from the running ones by name.
+    counters: Registry,
     backends: HashMap<String, Arc<BackendRuntime>>,
     frontends: Vec<Arc<FrontendRuntime>>,
     /// Sockets of bind addresses the running config does not listen on.
@@ -212,10 +265,11 @@ struct Plan {
 /// were made with them).
 fn build_backends(
     config: &DataplaneConfig,
-    running: &HashMap<String, Arc<BackendRuntime>>,
+    running: &Running,
+    counters: &mut Registry,
 ) -> Result<HashMap<String, Arc<BackendRuntime>>> {
     let mut shared: HashMap<ServerStateKey, Arc<ServerShared>> = HashMap::new();
-    for b in running.values() {
+    for b in running.backends.values() {
         let next = config.backends.iter().find(|n| n.name == b.spec.name);
         if next.is_none_or(|n| n.tls == b.spec.tls) {
             b.shared_states(&mut shared);
@@ -225,7 +279,8 @@ fn build_backends(
         .backends
         .iter()
         .map(|b| {
-            let mut backend = BackendRuntime::build(b.clone(), &shared);
+            let mut backend =
+                BackendRuntime::build_counted(b.clone(), &shared, counters, &running.counters);
             backend.tls = (b.tls.as_ref())
                 .map(|t| crate::tls::client::Connector::build(b, t))
                 .transpose()?;

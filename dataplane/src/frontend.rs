@@ -6,12 +6,16 @@
 mod route;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use http::{Response, StatusCode, header};
 
 use tokio::sync::Semaphore;
 
 use crate::backend::BackendRuntime;
 use crate::config;
+use crate::counters::FrontendCounters;
 use crate::{Error, Result};
 pub use route::{HostPattern, RouteRuntime};
 
@@ -27,15 +31,21 @@ pub struct FrontendRuntime {
     pub tls: Option<crate::tls::Terminator>,
     /// HTTP request and response rules, compiled.
     pub rules: crate::http::rules::CompiledRules,
+    /// Traffic counters, kept across applies by name.
+    pub counters: Arc<FrontendCounters>,
+    /// Serves the Prometheus metrics on a path (`stats.prometheusPath`).
+    pub exporter: Option<Exporter>,
 }
 
 impl FrontendRuntime {
     /// Resolves `spec`'s backends in `backends` and compiles its TLS and rules;
-    /// `slots` are the connection slots to serve with.
+    /// `slots` are the connection slots to serve with, `counters` its counters.
     pub fn build(
         spec: config::Frontend,
         backends: &HashMap<String, Arc<BackendRuntime>>,
         slots: Arc<Semaphore>,
+        counters: Arc<FrontendCounters>,
+        exporter: Option<Exporter>,
     ) -> Result<Self> {
         // validate() has checked that every referenced backend exists.
         let lookup = |name: &str| {
@@ -66,6 +76,8 @@ impl FrontendRuntime {
             slots,
             tls,
             rules,
+            counters,
+            exporter,
         })
     }
 
@@ -85,5 +97,52 @@ impl FrontendRuntime {
         name.and_then(|name| self.routes.iter().find(|r| r.matches_sni(name)))
             .map(|r| &r.backend)
             .or(self.default_backend.as_ref())
+    }
+}
+
+/// Renders the metrics page.
+pub type Render = dyn Fn() -> Bytes + Send + Sync;
+
+/// Answers one path with the Prometheus metrics (`stats.prometheusPath`).
+#[derive(Clone)]
+pub struct Exporter {
+    /// The path, matched exactly (query ignored).
+    pub path: String,
+    render: Weak<Render>,
+}
+
+impl std::fmt::Debug for Exporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exporter")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// The content type of the Prometheus text exposition format.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+impl Exporter {
+    /// Serves what `render` renders on `path`.
+    pub fn new(path: String, render: &Arc<Render>) -> Self {
+        Exporter {
+            path,
+            render: Arc::downgrade(render),
+        }
+    }
+
+    /// The metrics response (503 once the engine is gone).
+    pub fn respond(&self) -> Response<Bytes> {
+        let Some(render) = self.render.upgrade() else {
+            let mut resp = Response::new(Bytes::from_static(b"stopping\n"));
+            *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            return resp;
+        };
+        let mut resp = Response::new(render());
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static(METRICS_CONTENT_TYPE),
+        );
+        resp
     }
 }

@@ -128,6 +128,47 @@ impl HealthRecord {
     }
 }
 
+/// HAProxy's name for a check's result, as an index into
+/// [`crate::counters::CHECK_STATUSES`], and the HTTP status code (0: none).
+/// A timeout counts as L4TOUT for TCP checks and L7TOUT for HTTP checks
+/// (the probe does not say which step timed out).
+pub fn check_status(outcome: &CheckOutcome, http: bool) -> (usize, u16) {
+    let code = (outcome.reason.strip_prefix("HTTP status "))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let name = match (outcome.ok, http) {
+        (true, false) => "L4OK",
+        (true, true) => "L7OK",
+        _ if code > 0 => "L7STS",
+        _ if outcome.reason.starts_with("timeout") => {
+            if http {
+                "L7TOUT"
+            } else {
+                "L4TOUT"
+            }
+        }
+        _ if outcome.reason.starts_with("TLS handshake") => "L6RSP",
+        _ if http
+            && [
+                "sending",
+                "reading",
+                "malformed",
+                "status line",
+                "connection closed",
+            ]
+            .iter()
+            .any(|p| outcome.reason.starts_with(p)) =>
+        {
+            "L7RSP"
+        }
+        _ => "L4CON",
+    };
+    let index = (crate::counters::CHECK_STATUSES.iter())
+        .position(|s| *s == name)
+        .unwrap_or(0);
+    (index, code)
+}
+
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

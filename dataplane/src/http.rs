@@ -7,6 +7,7 @@ pub mod rules;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use arc_swap::ArcSwap;
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -37,6 +38,7 @@ pub async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let counters = current.load().counters.clone();
     let spec = &current.load().spec;
     let (header_timeout, max_header) = (spec.client_timeout(), spec.max_header_bytes as usize);
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -73,16 +75,21 @@ pub async fn serve<S>(
         let _ = conn.await;
         return;
     }
+    let count = |result: Result<(), hyper::Error>| {
+        if result.is_err_and(|e| e.is_parse() || e.is_parse_too_large()) {
+            counters.request_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    };
     let conn = builder
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
-        _ = conn.as_mut() => return,
+        result = conn.as_mut() => return count(result),
         _ = stop_signal(&mut stop) => {}
     }
     conn.as_mut().graceful_shutdown();
-    let _ = conn.await;
+    count(conn.await);
 }
 
 /// What a request needs to know about its connection.
@@ -101,14 +108,35 @@ async fn proxy(
     mut req: Request<Incoming>,
     client: &Client,
 ) -> Response<ProxyBody> {
+    let counters = &frontend.counters;
+    counters
+        .traffic
+        .http_requests
+        .fetch_add(1, Ordering::Relaxed);
     let rules = &frontend.rules;
     let verdict = rules.on_request(&mut req, client);
     let mask = rules.response_mask(&req, client);
     let mut resp = match verdict {
-        rules::Verdict::Answer(resp) => resp,
+        rules::Verdict::Answer(resp) => {
+            counters.intercepted.fetch_add(1, Ordering::Relaxed);
+            resp
+        }
+        rules::Verdict::Deny(resp) => {
+            counters.intercepted.fetch_add(1, Ordering::Relaxed);
+            counters.denied.fetch_add(1, Ordering::Relaxed);
+            resp
+        }
+        rules::Verdict::Forward(_)
+            if (frontend.exporter.as_ref()).is_some_and(|e| e.path == req.uri().path()) =>
+        {
+            counters.intercepted.fetch_add(1, Ordering::Relaxed);
+            let exporter = frontend.exporter.as_ref().expect("checked above");
+            exporter.respond().map(|b| ProxyBody::Local(Some(b)))
+        }
         rules::Verdict::Forward(chosen) => forward(frontend, chosen, req, client).await,
     };
     rules.on_response(mask, &mut resp);
+    counters.traffic.response(resp.status().as_u16());
     resp
 }
 
@@ -146,6 +174,7 @@ async fn forward(
     };
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let timeout = backend.spec.server_timeout();
+    let sent_at = tokio::time::Instant::now();
     let sent = tokio::time::timeout(timeout, sender.try_send_request(req)).await;
     let result = match sent {
         Err(_) => return timeout_response(backend, guard.server()),
@@ -177,9 +206,19 @@ async fn forward(
             None => Err(e.into_error()),
         },
     };
+    let counters = &guard.server().counters;
     let mut resp = match result {
-        Ok(resp) => resp,
+        Ok(resp) => {
+            let (took, code) = (sent_at.elapsed(), resp.status().as_u16());
+            counters.both(|c| {
+                c.traffic.http_requests.fetch_add(1, Ordering::Relaxed);
+                c.traffic.response(code);
+                c.response_time.add(took);
+            });
+            resp
+        }
         Err(e) => {
+            counters.both(|c| c.response_errors.fetch_add(1, Ordering::Relaxed));
             tracing::warn!(backend = %backend.spec.name, server = %guard.server().label(), error = %e, "bad response from server");
             return body::local(
                 StatusCode::BAD_GATEWAY,
@@ -199,6 +238,7 @@ async fn forward(
 }
 
 fn timeout_response(backend: &BackendRuntime, server: &ServerRuntime) -> Response<ProxyBody> {
+    (server.counters).both(|c| c.response_errors.fetch_add(1, Ordering::Relaxed));
     tracing::warn!(backend = %backend.spec.name, server = %server.label(), "server timeout waiting for response");
     body::local(
         StatusCode::GATEWAY_TIMEOUT,
@@ -221,6 +261,7 @@ async fn connect(
                 && !upgrade
                 && let Some(sender) = server.shared.pool.take().await
             {
+                (server.counters).both(|c| c.connection_reuses.fetch_add(1, Ordering::Relaxed));
                 return Some(sender);
             }
             new_connection(&server, backend, upgrade).await

@@ -55,6 +55,11 @@ impl Pool {
         None
     }
 
+    /// Idle connections kept now.
+    pub fn idle(&self) -> usize {
+        self.idle.len()
+    }
+
     /// Keeps a connection for reuse; closes it when the pool is full.
     pub fn put(&self, sender: SendRequest<Incoming>) {
         if !sender.is_closed() {

@@ -36,6 +36,35 @@ pub struct VirtualIpStatus {
     pub tracking_failure: Option<String>,
 }
 
+/// Reads one virtual IP's status.
+#[derive(Clone)]
+pub struct VirtualIpWatch {
+    speaker: SpeakerWatch,
+    configured: u8,
+    failure: Option<Arc<ArcSwap<Option<String>>>>,
+}
+
+#[derive(Clone)]
+enum SpeakerWatch {
+    Running(tokio::sync::watch::Receiver<SpeakerStatus>),
+    Fault(Box<SpeakerStatus>),
+}
+
+impl VirtualIpWatch {
+    /// The status now.
+    pub fn status(&self) -> VirtualIpStatus {
+        let speaker = match &self.speaker {
+            SpeakerWatch::Running(rx) => rx.borrow().clone(),
+            SpeakerWatch::Fault(status) => (**status).clone(),
+        };
+        VirtualIpStatus {
+            speaker,
+            configured_priority: self.configured,
+            tracking_failure: self.failure.as_ref().and_then(|f| (**f.load()).clone()),
+        }
+    }
+}
+
 /// The speakers of the running config.
 #[derive(Default)]
 pub struct Vrrp {
@@ -258,21 +287,32 @@ impl Vrrp {
 
     /// Every virtual IP this node takes part in, sorted by name.
     pub fn status(&self) -> Vec<VirtualIpStatus> {
+        self.watches().iter().map(VirtualIpWatch::status).collect()
+    }
+
+    /// A handle per virtual IP, sorted by name, that reads its status
+    /// without the engine's apply lock.
+    pub fn watches(&self) -> Vec<VirtualIpWatch> {
         let tracked = self.tracked.load();
         self.speakers
             .iter()
             .map(|(name, running)| {
                 let (speaker, configured) = match running {
-                    Running::Speaking { config, speaker } => (speaker.status(), config.priority),
-                    Running::Fault(status) => (status.clone(), status.priority),
+                    Running::Speaking { config, speaker } => {
+                        (SpeakerWatch::Running(speaker.watch()), config.priority)
+                    }
+                    Running::Fault(status) => (
+                        SpeakerWatch::Fault(Box::new(status.clone())),
+                        status.priority,
+                    ),
                 };
-                let tracking_failure = (tracked.iter())
+                let failure = (tracked.iter())
                     .find(|t| &t.name == name)
-                    .and_then(|t| (**t.failure.load()).clone());
-                VirtualIpStatus {
+                    .map(|t| t.failure.clone());
+                VirtualIpWatch {
                     speaker,
-                    configured_priority: configured,
-                    tracking_failure,
+                    configured,
+                    failure,
                 }
             })
             .collect()

@@ -93,6 +93,10 @@ pub struct RunArgs {
     /// [default: the host name].
     #[arg(long, env = "FAIRLEAD_NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,
+    /// Serve Prometheus metrics on this address (plain HTTP: /metrics and
+    /// /healthz) [default: not served].
+    #[arg(long, env = "FAIRLEAD_METRICS_ADDRESS", value_name = "ADDR:PORT")]
+    pub metrics_address: Option<std::net::SocketAddr>,
 }
 
 fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
@@ -116,6 +120,7 @@ impl Cli {
                 watch_interval: args.watch_interval,
                 shutdown_grace: args.shutdown_grace,
                 node_name: args.node_name,
+                metrics_address: args.metrics_address,
             }),
         }
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use fairlead_dataplane::DataplaneConfig;
 use fairlead_dataplane::engine::Engine;
+use fairlead_dataplane::metrics::server::MetricsServer;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::manifest::{self, Fingerprint};
@@ -67,6 +68,8 @@ pub struct RunOptions {
     pub shutdown_grace: Duration,
     /// This node's name for VirtualIP priorities; `None`: the host name.
     pub node_name: Option<String>,
+    /// Where to serve `/metrics` and `/healthz` (plain HTTP); `None`: nowhere.
+    pub metrics_address: Option<std::net::SocketAddr>,
 }
 
 /// Serves the manifests until SIGTERM or SIGINT. Invalid manifests at start
@@ -112,9 +115,20 @@ async fn serve(
     let mut hangup = listen(SignalKind::hangup(), "SIGHUP")?;
     let mut terminate = listen(SignalKind::terminate(), "SIGTERM")?;
     let mut interrupt = listen(SignalKind::interrupt(), "SIGINT")?;
-    let engine = match &options.node_name {
+    let engine = std::sync::Arc::new(match &options.node_name {
         Some(node) => Engine::with_node(node.clone()),
         None => Engine::new(),
+    });
+    let metrics = match options.metrics_address {
+        None => None,
+        Some(addr) => {
+            let io = |source| Error::Io {
+                what: format!("--metrics-address {addr}"),
+                source,
+            };
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(io)?;
+            Some(MetricsServer::start(listener, engine.clone()).map_err(io)?)
+        }
     };
     let mut running = DataplaneConfig {
         version: 1,
@@ -160,6 +174,9 @@ async fn serve(
         "stopping; connections get {:?} to finish",
         options.shutdown_grace
     );
+    if let Some(metrics) = metrics {
+        metrics.stop().await;
+    }
     engine.shutdown(options.shutdown_grace).await;
     tracing::info!("stopped");
     Ok(())

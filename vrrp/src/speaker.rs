@@ -216,6 +216,7 @@ async fn supervise(
                     announcing: None,
                     set_priority: priority,
                     became_master_at_unix_ms: None,
+                    master_heard: None,
                 };
                 match (runner.run(ready.receiver, ready.timer, &mut control)).await {
                     Ended::Stopped => return,
@@ -408,6 +409,8 @@ struct Runner {
     set_priority: Option<u8>,
     /// When this speaker last became Master (kept after it leaves Master).
     became_master_at_unix_ms: Option<u64>,
+    /// When, as Backup, it last heard the Master advertise.
+    master_heard: Option<crate::Instant>,
 }
 
 /// How a running speaker ended.
@@ -550,6 +553,11 @@ impl Runner {
     }
 
     async fn handle(&mut self, event: Event) {
+        if matches!(event, Event::Advertisement { .. })
+            && self.instance.state() == crate::machine::State::Backup
+        {
+            self.master_heard = Some(self.now());
+        }
         let before = self.instance.last_transition();
         let actions = self.instance.handle(self.now(), event);
         for action in actions {
@@ -559,7 +567,16 @@ impl Runner {
         if let Some(t) = after.filter(|_| after != before) {
             self.counters.transitions += 1;
             if t.to == crate::machine::State::Master {
+                self.counters.became_master += 1;
                 self.became_master_at_unix_ms = Some(self.origin_unix_ms + t.at.as_millis());
+                if t.from == crate::machine::State::Backup
+                    && let Some(heard) = self.master_heard.take()
+                {
+                    self.counters.last_failover_us = Some(t.at.0.saturating_sub(heard.0));
+                }
+            }
+            if t.from == crate::machine::State::Master {
+                self.counters.released_master += 1;
             }
             self.log(t);
         }
@@ -613,7 +630,12 @@ impl Runner {
                 .map_err(std::io::Error::other)
                 .and_then(|bytes| self.sender.send(&bytes, destination));
             match sent {
-                Ok(()) => self.counters.sent += 1,
+                Ok(()) => {
+                    self.counters.sent += 1;
+                    if priority == 0 {
+                        self.counters.priority_zero_sent += 1;
+                    }
+                }
                 Err(error) => {
                     self.counters.send_errors += 1;
                     tracing::warn!(virtual_ip = %self.config.name, %destination, %error, "VRRP advertisement not sent");

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Mode, TlsMode};
+use crate::counters::Counted;
 use crate::drain::{Connections, stop_signal};
 use crate::frontend::FrontendRuntime;
 use crate::{http, tcp};
@@ -96,10 +97,12 @@ async fn accept_loop(
         };
         let frontend = current.load_full();
         let guard = connections.open();
+        let open = frontend.counters.open();
         let stop = stopped.clone();
         let current = current.clone();
         tokio::spawn(async move {
             serve(frontend, current, stream, peer, stop).await;
+            drop(open);
             drop(permit);
             drop(guard);
         });
@@ -114,6 +117,7 @@ async fn serve(
     stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let stream = Counted::new(stream, frontend.counters.clone());
     if (frontend.spec.tls.as_ref()).is_some_and(|t| t.mode == TlsMode::Passthrough) {
         return crate::tls::passthrough::serve(frontend, stream, peer).await;
     }

@@ -14,6 +14,7 @@ use super::HealthState;
 use super::probe::Probe;
 use crate::backend::{BackendRuntime, ServerRuntime, ServerShared};
 use crate::config::{BackendTls, HealthCheck};
+use crate::counters::ServerCounters;
 
 /// The running checkers, by backend and server name.
 #[derive(Debug, Default)]
@@ -95,7 +96,13 @@ impl Checker {
             server: server.spec.name.clone(),
             addr: format!("{}:{}", probe.address, probe.port),
         };
-        let task = tokio::spawn(run(probe, check.clone(), server.shared.clone(), labels));
+        let task = tokio::spawn(run(
+            probe,
+            check.clone(),
+            server.shared.clone(),
+            server.counters.clone(),
+            labels,
+        ));
         Checker {
             check: check.clone(),
             tls: backend.spec.tls.clone(),
@@ -114,7 +121,13 @@ struct Labels {
 
 /// Checks forever, one check per interval; the first within one interval
 /// (jittered, so that servers are not all checked at once).
-async fn run(probe: Probe, check: HealthCheck, shared: Arc<ServerShared>, labels: Labels) {
+async fn run(
+    probe: Probe,
+    check: HealthCheck,
+    shared: Arc<ServerShared>,
+    counters: Arc<ServerCounters>,
+    labels: Labels,
+) {
     let interval = Duration::from_millis(check.interval_ms.max(1));
     let mut state = HealthState::new(shared.is_up(), check.fall, check.rise);
     sleep(Duration::from_millis(fastrand::u64(
@@ -126,6 +139,14 @@ async fn run(probe: Probe, check: HealthCheck, shared: Arc<ServerShared>, labels
         let outcome = probe.run().await;
         let flip = state.observe(&outcome);
         shared.health.record(&outcome, flip.is_some());
+        let (status, code) = super::check_status(&outcome, check.http.is_some());
+        (counters.health).check(
+            outcome.ok,
+            status,
+            code,
+            started.elapsed(),
+            flip.as_ref().map(|f| f.up),
+        );
         if let Some(flip) = flip {
             shared.set_up(flip.up);
             let Labels {

@@ -30,8 +30,10 @@ pub struct CompiledRules {
 pub enum Verdict<'a> {
     /// Forward, to this backend if a `useBackend` rule chose one, else by routes.
     Forward(Option<&'a Arc<BackendRuntime>>),
-    /// Answer with this response (a redirect or a denial).
+    /// Answer with this response (a redirect).
     Answer(Response<ProxyBody>),
+    /// Deny with this response.
+    Deny(Response<ProxyBody>),
 }
 
 #[derive(Debug)]
@@ -172,7 +174,7 @@ impl CompiledRules {
                 Step::Edit(edit) => edit.apply(req.headers_mut()),
                 Step::UseBackend(b) => chosen = Some(b),
                 Step::Deny(status) => {
-                    return Verdict::Answer(body::local(*status, "Request denied."));
+                    return Verdict::Deny(body::local(*status, "Request denied."));
                 }
                 Step::Redirect { to, port, code } => {
                     return Verdict::Answer(redirect(req, client.tls, to, *port, *code));

@@ -5,8 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::sni::{self, Hello};
 use crate::frontend::FrontendRuntime;
@@ -16,7 +15,10 @@ use crate::tcp;
 /// whose `sni` matches picks the backend, else the default backend (also for
 /// a hello without SNI). A client that does not start with a ClientHello
 /// within the client timeout is closed.
-pub async fn serve(frontend: Arc<FrontendRuntime>, mut client: TcpStream, peer: SocketAddr) {
+pub async fn serve<C>(frontend: Arc<FrontendRuntime>, mut client: C, peer: SocketAddr)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
     let Some((hello, name)) = read_hello(&mut client, frontend.spec.client_timeout()).await else {
         tracing::debug!(frontend = %frontend.spec.name, %peer, "no TLS ClientHello; closing");
         return;
@@ -30,7 +32,10 @@ pub async fn serve(frontend: Arc<FrontendRuntime>, mut client: TcpStream, peer: 
 
 /// Reads until the bytes hold a whole ClientHello; returns them (to be sent
 /// on first) and the server name.
-async fn read_hello(client: &mut TcpStream, limit: Duration) -> Option<(Vec<u8>, Option<String>)> {
+async fn read_hello<C: AsyncRead + Unpin>(
+    client: &mut C,
+    limit: Duration,
+) -> Option<(Vec<u8>, Option<String>)> {
     let read = async {
         let mut buf = Vec::with_capacity(2048);
         loop {

@@ -60,7 +60,7 @@ fn every_unimplemented_field_is_an_error() {
     let expected: Vec<String> = [
         "Frontend default/web: spec.routes[0].match.sni: sni needs spec.tls.mode passthrough",
         "Frontend default/web: spec.logging",
-        "Frontend default/web: spec.stats",
+        "Frontend default/web: spec.stats.path",
     ]
     .iter()
     .map(|line| {

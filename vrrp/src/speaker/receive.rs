@@ -84,6 +84,9 @@ pub(super) fn check(
     } else if !same_addresses {
         counters.address_mismatch += 1;
     }
+    if advert.priority == 0 {
+        counters.priority_zero_received += 1;
+    }
     Some(Event::Advertisement {
         priority: advert.priority,
         source: header.source,

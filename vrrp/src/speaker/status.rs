@@ -75,6 +75,19 @@ pub struct Counters {
     /// Accepted (v3) although the addresses differ from ours.
     pub address_mismatch: u64,
     pub transitions: u64,
+    /// Times this node became Master.
+    pub became_master: u64,
+    /// Times this node left Master (to Backup, or stopping).
+    pub released_master: u64,
+    /// Advertisements of priority 0 sent (a Master handing over).
+    pub priority_zero_sent: u64,
+    /// Advertisements of priority 0 received from the Master.
+    pub priority_zero_received: u64,
+    /// The last takeover as this node measured it: from the last
+    /// advertisement it heard from the old Master until it became Master,
+    /// in microseconds; none before a takeover from Backup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failover_us: Option<u64>,
 }
 
 impl Counters {

@@ -30,7 +30,7 @@ fn request(method: &str, uri: &str, headers: &[(&str, &str)]) -> Request<()> {
 
 fn answer(v: Verdict<'_>) -> Response<ProxyBody> {
     match v {
-        Verdict::Answer(resp) => resp,
+        Verdict::Answer(resp) | Verdict::Deny(resp) => resp,
         Verdict::Forward(_) => panic!("expected an answer"),
     }
 }
@@ -163,7 +163,7 @@ fn replace_leaves_headers_untouched_without_a_match() {
 fn fires(condition: &str, req: Request<()>, c: &Client) -> bool {
     let r = rules(&format!(r#"[{{"if": {condition}, "deny": {{}}}}]"#), "[]");
     let mut req = req;
-    matches!(r.on_request(&mut req, c), Verdict::Answer(_))
+    matches!(r.on_request(&mut req, c), Verdict::Deny(_))
 }
 
 #[test]
