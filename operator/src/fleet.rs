@@ -280,8 +280,11 @@ async fn run_target(
                     running = Some(status.version);
                     next_poll = Instant::now() + shared.settings.poll_interval;
                     shared.update(pod, |r| {
-                        if matches!(r.state, PushState::Applied(v) if v != status.version) {
-                            r.state = PushState::Pending;
+                        // What it runs is applied there, also when it came from
+                        // its state directory after a restart (no push then);
+                        // a rejection of a newer version still stands.
+                        if !matches!(r.state, PushState::Rejected(v, _) if v > status.version) {
+                            r.state = PushState::Applied(status.version);
                         }
                         r.status = Some(status);
                     });

@@ -151,6 +151,9 @@ pub struct VirtualIpState {
 pub struct VrrpTransition {
     /// In ms since the Unix epoch, by the dataplane node's clock.
     pub at_unix_ms: u64,
+    /// The state it left (`Master`, `Backup`, ...).
+    #[serde(default)]
+    pub from: String,
 }
 
 #[derive(Deserialize)]

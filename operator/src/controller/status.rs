@@ -337,17 +337,24 @@ pub fn newest_became_master(key: &str, reports: &[Report]) -> u64 {
         .unwrap_or(0)
 }
 
+/// A move of a VirtualIP's master: from, to (`None`: no master).
+pub type MasterMove = (Option<String>, Option<String>);
+
 /// Every move of `key`'s master since `since` (Unix ms), in order: from
 /// `previous` through each node that became Master after `since` (by the
 /// nodes' reports, so a master between two reads is not missed) to
-/// `current`, the master now.
+/// `current`, the master now; and the master those moves end at. "No
+/// master" is a move only when every dataplane reported, each after the
+/// last time a node left Master: one that did not report (killed,
+/// restarting) may be the master, and a report older than the old master's
+/// stepping down may hide the node that made it step down.
 pub fn master_moves(
     key: &str,
     previous: Option<&str>,
     current: Option<&str>,
     reports: &[Report],
     since: u64,
-) -> Vec<(Option<String>, Option<String>)> {
+) -> (Vec<MasterMove>, Option<String>) {
     let mut became: Vec<(u64, String)> = (vrrp_states(key, reports))
         .filter_map(|(node, v, _)| {
             Some((v.became_master_at_unix_ms.filter(|&at| at > since)?, node))
@@ -356,14 +363,32 @@ pub fn master_moves(
     became.sort();
     let mut moves = Vec::new();
     let mut master = previous.map(str::to_owned);
-    let steps = became.into_iter().map(|(_, node)| Some(node));
-    for next in steps.chain([current.map(str::to_owned)]) {
-        if next != master {
+    let left_master = (vrrp_states(key, reports))
+        .filter_map(|(_, v, _)| v.last_transition.as_ref())
+        .filter(|t| t.from == "Master")
+        .map(|t| t.at_unix_ms)
+        .max()
+        .unwrap_or(0);
+    let read_after_it = (reports.iter()).all(|r| {
+        r.status
+            .as_ref()
+            .is_some_and(|s| s.read_at_unix_ms >= left_master)
+    });
+    let mut step = |next: Option<String>, master: &mut Option<String>| {
+        if next != *master {
             moves.push((master.clone(), next.clone()));
-            master = next;
+            *master = next;
         }
+    };
+    for (_, node) in became {
+        step(Some(node), &mut master);
     }
-    moves
+    // The last master known must have reported too: killed, it says nothing.
+    let reported = |node: &String| vrrp_states(key, reports).any(|(n, _, _)| n == *node);
+    if current.is_some() || (read_after_it && master.as_ref().is_none_or(reported)) {
+        step(current.map(str::to_owned), &mut master);
+    }
+    (moves, master)
 }
 
 /// A VirtualIP's status: conditions, each node's VRRP state, the master.

@@ -77,9 +77,9 @@ impl StatusSync {
         stored: Option<String>,
         new: &fairlead_crds::VirtualIPStatus,
         reports: &[Report],
-    ) -> Vec<(Option<String>, Option<String>)> {
+    ) -> Vec<status::MasterMove> {
         let newest = status::newest_became_master(key, reports);
-        let moves = match self.masters.get(key) {
+        let (moves, announced) = match self.masters.get(key) {
             Some((announced, since)) => status::master_moves(
                 key,
                 announced.as_deref(),
@@ -87,11 +87,13 @@ impl StatusSync {
                 reports,
                 *since,
             ),
-            None if stored.is_some() && stored != new.master => vec![(stored, new.master.clone())],
-            None => Vec::new(),
+            None if stored.is_some() && stored != new.master => {
+                (vec![(stored, new.master.clone())], new.master.clone())
+            }
+            None => (Vec::new(), new.master.clone()),
         };
         let since = self.masters.get(key).map_or(0, |(_, since)| *since);
-        (self.masters).insert(key.to_owned(), (new.master.clone(), newest.max(since)));
+        (self.masters).insert(key.to_owned(), (announced, newest.max(since)));
         moves
     }
 
@@ -213,15 +215,22 @@ impl StatusSync {
 }
 
 /// A Warning Event when Accepted turned False.
-/// A `Failover` Event: Warning when no node is master any more. The node
-/// is the related object: kube's recorder folds Events with equal keys into
-/// one series that keeps the first note, so each new master gets its own.
+/// A `Failover` Event: Warning when no node is master any more. kube's
+/// recorder folds Events with equal keys (reason, action, related object)
+/// into one series that keeps the first note, so the new master is the
+/// related object and the old one is in the action: each move between two
+/// nodes is its own series.
 fn failover_event(from: Option<String>, to: Option<String>) -> Event {
+    let from_name = from.as_deref().unwrap_or("none");
     let note = format!(
-        "master moved from {} to {}",
-        from.as_deref().unwrap_or("none"),
+        "master moved from {from_name} to {}",
         to.as_deref().unwrap_or("none")
     );
+    // At most 128 characters (the API's limit for an action).
+    let action: String = format!("FailoverFrom:{from_name}")
+        .chars()
+        .take(128)
+        .collect();
     let kind = match to {
         Some(_) => EventType::Normal,
         None => EventType::Warning,
@@ -234,6 +243,7 @@ fn failover_event(from: Option<String>, to: Option<String>) -> Event {
     });
     let mut failover = event(kind, "Failover", note);
     failover.secondary = node;
+    failover.action = action;
     failover
 }
 

@@ -231,7 +231,10 @@ fn vrrp_report(pod: &str, state: &str, since: u64, read: u64) -> Report {
             priority: 100,
             vrid: None,
             master: None,
-            last_transition: Some(VrrpTransition { at_unix_ms: since }),
+            last_transition: Some(VrrpTransition {
+                at_unix_ms: since,
+                from: "Backup".into(),
+            }),
             became_master_at_unix_ms: None,
         }],
         read_at_unix_ms: read,
@@ -254,46 +257,68 @@ fn became_reports(nodes: &[(&str, &str, Option<u64>)]) -> Vec<Report> {
 
 #[test]
 fn a_master_between_two_reads_is_a_move_there_and_back() {
-    // node-a was master (became at 100), node-b took over at 2_000 and
-    // node-a preempted it back at 3_000, all between two reads.
-    let reports = became_reports(&[("a", "Master", Some(3_000)), ("b", "Backup", Some(2_000))]);
-    let moves = master_moves(
-        "default/vip1",
-        Some("node-a"),
-        Some("node-a"),
-        &reports,
-        1_000,
-    );
     let named = |from: &str, to: &str| (Some(from.to_string()), Some(to.to_string()));
-    assert_eq!(
-        moves,
-        [named("node-a", "node-b"), named("node-b", "node-a")]
-    );
+    let moves = |previous, current, reports: &[Report], since| {
+        master_moves("default/vip1", previous, current, reports, since)
+    };
+    // node-a was master, node-b took over at 2_000 and node-a preempted it
+    // back at 3_000, all between two reads.
+    let reports = became_reports(&[("a", "Master", Some(3_000)), ("b", "Backup", Some(2_000))]);
+    let (seen, last) = moves(Some("node-a"), Some("node-a"), &reports, 1_000);
+    assert_eq!(seen, [named("node-a", "node-b"), named("node-b", "node-a")]);
+    assert_eq!(last.as_deref(), Some("node-a"));
     assert_eq!(newest_became_master("default/vip1", &reports), 3_000);
     // Nothing new since the last read: no move.
-    assert_eq!(
-        master_moves(
-            "default/vip1",
-            Some("node-a"),
-            Some("node-a"),
-            &reports,
-            3_000
-        ),
-        []
-    );
+    assert_eq!(moves(Some("node-a"), Some("node-a"), &reports, 3_000).0, []);
     // A plain failover; and a master gone with nobody taking over.
     let reports = became_reports(&[("a", "Fault", Some(100)), ("b", "Master", Some(2_000))]);
-    let moves = master_moves(
-        "default/vip1",
-        Some("node-a"),
-        Some("node-b"),
-        &reports,
-        1_000,
-    );
-    assert_eq!(moves, [named("node-a", "node-b")]);
+    let (seen, _) = moves(Some("node-a"), Some("node-b"), &reports, 1_000);
+    assert_eq!(seen, [named("node-a", "node-b")]);
     let reports = became_reports(&[("a", "Fault", Some(100))]);
-    let moves = master_moves("default/vip1", Some("node-a"), None, &reports, 1_000);
-    assert_eq!(moves, [(Some("node-a".to_string()), None)]);
+    let (seen, last) = moves(Some("node-a"), None, &reports, 1_000);
+    assert_eq!(
+        (seen, last),
+        (vec![(Some("node-a".to_string()), None)], None)
+    );
+}
+
+#[test]
+fn no_master_is_not_a_move_while_a_dataplane_did_not_report() {
+    let named = |from: &str, to: &str| (Some(from.to_string()), Some(to.to_string()));
+    // node-a was killed (no report); node-b has not taken over yet.
+    let mut reports = became_reports(&[("a", "Master", Some(100)), ("b", "Backup", None)]);
+    reports[0].status = None;
+    let (seen, last) = master_moves("default/vip1", Some("node-a"), None, &reports, 1_000);
+    assert_eq!((seen, last.as_deref()), (vec![], Some("node-a")));
+    // Its Pod is no longer ready, so it is not among the reports at all.
+    let (seen, _) = master_moves("default/vip1", Some("node-a"), None, &reports[1..], 1_000);
+    assert_eq!(seen, []);
+    // node-b took over, then node-a (restarted, not reporting yet)
+    // preempted it: only the move to node-b is known so far.
+    let became = &mut reports[1].status.as_mut().unwrap().virtual_ips[0];
+    became.became_master_at_unix_ms = Some(2_000);
+    let (seen, last) = master_moves("default/vip1", Some("node-a"), None, &reports, 1_000);
+    assert_eq!(seen, [named("node-a", "node-b")]);
+    assert_eq!(last.as_deref(), Some("node-b"));
+    // node-a reports again, but was read (Backup, just restarted) before
+    // node-b stepped down at 5_000: maybe it made node-b step down.
+    let mut reports = became_reports(&[("a", "Backup", Some(100)), ("b", "Backup", Some(2_000))]);
+    reports[0].status.as_mut().unwrap().read_at_unix_ms = 4_000;
+    let b = reports[1].status.as_mut().unwrap();
+    b.read_at_unix_ms = 5_100;
+    b.virtual_ips[0].last_transition = Some(VrrpTransition {
+        at_unix_ms: 5_000,
+        from: "Master".into(),
+    });
+    let (seen, last) = master_moves("default/vip1", Some("node-b"), None, &reports, 2_000);
+    assert_eq!((seen, last.as_deref()), (vec![], Some("node-b")));
+    // Read after that, both Backup: there is no master.
+    reports[0].status.as_mut().unwrap().read_at_unix_ms = 6_000;
+    let (seen, last) = master_moves("default/vip1", Some("node-b"), None, &reports, 2_000);
+    assert_eq!(
+        (seen, last),
+        (vec![(Some("node-b".to_string()), None)], None)
+    );
 }
 
 fn ready_of(reports: &[Report]) -> (Option<String>, String, String) {
