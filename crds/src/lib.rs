@@ -14,6 +14,7 @@
 
 pub mod address_pool;
 pub mod backend;
+pub mod bounds;
 pub mod duration;
 pub mod frontend;
 pub mod rules;
@@ -96,8 +97,26 @@ pub fn crds_yaml() -> String {
         VirtualIP::crd(),
         AddressPool::crd(),
     ];
-    crds.iter()
-        .map(|crd| serde_saphyr::to_string(crd).expect("a CRD always serializes to YAML"))
+    crds.into_iter()
+        .map(bounded)
+        .map(|crd| serde_saphyr::to_string(&crd).expect("a CRD always serializes to YAML"))
         .collect::<Vec<_>>()
         .join("---\n")
+}
+
+type Crd =
+    k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
+/// `crd` with every string and list of its specs bounded ([`bounds`]).
+fn bounded(crd: Crd) -> Crd {
+    let mut value = serde_json::to_value(&crd).expect("a CRD serializes");
+    for version in value["spec"]["versions"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        let spec = &mut version["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        bounds::bound_schema(spec);
+    }
+    serde_json::from_value(value).expect("bounds keep a CRD valid")
 }

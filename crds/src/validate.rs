@@ -131,6 +131,14 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// The strings and lists of `spec` over their [`crate::bounds`]; when there
+/// are any, a validation reports only these (other messages would quote the
+/// oversized values).
+fn out_of_bounds<T: serde::Serialize>(spec: &T) -> Option<Vec<FieldError>> {
+    let value = serde_json::to_value(spec).ok()?;
+    Some(crate::bounds::problems(&value, "spec")).filter(|p| !p.is_empty())
+}
+
 /// Counts the options that are set, for "exactly one of" rules.
 fn count_set(options: &[bool]) -> usize {
     options.iter().filter(|set| **set).count()

@@ -132,3 +132,43 @@ fn invalid_objects_are_rejected_with_the_rule_that_failed() {
         .unwrap();
     assert_eq!(stored, "", "nothing invalid was stored");
 }
+
+#[test]
+fn strings_and_lists_over_their_bounds_are_rejected() {
+    let cluster = Cluster::shared();
+    cluster.install_crds().unwrap();
+    let ns = cluster.fresh_namespace("bounds").unwrap();
+    let long_host = "h".repeat(254);
+    let long_path = format!("/{}", "p".repeat(2048));
+    let servers: Vec<String> = (0..10_001)
+        .map(|i| format!("{{name: s{i}, address: 10.0.0.1, port: 80}}"))
+        .collect();
+    let cases = [
+        (
+            format!(
+                "apiVersion: fairlead.io/v1alpha1\nkind: Backend\nmetadata: {{name: long-address}}\n\
+                 spec: {{servers: [{{name: a, address: {long_host}, port: 80}}]}}\n"
+            ),
+            "spec.servers[0].address: Too long: may not be more than 253 bytes",
+        ),
+        (
+            format!(
+                "apiVersion: fairlead.io/v1alpha1\nkind: Frontend\nmetadata: {{name: long-path}}\n\
+                 spec: {{bind: {{port: 80}}, defaultBackend: app, routes: [{{match: {{pathPrefix: {long_path}}}, backend: app}}]}}\n"
+            ),
+            "spec.routes[0].match.pathPrefix: Too long: may not be more than 2048 bytes",
+        ),
+        (
+            format!(
+                "apiVersion: fairlead.io/v1alpha1\nkind: Backend\nmetadata: {{name: many-servers}}\n\
+                 spec: {{servers: [{}]}}\n",
+                servers.join(", ")
+            ),
+            "spec.servers: Too many: 10001: must have at most 10000 items",
+        ),
+    ];
+    for (manifest, expected) in cases {
+        let got = rejection(cluster, &ns, &manifest);
+        assert!(got.contains(expected), "expected {expected:?} in:\n{got}");
+    }
+}

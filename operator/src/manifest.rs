@@ -251,7 +251,10 @@ fn add_object(
             let message = format!("apiVersion {api_version} is not served; use {served}");
             return Err(Rejected::one(Some(&key), Some("apiVersion"), message));
         }
-        return Ok(Added::Skipped { key, api_version });
+        return Ok(Added::Skipped {
+            key: shown(&key),
+            api_version,
+        });
     }
     if name.is_empty() {
         return Err(Rejected::one(
@@ -266,6 +269,18 @@ fn add_object(
             Some("metadata.namespace"),
             "must be a non-empty string",
         ));
+    }
+    let label_name = kind == "Service";
+    if let Some(problem) = name_problem(&name, label_name) {
+        return Err(Rejected::one(
+            Some(&shown(&key)),
+            Some("metadata.name"),
+            problem,
+        ));
+    }
+    if let Some(problem) = name_problem(&namespace, true) {
+        let field = Some("metadata.namespace");
+        return Err(Rejected::one(Some(&shown(&key)), field, problem));
     }
     if let Some(first) = manifests.origins.get(&key) {
         let message = format!(
@@ -290,6 +305,45 @@ fn add_object(
             object: Some(key),
             problems,
         }),
+    }
+}
+
+/// Why `name` is not a Kubernetes object name: a DNS subdomain (at most 253
+/// characters), or with `label` a DNS label (at most 63, no dots), as
+/// namespaces and Services are named.
+fn name_problem(name: &str, label: bool) -> Option<String> {
+    let max = if label { 63 } else { 253 };
+    let what = if label {
+        "lowercase letters, digits and '-'"
+    } else {
+        "lowercase letters, digits, '-' and '.'"
+    };
+    if name.len() > max {
+        return Some(format!(
+            "{} characters, at most {max} are allowed",
+            name.len()
+        ));
+    }
+    let parts_ok = name.split('.').all(|part| {
+        let bytes = part.as_bytes();
+        !bytes.is_empty()
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+            && bytes[0] != b'-'
+            && bytes[bytes.len() - 1] != b'-'
+    });
+    let ok = parts_ok && !(label && name.contains('.'));
+    (!ok).then(|| {
+        format!("{name:?} is not a valid name ({what}, starting and ending with a letter or digit)")
+    })
+}
+
+/// An object key as shown in errors: cut short when a part is too long to print.
+fn shown(key: &str) -> String {
+    match key.char_indices().nth(120) {
+        Some((cut, _)) => format!("{}... ({} characters)", &key[..cut], key.len()),
+        None => key.to_string(),
     }
 }
 

@@ -102,3 +102,45 @@ fn ip_address_sni_does_not_log_a_line_per_handshake() {
 
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `fairlead check -f file`: (exit code, stderr).
+fn check(file: &Path) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fairlead"))
+        .args(["check", "-f", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_refuses_10_mb_names_and_addresses_in_a_few_short_lines() {
+    let dir = scratch("huge-strings");
+    let file = dir.join("lb.yaml");
+    let huge = "a".repeat(10 << 20);
+    let manifests = web_manifests(free_port(), "s", 9001, "");
+    let cases = [
+        (
+            manifests.replace(
+                "address: 127.0.0.1, port: 9001",
+                &format!("address: {huge}, port: 9001"),
+            ),
+            "spec.servers[0].address: 10485760 characters, at most 253 are allowed",
+        ),
+        (
+            manifests.replace("name: app}", &format!("name: {huge}}}")),
+            "metadata.name: 10485760 characters, at most 253 are allowed",
+        ),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(&file, text).unwrap();
+        let (code, stderr) = check(&file);
+        let start = &stderr[..stderr.len().min(2000)];
+        assert_eq!(code, Some(1), "{start}");
+        assert!(stderr.len() < 2000, "{} bytes of errors", stderr.len());
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

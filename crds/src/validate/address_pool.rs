@@ -6,6 +6,9 @@ use crate::virtual_ip::PeerMode;
 
 /// Every problem in an AddressPool spec; empty when it is valid.
 pub fn validate_address_pool(spec: &AddressPoolSpec) -> Vec<FieldError> {
+    if let Some(problems) = super::out_of_bounds(spec) {
+        return problems;
+    }
     let mut errors = Errors::default();
     if spec.addresses.is_empty() {
         errors.push("spec.addresses", "set at least one CIDR or range");

@@ -12,6 +12,9 @@ use crate::{
 
 /// Every problem in a Backend spec; empty when it is valid.
 pub fn validate_backend(spec: &BackendSpec) -> Vec<FieldError> {
+    if let Some(problems) = super::out_of_bounds(spec) {
+        return problems;
+    }
     let mut errors = Errors::default();
     if spec.servers.is_empty() && spec.service.is_none() {
         errors.push("spec", "set servers, service or both");

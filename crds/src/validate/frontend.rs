@@ -15,6 +15,9 @@ const FACILITIES: &[&str] = &[
 
 /// Every problem in a Frontend spec; empty when it is valid.
 pub fn validate_frontend(spec: &FrontendSpec) -> Vec<FieldError> {
+    if let Some(problems) = super::out_of_bounds(spec) {
+        return problems;
+    }
     let mut errors = Errors::default();
     let http = spec.mode.unwrap_or(Mode::Http) == Mode::Http;
     let passthrough = spec

@@ -9,6 +9,9 @@ use crate::virtual_ip::{PeerMode, VirtualIPSpec};
 
 /// Every problem in a VirtualIP spec; empty when it is valid.
 pub fn validate_virtual_ip(spec: &VirtualIPSpec) -> Vec<FieldError> {
+    if let Some(problems) = super::out_of_bounds(spec) {
+        return problems;
+    }
     let mut errors = Errors::default();
     addresses(&mut errors, &spec.addresses);
     if let Some(interface) = &spec.interface

@@ -220,3 +220,52 @@ fn a_directory_without_manifest_files_is_an_error() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn names_follow_kubernetes_rules() {
+    let backend = |name: &str| BACKEND.replace("name: app", &format!("name: {name}"));
+    for ok in ["app", "a.b-c", "0x", &"a".repeat(253)] {
+        let m = load_str("lb.yaml", &backend(ok));
+        assert!(m.errors.is_empty(), "{ok}: {:?}", lines(&m));
+    }
+    for (bad, reason) in [
+        ("App", "\"App\" is not a valid name"),
+        ("-a", "\"-a\" is not a valid name"),
+        ("a..b", "\"a..b\" is not a valid name"),
+        ("a_b", "\"a_b\" is not a valid name"),
+    ] {
+        let m = load_str("lb.yaml", &backend(bad));
+        assert_eq!(m.errors.len(), 1, "{bad}");
+        let line = &lines(&m)[0];
+        assert!(
+            line.contains("metadata.name: ") && line.contains(reason),
+            "{line}"
+        );
+    }
+    let huge = "a".repeat(10 << 20);
+    let m = load_str("lb.yaml", &backend(&huge));
+    let line = &lines(&m)[0];
+    assert!(line.len() < 400, "{}", line.len());
+    assert!(
+        line.ends_with("metadata.name: 10485760 characters, at most 253 are allowed"),
+        "{line}"
+    );
+    // Services and namespaces are DNS labels.
+    let service =
+        "apiVersion: v1\nkind: Service\nmetadata: {name: a.b}\nspec: {ports: [{port: 80}]}\n";
+    let m = load_str("svc.yaml", service);
+    assert!(
+        lines(&m)[0].contains("\"a.b\" is not a valid name"),
+        "{:?}",
+        lines(&m)
+    );
+    let m = load_str(
+        "lb.yaml",
+        &BACKEND.replace("name: app", "name: app\n  namespace: a.b"),
+    );
+    assert!(
+        lines(&m)[0].contains("metadata.namespace: \"a.b\""),
+        "{:?}",
+        lines(&m)
+    );
+}
