@@ -15,6 +15,10 @@ use rtnetlink::Handle;
 const EEXIST: i32 = 17;
 /// errno EADDRNOTAVAIL: deleting an address that is not there.
 const EADDRNOTAVAIL: i32 = 99;
+/// errno EBUSY: a dump asked for while another runs on the shared socket.
+const EBUSY: i32 = 16;
+/// Tries of an address removal that meets EBUSY, 2 ms apart.
+const BUSY_TRIES: u32 = 50;
 
 /// An interface as VRRP needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,8 +129,23 @@ impl Netlink {
         }
     }
 
-    /// Removes `address` from the interface; not there is fine.
+    /// Removes `address` from the interface; not there is fine. With many
+    /// virtual routers moving at once, the address dump can meet another
+    /// dump on the shared netlink socket (EBUSY): then it is tried again.
     pub async fn remove(&self, index: u32, address: IpAddr) -> io::Result<()> {
+        let mut tries = 1;
+        loop {
+            match self.remove_once(index, address).await {
+                Err(e) if e.raw_os_error() == Some(EBUSY) && tries < BUSY_TRIES => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn remove_once(&self, index: u32, address: IpAddr) -> io::Result<()> {
         let found: Vec<AddressMessage> = self
             .handle
             .address()
