@@ -25,27 +25,37 @@ mod netns;
 
 const SYSTEM: &str = "fairlead-system";
 
-/// Builds the operator and the dataplane (debug) and returns their paths.
+/// Builds the operator and the dataplane (debug) and returns their paths:
+/// the executables cargo reports (in `deps/`, named with a hash of this
+/// workspace), which other checkouts sharing the target directory do not
+/// overwrite as they can `debug/fairlead-operator`.
 fn binaries() -> (PathBuf, PathBuf) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let out = Command::new(cargo)
         .args([
             "build",
+            "--message-format=json",
             "--bin",
             "fairlead-operator",
             "--bin",
             "fairlead-dataplane",
         ])
         .current_dir(repo_path(""))
-        .status()
+        .stderr(Stdio::inherit())
+        .output()
         .expect("running cargo build");
-    assert!(status.success(), "building the binaries failed");
-    // This test runs from <target>/debug/deps/.
-    let exe = std::env::current_exe().unwrap();
-    let debug = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    assert!(out.status.success(), "building the binaries failed");
+    let executable = |name: &str| -> PathBuf {
+        let messages = String::from_utf8_lossy(&out.stdout);
+        let found = (messages.lines())
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|m| m["target"]["name"] == name)
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from));
+        found.unwrap_or_else(|| panic!("cargo reported no executable {name}"))
+    };
     (
-        debug.join("fairlead-operator"),
-        debug.join("fairlead-dataplane"),
+        executable("fairlead-operator"),
+        executable("fairlead-dataplane"),
     )
 }
 
@@ -109,10 +119,16 @@ struct World {
     /// The operator's metrics address.
     metrics: SocketAddr,
     dataplanes: Vec<Proc>,
+    /// Namespaces made; their Services are deleted at the end.
+    namespaces: Vec<String>,
+    /// One test at a time: each runs its own operator and pools.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 impl World {
     fn new() -> World {
+        static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let cluster = Cluster::shared();
         let deploy = repo_path("deploy");
         (cluster.kubectl_ok(["apply", "-k", &deploy.to_string_lossy()])).expect("apply deploy/");
@@ -147,7 +163,16 @@ impl World {
             operator: None,
             metrics: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             dataplanes: Vec::new(),
+            namespaces: Vec::new(),
+            _serial: serial,
         }
+    }
+
+    /// A fresh namespace whose Services go when the test ends.
+    fn namespace(&mut self, prefix: &str) -> String {
+        let ns = self.cluster.fresh_namespace(prefix).unwrap();
+        self.namespaces.push(ns.clone());
+        ns
     }
 
     fn logs(&self) -> String {
@@ -201,6 +226,16 @@ impl World {
 
     /// A dataplane in node `i` of `lab` (node `n{i}`, admin API on 10.88.0.`i`:9443).
     fn start_dataplane(&mut self, lab: &netns::Lab, i: usize) {
+        let proc = self.launch_dataplane(lab, i);
+        self.dataplanes.push(proc);
+    }
+
+    /// Starts node `i`'s dataplane again (after it was killed).
+    fn restart_dataplane(&mut self, lab: &netns::Lab, i: usize) {
+        self.dataplanes[i - 1] = self.launch_dataplane(lab, i);
+    }
+
+    fn launch_dataplane(&mut self, lab: &netns::Lab, i: usize) -> Proc {
         let creds = self.credentials();
         let ip = Ipv4Addr::new(10, 88, 0, i as u8);
         let (pod, node) = (format!("dataplane-n{i}"), format!("n{i}"));
@@ -218,8 +253,7 @@ impl World {
             "--threads=1".into(),
         ];
         let log = self.dir.join(format!("{pod}.log"));
-        self.dataplanes
-            .push(Proc::start(Path::new("ip"), &args, log));
+        let proc = Proc::start(Path::new("ip"), &args, log);
         eventually(Duration::from_secs(10), "the admin port", || {
             TcpStream::connect((ip, 9443)).ok()
         });
@@ -227,6 +261,7 @@ impl World {
             .cluster
             .register_dataplane_pod(SYSTEM, &pod, &node, ip, 9443))
         .unwrap();
+        proc
     }
 
     fn service(&self, ns: &str, name: &str) -> Value {
@@ -251,6 +286,21 @@ impl World {
         )
     }
 
+    /// The Service's address, once it has one; panics with its status after 30 s.
+    fn wait_address(&self, ns: &str, name: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(a) = self.address(ns, name) {
+                return a;
+            }
+            if Instant::now() > deadline {
+                let s = self.service(ns, name);
+                panic!("{name} has no address: {}\n{}", s["status"], self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn address(&self, ns: &str, name: &str) -> Option<String> {
         let s = self.service(ns, name);
         s["status"]["loadBalancer"]["ingress"][0]["ip"]
@@ -263,6 +313,11 @@ impl Drop for World {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("{}", self.logs());
+        }
+        for ns in &self.namespaces {
+            let _ = self
+                .cluster
+                .kubectl(["delete", "services", "--all", "-n", ns]);
         }
         let _ = self.cluster.kubectl(["delete", "addresspool", "--all"]);
         for i in 1..=self.dataplanes.len() {
@@ -356,7 +411,7 @@ fn services_get_addresses_spread_masters_survive_restarts_and_fail_over() {
             "spec": {"addresses": ["10.88.0.100-10.88.0.101"], "advertInterval": "100ms"},
         }),
     );
-    let ns = world.cluster.fresh_namespace("lb").unwrap();
+    let ns = world.namespace("lb");
     world.apply(&ns, &endpoints("a"));
 
     // Apply -> first connection through the new address.
@@ -532,5 +587,140 @@ fn services_get_addresses_spread_masters_survive_restarts_and_fail_over() {
     eprintln!(
         "BENCH load balancer: apply to first connection {:.0} ms; SIGKILL failover to an answer {failover} ms",
         to_first_connection.as_secs_f64() * 1000.0
+    );
+}
+
+/// Median, min and max of `values` (sorted in place).
+fn summary(values: &mut [f64]) -> String {
+    values.sort_by(f64::total_cmp);
+    let median = values[values.len() / 2];
+    format!(
+        "median {median:.0} ms, min {:.0}, max {:.0} ({} runs)",
+        values[0],
+        values[values.len() - 1],
+        values.len()
+    )
+}
+
+/// The figures of BENCHMARKS.md, run by hand (root, about 3 minutes):
+/// `cargo test -p fairlead-e2e --test load_balancer -- --ignored --nocapture`.
+/// Apply-to-first-connection and SIGKILL failover of a Service's address,
+/// 10 times each on two nodes; then 100 Services on three nodes, counting
+/// which node holds each address.
+#[test]
+#[ignore]
+fn measure_apply_failover_and_spread() {
+    let mut world = World::new();
+    let mut lab = netns::Lab::new(3);
+    lab.attach_host("10.88.0.254");
+    for i in 1..=2 {
+        lab.name_server(i, &format!("e{i}"), &format!("10.88.0.{i}"), 8080);
+    }
+    world.start_operator(1);
+    for i in 1..=2 {
+        world.start_dataplane(&lab, i);
+    }
+    world.apply(
+        "default",
+        &json!({
+            "apiVersion": "fairlead.io/v1alpha1", "kind": "AddressPool",
+            "metadata": {"name": "bench"},
+            "spec": {"addresses": ["10.88.0.100-10.88.0.163"], "advertInterval": "100ms"},
+        }),
+    );
+    let ns = world.namespace("lb-bench");
+    let (mut applied, mut failovers) = (Vec::new(), Vec::new());
+    for run in 0..10 {
+        let name = format!("s{run}");
+        world.apply(&ns, &endpoints(&name));
+        let start = Instant::now();
+        world.apply(&ns, &service(&name, &[]));
+        let address = world.wait_address(&ns, &name);
+        eventually(Duration::from_secs(30), "a connection", || {
+            answer(&lab, &address)
+        });
+        applied.push(start.elapsed().as_secs_f64() * 1000.0);
+        let master = eventually(Duration::from_secs(5), "one holder", || {
+            let h = lab.holders(&address);
+            (h.len() == 1).then(|| h[0])
+        });
+        // Kill at a random point of the advertisement interval.
+        std::thread::sleep(Duration::from_millis(
+            200 + u64::from(netns::now_ms() as u32 % 100),
+        ));
+        let killed_at = netns::now_ms();
+        world.dataplanes[master - 1].child.kill().unwrap();
+        let _ = world.dataplanes[master - 1].child.wait();
+        let probe = lab.probe(&address, 80, "*", Duration::from_secs(10));
+        failovers.push(probe.wait().0.saturating_sub(killed_at) as f64);
+        // The node comes back (its last config from disk) and takes over again.
+        world.restart_dataplane(&lab, master);
+        lab.wait_sole_holder(master, &address, Duration::from_secs(10));
+    }
+    eprintln!("BENCH apply to first connection: {}", summary(&mut applied));
+    eprintln!(
+        "BENCH SIGKILL failover to an answer: {}",
+        summary(&mut failovers)
+    );
+
+    // 100 Services on three nodes: who is master of what.
+    world.start_dataplane(&lab, 3);
+    world.apply(
+        "default",
+        &json!({
+            "apiVersion": "fairlead.io/v1alpha1", "kind": "AddressPool",
+            "metadata": {"name": "bench"},
+            "spec": {"addresses": ["10.88.0.100-10.88.0.163", "10.88.0.164-10.88.0.199"], "advertInterval": "1s"},
+        }),
+    );
+    let items: Vec<Value> = (10..100)
+        .flat_map(|i| [endpoints(&format!("s{i}")), service(&format!("s{i}"), &[])])
+        .collect();
+    world.apply(
+        &ns,
+        &json!({"apiVersion": "v1", "kind": "List", "items": items}),
+    );
+    // Masters by the VRRP states the dataplanes report (the conditions).
+    let start = Instant::now();
+    let masters = eventually(
+        Duration::from_secs(120),
+        "a master for each of 100 Services",
+        || {
+            let path = "jsonpath={range .items[*]}{.status.conditions[?(@.type==\"fairlead.io/LoadBalancer\")].message}{\"\\n\"}{end}";
+            let out = world.kubectl(&["get", "service", "-n", &ns, "-o", path]);
+            let mut per_node = [0usize; 3];
+            for line in out.lines() {
+                let node = line
+                    .split("master: n")
+                    .nth(1)?
+                    .chars()
+                    .next()?
+                    .to_digit(10)?;
+                per_node[node as usize - 1] += 1;
+            }
+            (per_node.iter().sum::<usize>() == 100).then_some(per_node)
+        },
+    );
+    let settled = start.elapsed().as_secs_f64();
+    // And on the wire: who holds each address.
+    let out = world.kubectl(&[
+        "get",
+        "service",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.items[*].status.loadBalancer.ingress[0].ip}",
+    ]);
+    let (mut held, mut extra) = ([0usize; 3], 0);
+    for address in out.split_whitespace() {
+        let h = lab.holders(address);
+        for n in &h {
+            held[n - 1] += 1;
+        }
+        extra += h.len().saturating_sub(1);
+    }
+    eprintln!(
+        "BENCH 100 Services on 3 nodes: masters per node {masters:?} (all reported {settled:.1} s after the apply); \
+         addresses held per node {held:?}, {extra} held by a second node"
     );
 }

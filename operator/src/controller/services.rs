@@ -218,6 +218,7 @@ impl ServiceStatusSync {
             .flatten())
         .find(|c| c.type_ == CONDITION)
         .map(|c| c.reason.clone());
+        tracing::info!(service = key, reason = %condition.reason, message = %condition.message, "load balancer");
         let first_look = !self.announced.contains_key(key);
         self.announced
             .insert(key.to_string(), condition.reason.clone());
