@@ -132,19 +132,19 @@ mod tests {
         let after = masters(&spread(&vips, &four, &BTreeMap::new()));
         let moved = before.iter().filter(|(v, m)| after[*v] != **m).count();
         // 25 must move to balance four nodes.
-        assert!((25..=37).contains(&moved), "{moved} moved on a join");
+        assert!((25..=30).contains(&moved), "{moved} moved on a join");
         assert!(
             counts(&spread(&vips, &four, &BTreeMap::new()))
                 .iter()
                 .all(|c| *c == 25)
         );
-        // node-1 leaves: its masters move, few others do.
+        // node-1 leaves: its masters move, no other does.
         let two = vec!["node-0".to_string(), "node-2".to_string()];
         let left = masters(&spread(&vips, &two, &BTreeMap::new()));
         let others_moved = (before.iter())
             .filter(|(v, m)| *m != "node-1" && left[*v] != **m)
             .count();
-        assert!(others_moved <= 5, "{others_moved} moved that need not");
+        assert_eq!(others_moved, 0, "moved that need not");
     }
 
     #[test]
