@@ -13,7 +13,12 @@ TLS 1.3, HTTP/1.1 to clients): "TLS handshakes" counts full handshakes with
 `openssl s_time -new` (no session reuse, so resumption settings do not
 matter); "TLS keep-alive" is wrk over https. There is no "direct" line there.
 
-Usage: scripts/bench.py [--duration 10] [--runs 3] [--fairlead PATH]
+"keep-alive 2 B, metrics scraped" is the 2-byte scenario again with fairlead's
+/metrics (--metrics-address) fetched once a second during each run, beside a
+fairlead built without counters (--baseline PATH, e.g. a release build of the
+commit before them) when given.
+
+Usage: scripts/bench.py [--duration 10] [--runs 3] [--fairlead PATH] [--baseline PATH]
 Needs: wrk, nginx, haproxy, openssl (scripts/install-deps.sh installs them).
 """
 
@@ -26,10 +31,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import socket
 
 NGINX_PORT, HAPROXY_PORT, FAIRLEAD_PORT = 19100, 19200, 19300
+FAIRLEAD_METRICS_PORT, BASELINE_PORT = 19302, 19400
 HAPROXY_TLS_PORT, FAIRLEAD_TLS_PORT = 19201, 19301
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -40,6 +47,7 @@ SCENARIOS = [
     ("Connection: close 2 B", "/", ["-H", "Connection: close"]),
     ("TLS handshakes", "tls-handshake", []),
     ("TLS keep-alive 2 B", "/", ["tls"]),
+    ("keep-alive 2 B, metrics scraped 1/s", "/", ["metrics"]),
 ]
 
 NGINX_CONF = """
@@ -133,10 +141,23 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def scrape_every_second(stop, count):
+    """GETs fairlead's /metrics once a second until `stop` is set."""
+    while not stop.wait(1.0):
+        with socket.create_connection(("127.0.0.1", FAIRLEAD_METRICS_PORT), timeout=5) as s:
+            s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            body = b""
+            while chunk := s.recv(65536):
+                body += chunk
+        if b"haproxy_frontend_http_requests_total" not in body:
+            raise SystemExit("fairlead's /metrics answered without haproxy_frontend_http_requests_total")
+        count[0] += 1
+
+
 def run_wrk(port, path, extra, duration, connections):
     cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
     scheme = "https" if "tls" in extra else "http"
-    extra = [x for x in extra if x != "tls"]
+    extra = [x for x in extra if x not in ("tls", "metrics")]
     cmd += extra + [f"{scheme}://127.0.0.1:{port}{path}"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -179,6 +200,8 @@ def main():
     ap.add_argument("--connections", type=int, default=50, help="wrk connections (default 50)")
     ap.add_argument("--only", default=None, help="run only scenarios whose name contains this text")
     ap.add_argument("--fairlead", default=None, help="path of the fairlead binary (default: release build)")
+    ap.add_argument("--baseline", default=None,
+                    help="another fairlead binary (one without counters) for the metrics scenario")
     args = ap.parse_args()
 
     for tool in ("wrk", "nginx", "haproxy", "taskset"):
@@ -216,10 +239,21 @@ def main():
         haproxy = subprocess.Popen(pin + [haproxy_bin, "-f", f"{work}/haproxy.cfg"])
         procs.append(haproxy)
         fl = subprocess.Popen(pin + [fairlead, "run", "-f", f"{work}/fairlead.yaml", "-f", f"{work}/site.pem",
-                                     "--threads", "1"],
+                                     "--threads", "1", "--metrics-address", f"127.0.0.1:{FAIRLEAD_METRICS_PORT}"],
                               env={**os.environ, "RUST_LOG": "warn"})
         procs.append(fl)
-        for port in (NGINX_PORT, HAPROXY_PORT, FAIRLEAD_PORT, HAPROXY_TLS_PORT, FAIRLEAD_TLS_PORT):
+        ports = [NGINX_PORT, HAPROXY_PORT, FAIRLEAD_PORT, HAPROXY_TLS_PORT, FAIRLEAD_TLS_PORT, FAIRLEAD_METRICS_PORT]
+        base = None
+        if args.baseline:
+            os.makedirs(f"{work}/baseline")
+            with open(f"{work}/baseline/fairlead.yaml", "w") as f:
+                f.write(FAIRLEAD_YAML.format(port=BASELINE_PORT, backend=NGINX_PORT, tls_port=BASELINE_PORT + 1))
+            base = subprocess.Popen(pin + [args.baseline, "run", "-f", f"{work}/baseline/fairlead.yaml",
+                                           "-f", f"{work}/site.pem", "--threads", "1"],
+                                    env={**os.environ, "RUST_LOG": "warn"})
+            procs.append(base)
+            ports.append(BASELINE_PORT)
+        for port in ports:
             wait_port(port)
         time.sleep(0.5)
         for p in procs:
@@ -230,17 +264,30 @@ def main():
               "proxy+nginx on core 0, wrk on core 1; medians (min-max)")
         targets = [("direct", NGINX_PORT, None), ("haproxy", HAPROXY_PORT, haproxy.pid), ("fairlead", FAIRLEAD_PORT, fl.pid)]
         tls_targets = [("haproxy", HAPROXY_TLS_PORT, haproxy.pid), ("fairlead", FAIRLEAD_TLS_PORT, fl.pid)]
+        metrics_targets = [("haproxy", HAPROXY_PORT, haproxy.pid), ("fairlead", FAIRLEAD_PORT, fl.pid)]
+        if base:
+            metrics_targets.insert(1, ("baseline", BASELINE_PORT, base.pid))
         for name, path, extra in [s for s in SCENARIOS if not args.only or args.only in s[0]]:
             tls = name.startswith("TLS")
-            scenario_targets = tls_targets if tls else targets
+            scraped = "metrics" in extra
+            scenario_targets = tls_targets if tls else metrics_targets if scraped else targets
+            scrapes = [0]
             results = {t[0]: {"rps": [], "p99": [], "cpu": []} for t in scenario_targets}
             for _ in range(args.runs):
                 for tname, port, pid in scenario_targets:
                     before = cpu_seconds(pid) if pid else 0.0
+                    stop = threading.Event()
+                    scraper = None
+                    if scraped and tname == "fairlead":
+                        scraper = threading.Thread(target=scrape_every_second, args=(stop, scrapes))
+                        scraper.start()
                     if path == "tls-handshake":
                         rps, p99, total = run_s_time(port, args.duration)
                     else:
                         rps, p99, total = run_wrk(port, path, extra, args.duration, args.connections)
+                    stop.set()
+                    if scraper:
+                        scraper.join()
                     results[tname]["rps"].append(rps)
                     results[tname]["p99"].append(p99)
                     if pid:
@@ -257,6 +304,13 @@ def main():
                 print(line)
             fr, hr = results["fairlead"], results["haproxy"]
             med = statistics.median
+            if scraped:
+                print(f"  fairlead's /metrics scraped {scrapes[0]} times during its runs")
+            if "baseline" in results:
+                br = results["baseline"]
+                print(f"  ratio fairlead (metrics scraped)/baseline (no counters): CPU/req "
+                      f"{med(fr['cpu']) / med(br['cpu']):.3f}, req/s {med(fr['rps']) / med(br['rps']):.3f} "
+                      "(aim: CPU <= 1.03)")
             p99_ratio = med(fr['p99']) / med(hr['p99']) if med(hr['p99']) else float("nan")
             print(f"  ratio fairlead/haproxy: req/s {med(fr['rps']) / med(hr['rps']):.2f}, "
                   f"p99 {p99_ratio:.2f}, CPU/req {med(fr['cpu']) / med(hr['cpu']):.2f} "
