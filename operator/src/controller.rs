@@ -33,7 +33,7 @@ use tokio::sync::Notify;
 
 use crate::credentials::{self, CLIENT_SECRET, CREDENTIALS_SECRET};
 use crate::fleet::{DATAPLANE_LABEL, Desired, Fleet, FleetSettings, Target};
-use crate::load_balancer::LoadBalancing;
+use crate::load_balancer::{LoadBalancing, OWN_VRIDS_FOR, foreign_vrids};
 use crate::metrics::{Metrics, Readiness};
 use crate::render::{DataplaneNode, Snapshot, render};
 use crate::{Error, Result};
@@ -314,6 +314,8 @@ async fn rounds(
         unclassed: settings.serve_unclassed_services,
         ..LoadBalancing::default()
     };
+    // Virtual router IDs in our configs, and when last.
+    let mut own_vrids: std::collections::BTreeMap<u8, Instant> = Default::default();
     type Synced = (sync::StatusSync, services::ServiceStatusSync, Vec<Error>);
     let mut syncing: Option<AbortOnDrop<Synced>> = None;
     let mut credentials_version: Option<(Option<String>, Option<String>)> = None;
@@ -400,7 +402,22 @@ async fn rounds(
             // After a failed creation, the next round tries again.
             credentials_version = (!create_failed).then_some(seen);
         }
-        if signals.render.swap(false, Ordering::AcqRel) || rendered.is_none() {
+        // IDs other routers use: heard by the dataplanes, not configured by us lately.
+        let now = Instant::now();
+        own_vrids.retain(|_, at| now.duration_since(*at) <= OWN_VRIDS_FOR);
+        let heard = (fleet.reports().iter())
+            .filter_map(|r| r.status.clone())
+            .flat_map(|s| s.virtual_ips.into_iter().flat_map(|v| v.heard_vrids))
+            .collect::<Vec<u8>>();
+        // Ours: in our recent configs, or run by a dataplane (a config
+        // of ours, maybe from the replica before).
+        let mut own: std::collections::BTreeSet<u8> = own_vrids.keys().copied().collect();
+        own.extend(running_vrids(&fleet.reports()).into_values());
+        let foreign = foreign_vrids(heard, &own);
+        // A router heard anew (or gone) changes which IDs are free.
+        let foreign_changed = foreign != lb.foreign_vrids;
+        lb.foreign_vrids = foreign;
+        if signals.render.swap(false, Ordering::AcqRel) || rendered.is_none() || foreign_changed {
             // What the dataplanes run, unless the last round gave another ID.
             lb.running_vrids = running_vrids(&fleet.reports());
             if let Some(last) = rendered.as_ref() {
@@ -408,6 +425,9 @@ async fn rounds(
             }
             let snapshot = snapshot(stores, &lb);
             let result = render(&snapshot);
+            for v in &result.config.virtual_ips {
+                own_vrids.insert(v.vrid, Instant::now());
+            }
             let served = &result.load_balancers;
             lb.previous = (served.services.iter())
                 .filter_map(|(key, o)| Some((key.clone(), o.allocated.as_ref()?.address)))
@@ -459,7 +479,12 @@ async fn rounds(
         };
         let pods = stores.pods.state();
         let services = stores.services.state();
-        match syncer.take().zip(service_syncer.take()) {
+        // Both syncers are idle together (one task runs both), or neither.
+        let idle = match syncer.is_some() && service_syncer.is_some() {
+            true => syncer.take().zip(service_syncer.take()),
+            false => None,
+        };
+        match idle {
             Some((mut idle, mut idle_services)) => {
                 status_dirty = false;
                 if !create_failed {

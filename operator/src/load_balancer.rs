@@ -87,6 +87,15 @@ impl LoadBalancing {
     }
 }
 
+/// How long a virtual router ID the operator configured counts as its own
+/// after it left the config: the dataplanes report heard IDs that long.
+pub const OWN_VRIDS_FOR: std::time::Duration = std::time::Duration::from_secs(35);
+
+/// The IDs the dataplanes heard that are not ours (`own`): other routers on the link.
+pub fn foreign_vrids(heard: impl IntoIterator<Item = u8>, own: &BTreeSet<u8>) -> BTreeSet<u8> {
+    heard.into_iter().filter(|id| !own.contains(id)).collect()
+}
+
 /// `namespace/name` of a Service.
 pub fn service_key(service: &Service) -> String {
     format!(

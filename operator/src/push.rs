@@ -134,6 +134,9 @@ pub struct VirtualIpState {
     /// Virtual router ID.
     #[serde(default)]
     pub vrid: Option<u8>,
+    /// IDs of other virtual routers this node heard on the link lately.
+    #[serde(default, rename = "heardVrids")]
+    pub heard_vrids: Vec<u8>,
     /// Address of the current master, as this node sees it.
     #[serde(default)]
     pub master: Option<String>,

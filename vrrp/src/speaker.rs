@@ -217,6 +217,7 @@ async fn supervise(
                     set_priority: priority,
                     became_master_at_unix_ms: None,
                     master_heard: None,
+                    heard_vrids: std::collections::BTreeMap::new(),
                 };
                 match (runner.run(ready.receiver, ready.timer, &mut control)).await {
                     Ended::Stopped => return,
@@ -411,6 +412,8 @@ struct Runner {
     became_master_at_unix_ms: Option<u64>,
     /// When, as Backup, it last heard the Master advertise.
     master_heard: Option<crate::Instant>,
+    /// Other virtual routers' IDs heard on the link, and when last.
+    heard_vrids: std::collections::BTreeMap<u8, tokio::time::Instant>,
 }
 
 /// How a running speaker ended.
@@ -478,6 +481,9 @@ impl Runner {
                 received = receiver.recv() => match received {
                     Ok(received) => {
                         let event = receive::check(received, &self.config, self.primary, &mut self.counters);
+                        if let Some(id) = self.counters.other_vrid.take() {
+                            self.heard_vrids.insert(id, tokio::time::Instant::now());
+                        }
                         if let Some(event) = event {
                             self.handle(event).await;
                         }

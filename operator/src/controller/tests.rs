@@ -384,6 +384,7 @@ async fn a_moved_master_is_written_and_announced_as_a_failover() {
                 state: state.into(),
                 priority: 100,
                 vrid: None,
+                heard_vrids: Vec::new(),
                 master: None,
                 last_transition: None,
                 became_master_at_unix_ms: None,

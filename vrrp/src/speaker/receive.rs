@@ -56,6 +56,7 @@ pub(super) fn check(
         // Another virtual router on the same link: dropped here, though
         // normal when several share the link.
         counters.dropped_vrid += 1;
+        counters.other_vrid = Some(advert.vrid);
         return None;
     }
     if advert.version != config.version {
@@ -246,6 +247,7 @@ mod tests {
         let (event, counters) = run(&c, &wire(&other, PEER, MULTICAST_GROUP, 255));
         assert_eq!(event, None);
         assert_eq!((counters.received, counters.dropped_vrid), (1, 1));
+        assert_eq!(counters.other_vrid, Some(52));
         assert_eq!(counters.dropped(), 1);
         let own = advert(Version::V3, 51, vec![VIP]);
         let (event, counters) = run(&c, &wire(&own, PRIMARY, MULTICAST_GROUP, 255));

@@ -32,8 +32,15 @@ pub struct SpeakerStatus {
     /// left Master): a master between two reads still shows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub became_master_at_unix_ms: Option<u64>,
+    /// IDs of other virtual routers heard on this link in the last
+    /// [`HEARD_VRIDS_FOR`] (the operator tells its own from foreign ones).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub heard_vrids: Vec<u8>,
     pub counters: Counters,
 }
+
+/// How long a heard virtual router ID is reported after its last advertisement.
+pub const HEARD_VRIDS_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The last state change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -88,6 +95,10 @@ pub struct Counters {
     /// in microseconds; none before a takeover from Backup.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_failover_us: Option<u64>,
+    /// The VRID of the last advertisement dropped for another VRID, until
+    /// the speaker takes it into its heard IDs.
+    #[serde(skip)]
+    pub other_vrid: Option<u8>,
 }
 
 impl Counters {
@@ -117,6 +128,7 @@ impl SpeakerStatus {
             master: None,
             last_transition: None,
             became_master_at_unix_ms: None,
+            heard_vrids: Vec::new(),
             counters: Counters::default(),
         }
     }
@@ -134,6 +146,10 @@ impl SpeakerStatus {
                 reason: reason(t.reason),
             }),
             became_master_at_unix_ms: runner.became_master_at_unix_ms,
+            heard_vrids: (runner.heard_vrids.iter())
+                .filter(|(_, at)| at.elapsed() <= HEARD_VRIDS_FOR)
+                .map(|(id, _)| *id)
+                .collect(),
             counters: runner.counters.clone(),
             ..SpeakerStatus::new(&runner.config, Some(runner.primary))
         }

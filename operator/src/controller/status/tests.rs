@@ -192,6 +192,7 @@ fn virtual_ip_status_names_the_master_and_each_node() {
             state: state.into(),
             priority,
             vrid: None,
+            heard_vrids: Vec::new(),
             master: None,
             last_transition: None,
             became_master_at_unix_ms: None,
@@ -230,6 +231,7 @@ fn vrrp_report(pod: &str, state: &str, since: u64, read: u64) -> Report {
             state: state.into(),
             priority: 100,
             vrid: None,
+            heard_vrids: Vec::new(),
             master: None,
             last_transition: Some(VrrpTransition {
                 at_unix_ms: since,
