@@ -8,10 +8,11 @@ use anyhow::Context;
 use crate::Cluster;
 
 /// The fairlead CRDs, as generated into `deploy/`.
-pub const CRD_NAMES: [&str; 3] = [
+pub const CRD_NAMES: [&str; 4] = [
     "frontends.fairlead.io",
     "backends.fairlead.io",
     "virtualips.fairlead.io",
+    "addresspools.fairlead.io",
 ];
 
 /// A path in the repository, from its root (e.g. `deploy/crds/fairlead.io_crds.yaml`).

@@ -27,6 +27,7 @@ fn the_crds_install_and_become_established() {
     assert_eq!(
         kinds,
         [
+            "addresspools.fairlead.io",
             "backends.fairlead.io",
             "frontends.fairlead.io",
             "virtualips.fairlead.io"
