@@ -737,6 +737,33 @@ fn services_get_addresses_spread_masters_survive_restarts_and_fail_over() {
     assert_eq!(world.address(&ns, "a").as_deref(), Some("10.88.0.100"));
     assert_eq!(world.address(&ns, "b").as_deref(), Some("10.88.0.101"));
     world.condition(&ns, "c", "PoolExhausted");
+    // c stops being a LoadBalancer: fairlead's condition leaves its status.
+    let patch = r#"{"spec": {"type": "ClusterIP", "loadBalancerClass": null}}"#;
+    world.kubectl(&[
+        "patch",
+        "service",
+        "c",
+        "-n",
+        &ns,
+        "--type=merge",
+        "-p",
+        patch,
+    ]);
+    eventually(
+        Duration::from_secs(20),
+        "c without fairlead's condition",
+        || {
+            let s = world.service(&ns, "c");
+            let conditions = s["status"]["conditions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            (!conditions
+                .iter()
+                .any(|c| c["type"] == "fairlead.io/LoadBalancer"))
+            .then_some(())
+        },
+    );
     let pools = metrics(metrics_address).unwrap();
     assert!(
         pools.contains("fairlead_operator_pool_addresses{pool=\"lab\",state=\"allocated\"} 3"),
