@@ -228,18 +228,20 @@ pub struct Syslog {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
-    /// Path of the HTML page. Default: `/stats`.
-    #[schemars(pattern(r"^/"))]
+    /// Path of the HTML page; `PATH;csv` and `PATH;json` serve the same
+    /// figures as CSV (HAProxy's columns) and JSON. Default: `/stats`.
+    #[schemars(pattern(r"^/[^?#;]*$"))]
     pub path: Option<String>,
     /// How often the page reloads itself (`stats refresh`). Default: none (no reload).
     #[schemars(pattern(duration::PATTERN))]
     pub refresh: Option<String>,
     /// Show the node name on the page (`stats show-node`). Default: false.
     pub show_node: Option<bool>,
-    /// Secret with `username` and `password` for basic auth (`stats auth`). Default: none (no auth).
+    /// Secret with `username` and `password` for basic auth (`stats auth`),
+    /// asked for the page and the Prometheus path. Default: none (no auth).
     pub auth_secret: Option<String>,
     /// Path of a Prometheus exporter on the same port. Default: none (not served).
-    #[schemars(pattern(r"^/"))]
+    #[schemars(pattern(r"^/[^?#;]*$"))]
     pub prometheus_path: Option<String>,
 }
 

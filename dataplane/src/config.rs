@@ -131,6 +131,42 @@ pub struct FrontendStats {
     /// after the request rules. Default none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus_path: Option<String>,
+    /// Path (exact, query ignored) of the HTML stats page; `PATH;csv` and
+    /// `PATH;json` answer the same figures as CSV and JSON. Default none
+    /// (no page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The page reloads itself every this many seconds (`stats refresh`);
+    /// 0: never. Default 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refresh_seconds: u32,
+    /// Show this node's name on the page (`stats show-node`). Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub show_node: bool,
+    /// Basic auth for the page and the metrics path (`stats auth`); requests
+    /// without these credentials get 401. Default none (no auth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<BasicAuth>,
+}
+
+/// A user name and password for HTTP basic auth.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicAuth")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// An HTTP route: every field that is set must match.
@@ -477,14 +513,10 @@ impl DataplaneConfig {
                     "must be greater than 0".into(),
                 );
             }
-            if let Some(path) = f.stats.as_ref().and_then(|s| s.prometheus_path.as_ref())
-                && (f.mode != Mode::Http || !path.starts_with('/') || path.contains(['?', '#']))
-            {
-                bad(
-                    &object,
-                    "stats.prometheusPath".into(),
-                    format!("{path:?}: an http frontend's path starting with /, no ? or #"),
-                );
+            if let Some(stats) = &f.stats {
+                for (field, reason) in stats_problems(f.mode, stats) {
+                    bad(&object, field, reason);
+                }
             }
             if f.max_header_bytes < 8192 {
                 bad(
@@ -591,6 +623,40 @@ impl DataplaneConfig {
             Err(Error::Invalid(problems.join("\n")))
         }
     }
+}
+
+/// What is wrong with a frontend's `stats`: (field, reason).
+fn stats_problems(mode: Mode, stats: &FrontendStats) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let paths = [
+        ("stats.prometheusPath", &stats.prometheus_path),
+        ("stats.path", &stats.path),
+    ];
+    for (field, path) in paths {
+        if let Some(path) = path
+            && (mode != Mode::Http || !path.starts_with('/') || path.contains(['?', '#', ';']))
+        {
+            problems.push((
+                field.to_string(),
+                format!("{path:?}: an http frontend's path starting with /, no ?, # or ;"),
+            ));
+        }
+    }
+    if stats.path.is_some() && stats.path == stats.prometheus_path {
+        problems.push((
+            "stats.prometheusPath".into(),
+            "must differ from stats.path".into(),
+        ));
+    }
+    if let Some(auth) = &stats.auth
+        && (auth.username.is_empty() || auth.username.contains(':') || auth.password.is_empty())
+    {
+        problems.push((
+            "stats.auth".into(),
+            "needs a username without ':' and a password, both not empty".into(),
+        ));
+    }
+    problems
 }
 
 #[cfg(test)]

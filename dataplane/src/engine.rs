@@ -18,9 +18,10 @@ use crate::backend::{BackendRuntime, ServerShared, ServerStateKey};
 use crate::config::DataplaneConfig;
 use crate::counters::Registry;
 use crate::drain::Connections;
-use crate::frontend::{Exporter, FrontendRuntime, Render};
+use crate::frontend::FrontendRuntime;
 use crate::health::{self, Checkers, status::EngineStatus};
 use crate::snapshot::{Observed, Snapshot, View};
+use crate::stats::{StatsService, StatsSource};
 use crate::vrrp::{self, Vrrp};
 use crate::{Error, Result};
 use listener::Listener;
@@ -35,8 +36,9 @@ pub struct Engine {
     connections: Arc<Connections>,
     /// What runs, for snapshots.
     observed: Arc<Observed>,
-    /// Renders the Prometheus metrics; frontends serving them hold a weak reference.
-    metrics: Arc<Render>,
+    /// What the metrics and stats pages read; frontends serving them hold a
+    /// weak reference.
+    stats: Arc<StatsSource>,
 }
 
 #[derive(Default)]
@@ -70,15 +72,14 @@ impl Engine {
         let connections = Arc::<Connections>::default();
         let observed = Arc::new(Observed::new(node.clone(), connections.clone()));
         let source = observed.clone();
-        let metrics: Arc<Render> =
-            Arc::new(move || Bytes::from(crate::metrics::render(&source.snapshot())));
+        let stats = Arc::new(StatsSource::new(move || source.snapshot()));
         Engine {
             node,
             running: Mutex::new(Running::default()),
             version: AtomicU64::new(0),
             connections,
             observed,
-            metrics,
+            stats,
         }
     }
 
@@ -90,7 +91,7 @@ impl Engine {
 
     /// The Prometheus metrics now, in the text exposition format.
     pub fn metrics(&self) -> Bytes {
-        (self.metrics)()
+        Bytes::from(self.stats.metrics())
     }
 
     /// Version of the running config (0 before the first apply).
@@ -147,15 +148,13 @@ impl Engine {
                 Some(fe) if fe.spec.max_connections == spec.max_connections => fe.slots.clone(),
                 _ => Arc::new(Semaphore::new(spec.max_connections as usize)),
             };
-            let exporter = (spec.stats.as_ref())
-                .and_then(|s| s.prometheus_path.clone())
-                .map(|path| Exporter::new(path, &self.metrics));
+            let stats = (spec.stats.as_ref()).map(|s| StatsService::new(s, &self.stats));
             frontends.push(Arc::new(FrontendRuntime::build(
                 spec.clone(),
                 &backends,
                 slots,
                 counters.frontend(&running.counters, &spec.name),
-                exporter,
+                stats,
             )?));
             if old.is_none() {
                 let socket =

@@ -6,16 +6,14 @@
 mod route;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
-
-use bytes::Bytes;
-use http::{Response, StatusCode, header};
+use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
 use crate::backend::BackendRuntime;
 use crate::config;
 use crate::counters::FrontendCounters;
+use crate::stats::StatsService;
 use crate::{Error, Result};
 pub use route::{HostPattern, RouteRuntime};
 
@@ -33,8 +31,8 @@ pub struct FrontendRuntime {
     pub rules: crate::http::rules::CompiledRules,
     /// Traffic counters, kept across applies by name.
     pub counters: Arc<FrontendCounters>,
-    /// Serves the Prometheus metrics on a path (`stats.prometheusPath`).
-    pub exporter: Option<Exporter>,
+    /// Serves the statistics: the Prometheus metrics and the stats page.
+    pub stats: Option<StatsService>,
 }
 
 impl FrontendRuntime {
@@ -45,7 +43,7 @@ impl FrontendRuntime {
         backends: &HashMap<String, Arc<BackendRuntime>>,
         slots: Arc<Semaphore>,
         counters: Arc<FrontendCounters>,
-        exporter: Option<Exporter>,
+        stats: Option<StatsService>,
     ) -> Result<Self> {
         // validate() has checked that every referenced backend exists.
         let lookup = |name: &str| {
@@ -77,7 +75,7 @@ impl FrontendRuntime {
             tls,
             rules,
             counters,
-            exporter,
+            stats,
         })
     }
 
@@ -97,52 +95,5 @@ impl FrontendRuntime {
         name.and_then(|name| self.routes.iter().find(|r| r.matches_sni(name)))
             .map(|r| &r.backend)
             .or(self.default_backend.as_ref())
-    }
-}
-
-/// Renders the metrics page.
-pub type Render = dyn Fn() -> Bytes + Send + Sync;
-
-/// Answers one path with the Prometheus metrics (`stats.prometheusPath`).
-#[derive(Clone)]
-pub struct Exporter {
-    /// The path, matched exactly (query ignored).
-    pub path: String,
-    render: Weak<Render>,
-}
-
-impl std::fmt::Debug for Exporter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Exporter")
-            .field("path", &self.path)
-            .finish()
-    }
-}
-
-/// The content type of the Prometheus text exposition format.
-pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-impl Exporter {
-    /// Serves what `render` renders on `path`.
-    pub fn new(path: String, render: &Arc<Render>) -> Self {
-        Exporter {
-            path,
-            render: Arc::downgrade(render),
-        }
-    }
-
-    /// The metrics response (503 once the engine is gone).
-    pub fn respond(&self) -> Response<Bytes> {
-        let Some(render) = self.render.upgrade() else {
-            let mut resp = Response::new(Bytes::from_static(b"stopping\n"));
-            *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            return resp;
-        };
-        let mut resp = Response::new(render());
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static(METRICS_CONTENT_TYPE),
-        );
-        resp
     }
 }

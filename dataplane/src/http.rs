@@ -126,12 +126,10 @@ async fn proxy(
             counters.denied.fetch_add(1, Ordering::Relaxed);
             resp
         }
-        rules::Verdict::Forward(_)
-            if (frontend.exporter.as_ref()).is_some_and(|e| e.path == req.uri().path()) =>
-        {
+        rules::Verdict::Forward(_) if (frontend.stats.as_ref()).is_some_and(|s| s.serves(&req)) => {
             counters.intercepted.fetch_add(1, Ordering::Relaxed);
-            let exporter = frontend.exporter.as_ref().expect("checked above");
-            exporter.respond().map(|b| ProxyBody::Local(Some(b)))
+            let stats = frontend.stats.as_ref().expect("checked above");
+            stats.respond(&req).map(|b| ProxyBody::Local(Some(b)))
         }
         rules::Verdict::Forward(chosen) => forward(frontend, chosen, req, client).await,
     };

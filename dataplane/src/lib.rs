@@ -22,6 +22,7 @@ pub mod log_limit;
 pub mod metrics;
 mod pool;
 pub mod snapshot;
+pub mod stats;
 pub mod tcp;
 pub mod tls;
 pub mod vrrp;

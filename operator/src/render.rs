@@ -12,6 +12,7 @@ mod frontend;
 mod health;
 mod load_balancer;
 mod rules;
+mod stats;
 mod tls;
 mod unsupported;
 mod virtual_ip;
@@ -158,6 +159,8 @@ pub fn render(snapshot: &Snapshot) -> Rendered {
                 }
                 fe.tls = (f.spec.tls.as_ref())
                     .map(|t| tls::frontend_tls(namespace, t, snapshot, &mut report));
+                fe.stats = (f.spec.stats.as_ref())
+                    .map(|s| stats::frontend_stats(namespace, s, snapshot, &mut report));
                 fe
             })
             .filter(|_| report.is_clean());

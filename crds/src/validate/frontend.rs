@@ -179,6 +179,18 @@ fn stats(errors: &mut Errors, stats: &Stats, http: bool) {
     errors.path("spec.stats.path", stats.path.as_ref());
     errors.duration("spec.stats.refresh", stats.refresh.as_ref());
     errors.path("spec.stats.prometheusPath", stats.prometheus_path.as_ref());
+    let paths = [
+        ("spec.stats.path", &stats.path),
+        ("spec.stats.prometheusPath", &stats.prometheus_path),
+    ];
+    for (field, path) in paths {
+        if let Some(path) = path.as_ref().filter(|p| p.contains(['?', '#', ';'])) {
+            errors.push(
+                field,
+                format!("{path:?} holds ?, # or ; (the page adds ;csv and ;json)"),
+            );
+        }
+    }
     let page = stats.path.as_deref().unwrap_or("/stats");
     if stats.prometheus_path.as_deref() == Some(page) {
         errors.push(

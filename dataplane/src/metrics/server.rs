@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::Engine;
-use crate::frontend::METRICS_CONTENT_TYPE;
+use crate::stats::METRICS_CONTENT_TYPE;
 
 /// Connections served at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 64;

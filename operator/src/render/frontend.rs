@@ -82,11 +82,6 @@ pub(super) fn render_frontend(
         forwarded: headers.and_then(|h| h.forwarded).unwrap_or(false),
         request_rules,
         response_rules,
-        stats: (spec.stats.as_ref())
-            .and_then(|s| s.prometheus_path.clone())
-            .map(|path| config::FrontendStats {
-                prometheus_path: Some(path),
-            }),
         ..config::Frontend::new(name, mode, SocketAddr::new(address, port))
     }
 }

@@ -60,7 +60,6 @@ fn every_unimplemented_field_is_an_error() {
     let expected: Vec<String> = [
         "Frontend default/web: spec.routes[0].match.sni: sni needs spec.tls.mode passthrough",
         "Frontend default/web: spec.logging",
-        "Frontend default/web: spec.stats.path",
     ]
     .iter()
     .map(|line| {
@@ -392,4 +391,60 @@ fn output_does_not_depend_on_input_order() {
             .replace("apiVersion", "---\napiVersion");
     let b = BACKEND.replace("name: app", "name: zed") + "---\n" + BACKEND;
     assert_eq!(render(&snapshot(&a)), render(&snapshot(&b)));
+}
+
+#[test]
+fn stats_page_with_auth_from_a_secret() {
+    let spec = "  bind: {port: 8404}
+  defaultBackend: app
+  stats: {path: /haproxy/stats, refresh: 1500ms, showNode: true, authSecret: stats-auth}
+";
+    let secret = |data: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: stats-auth}}\nstringData: {data}\n"
+        )
+    };
+    let yaml = BACKEND.to_string()
+        + &frontend("stats", spec)
+        + &secret("{username: admin, password: s3cret}");
+    let rendered = render(&snapshot(&yaml));
+    assert_eq!(rendered.errors, []);
+    let stats = rendered.config.frontends[0].stats.clone().unwrap();
+    assert_eq!(stats.path.as_deref(), Some("/haproxy/stats"));
+    assert_eq!(stats.refresh_seconds, 2);
+    assert!(stats.show_node);
+    let auth = stats.auth.unwrap();
+    assert_eq!(
+        (auth.username.as_str(), auth.password.as_str()),
+        ("admin", "s3cret")
+    );
+
+    // Without the Secret, or without a password, the frontend is left out.
+    for (extra, expected) in [
+        (String::new(), "Secret default/stats-auth does not exist"),
+        (
+            secret("{username: admin}"),
+            "Secret default/stats-auth has no password",
+        ),
+        (
+            secret("{username: 'a:b', password: x}"),
+            "Secret default/stats-auth: username holds ':' (basic auth cannot carry it)",
+        ),
+    ] {
+        let got = errors(&(BACKEND.to_string() + &frontend("stats", spec) + &extra));
+        assert_eq!(
+            got,
+            [format!(
+                "Frontend default/stats: spec.stats.authSecret: {expected}"
+            )]
+        );
+    }
+
+    // A stats block alone serves the page on /stats, without auth.
+    let yaml = BACKEND.to_string() + &frontend("s", "  bind: {port: 8405}\n  stats: {}\n");
+    let rendered = render(&snapshot(&yaml));
+    assert_eq!(rendered.errors, []);
+    let stats = rendered.config.frontends[0].stats.clone().unwrap();
+    assert_eq!(stats.path.as_deref(), Some("/stats"));
+    assert_eq!(stats.auth, None);
 }
