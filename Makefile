@@ -27,7 +27,8 @@ bench-failover: deps
 deps:
 	scripts/install-deps.sh
 
-## etcd, kube-apiserver and kubectl for the e2e tests, built from e2e/go/ when missing.
+## The e2e tools (etcd, kube-apiserver, kubectl, kubelet, kube-controller-manager,
+## kube-scheduler, helm, kubeconform, prometheus), built from e2e/go/ when missing.
 e2e-bins:
 	scripts/build-e2e-bins.sh >/dev/null
 

@@ -344,10 +344,8 @@ pub type MasterMove = (Option<String>, Option<String>);
 /// `previous` through each node that became Master after `since` (by the
 /// nodes' reports, so a master between two reads is not missed) to
 /// `current`, the master now; and the master those moves end at. "No
-/// master" is a move only when every dataplane reported, each after the
-/// last time a node left Master: one that did not report (killed,
-/// restarting) may be the master, and a report older than the old master's
-/// stepping down may hide the node that made it step down.
+/// master" is a move only when the reports confirm it
+/// ([`no_master_confirmed`]).
 pub fn master_moves(
     key: &str,
     previous: Option<&str>,
@@ -363,17 +361,6 @@ pub fn master_moves(
     became.sort();
     let mut moves = Vec::new();
     let mut master = previous.map(str::to_owned);
-    let left_master = (vrrp_states(key, reports))
-        .filter_map(|(_, v, _)| v.last_transition.as_ref())
-        .filter(|t| t.from == "Master")
-        .map(|t| t.at_unix_ms)
-        .max()
-        .unwrap_or(0);
-    let read_after_it = (reports.iter()).all(|r| {
-        r.status
-            .as_ref()
-            .is_some_and(|s| s.read_at_unix_ms >= left_master)
-    });
     let mut step = |next: Option<String>, master: &mut Option<String>| {
         if next != *master {
             moves.push((master.clone(), next.clone()));
@@ -383,12 +370,22 @@ pub fn master_moves(
     for (_, node) in became {
         step(Some(node), &mut master);
     }
-    // The last master known must have reported too: killed, it says nothing.
-    let reported = |node: &String| vrrp_states(key, reports).any(|(n, _, _)| n == *node);
-    if current.is_some() || (read_after_it && master.as_ref().is_none_or(reported)) {
+    if current.is_some() || no_master_confirmed(key, master.as_deref(), reports) {
         step(current.map(str::to_owned), &mut master);
     }
     (moves, master)
+}
+
+/// Whether the reports show for sure that no node is master: every
+/// dataplane reported, `last` (the last master known) among them, and none
+/// is a Backup — a Backup becomes Master within its master-down interval
+/// unless it hears one, so "no master" beside a Backup is a moment between
+/// two reads (or a report read just before a node took over), not a fact.
+fn no_master_confirmed(key: &str, last: Option<&str>, reports: &[Report]) -> bool {
+    let states: Vec<_> = vrrp_states(key, reports).collect();
+    reports.iter().all(|r| r.status.is_some())
+        && last.is_none_or(|last| states.iter().any(|(node, _, _)| node == last))
+        && !states.iter().any(|(_, v, _)| v.state == "Backup")
 }
 
 /// A VirtualIP's status: conditions, each node's VRRP state, the master.

@@ -170,6 +170,7 @@ impl StatusSync {
             );
             let old_master = old.and_then(|s| s.master.clone());
             for (from, to) in self.master_moves(&key, old_master, &new, reports) {
+                tracing::info!(virtual_ip = %key, from = from.as_deref().unwrap_or("none"), to = to.as_deref().unwrap_or("none"), "master moved");
                 events.push((v.object_ref(&()), failover_event(from, to)));
             }
             if Some(&new) != old {

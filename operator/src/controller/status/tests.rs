@@ -285,38 +285,31 @@ fn a_master_between_two_reads_is_a_move_there_and_back() {
 }
 
 #[test]
-fn no_master_is_not_a_move_while_a_dataplane_did_not_report() {
+fn no_master_is_a_move_only_when_every_dataplane_says_so() {
     let named = |from: &str, to: &str| (Some(from.to_string()), Some(to.to_string()));
+    let moves =
+        |previous, reports: &[Report]| master_moves("default/vip1", previous, None, reports, 1_000);
     // node-a was killed (no report); node-b has not taken over yet.
     let mut reports = became_reports(&[("a", "Master", Some(100)), ("b", "Backup", None)]);
     reports[0].status = None;
-    let (seen, last) = master_moves("default/vip1", Some("node-a"), None, &reports, 1_000);
+    let (seen, last) = moves(Some("node-a"), &reports);
     assert_eq!((seen, last.as_deref()), (vec![], Some("node-a")));
     // Its Pod is no longer ready, so it is not among the reports at all.
-    let (seen, _) = master_moves("default/vip1", Some("node-a"), None, &reports[1..], 1_000);
-    assert_eq!(seen, []);
+    assert_eq!(moves(Some("node-a"), &reports[1..]).0, []);
     // node-b took over, then node-a (restarted, not reporting yet)
     // preempted it: only the move to node-b is known so far.
     let became = &mut reports[1].status.as_mut().unwrap().virtual_ips[0];
     became.became_master_at_unix_ms = Some(2_000);
-    let (seen, last) = master_moves("default/vip1", Some("node-a"), None, &reports, 1_000);
+    let (seen, last) = moves(Some("node-a"), &reports);
     assert_eq!(seen, [named("node-a", "node-b")]);
     assert_eq!(last.as_deref(), Some("node-b"));
-    // node-a reports again, but was read (Backup, just restarted) before
-    // node-b stepped down at 5_000: maybe it made node-b step down.
-    let mut reports = became_reports(&[("a", "Backup", Some(100)), ("b", "Backup", Some(2_000))]);
-    reports[0].status.as_mut().unwrap().read_at_unix_ms = 4_000;
-    let b = reports[1].status.as_mut().unwrap();
-    b.read_at_unix_ms = 5_100;
-    b.virtual_ips[0].last_transition = Some(VrrpTransition {
-        at_unix_ms: 5_000,
-        from: "Master".into(),
-    });
-    let (seen, last) = master_moves("default/vip1", Some("node-b"), None, &reports, 2_000);
-    assert_eq!((seen, last.as_deref()), (vec![], Some("node-b")));
-    // Read after that, both Backup: there is no master.
-    reports[0].status.as_mut().unwrap().read_at_unix_ms = 6_000;
-    let (seen, last) = master_moves("default/vip1", Some("node-b"), None, &reports, 2_000);
+    // Both report, both Backup (node-b read after it stepped down for
+    // node-a, node-a read a moment before it took over): not a move.
+    let reports = became_reports(&[("a", "Backup", Some(100)), ("b", "Backup", Some(2_000))]);
+    assert_eq!(moves(Some("node-b"), &reports).0, []);
+    // Nobody can be master (both in Fault): that is a move.
+    let reports = became_reports(&[("a", "Fault", Some(100)), ("b", "Fault", Some(2_000))]);
+    let (seen, last) = moves(Some("node-b"), &reports);
     assert_eq!(
         (seen, last),
         (vec![(Some("node-b".to_string()), None)], None)
