@@ -2,7 +2,7 @@
 # Installs what fairlead's tests, quickstart and benchmarks need from Debian,
 # when missing. Safe to run again; needs root (or sudo) only to install.
 set -euo pipefail
-want=(curl:curl openssl:openssl wrk:wrk nginx:nginx-light haproxy:haproxy taskset:util-linux ip:iproute2 python3:python3 keepalived:keepalived sysctl:procps containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins musl-gcc:musl-tools iptables:iptables nsenter:util-linux systemd-analyze:systemd)
+want=(curl:curl openssl:openssl wrk:wrk nginx:nginx-light haproxy:haproxy taskset:util-linux ip:iproute2 python3:python3 keepalived:keepalived sysctl:procps containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins musl-gcc:musl-tools iptables:iptables nsenter:util-linux systemd-analyze:systemd chromium:chromium rsyslogd:rsyslog)
 missing=()
 for pair in "${want[@]}"; do
   cmd=${pair%%:*} pkg=${pair#*:}

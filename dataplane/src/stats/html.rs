@@ -74,11 +74,12 @@ h3{font-size:14px;margin:0 0 6px;display:flex;justify-content:space-between;gap:
 .chip{border-radius:999px;padding:2px 9px;font-size:12.5px;border:1px solid rgba(0,0,0,.12);white-space:nowrap}
 .chip b{font-weight:600}
 .scroll{overflow-x:auto;background:var(--card);border:1px solid var(--line);border-radius:8px;margin-bottom:14px}
-table{border-collapse:collapse;width:100%;font-size:12.5px;font-variant-numeric:tabular-nums}
-th,td{padding:4px 7px;border-bottom:1px solid var(--line);white-space:nowrap;text-align:right}
+table{border-collapse:collapse;width:100%;font-size:12px;font-variant-numeric:tabular-nums}
+th,td{padding:4px 5px;border-bottom:1px solid var(--line);white-space:nowrap;text-align:right}
+.st{display:none}
 thead th{background:var(--head);font-weight:600;color:#33404f}
 thead tr.groups th{text-align:center;border-left:1px solid var(--line)}
-th.name,td.name{text-align:left;position:sticky;left:0;z-index:1;min-width:9em;max-width:22em;overflow:hidden;text-overflow:ellipsis}
+th.name,td.name{text-align:left;position:sticky;left:0;z-index:1;min-width:8em;max-width:20em;overflow:hidden;text-overflow:ellipsis}
 td.name{background:inherit;font-weight:600}
 thead th.name{background:var(--head)}
 td.g,th.g{border-left:1px solid var(--line)}
@@ -98,7 +99,8 @@ tr.backend td{font-weight:600;border-top:2px solid #c8c8b0}
 footer{padding:0 18px 20px;color:var(--muted);font-size:12.5px}
 a{color:#2456b3}
 @media (max-width:640px){main{padding:10px}header{padding:12px}table{font-size:12px}
-th.name,td.name{min-width:7em;max-width:11em}.cards{grid-template-columns:1fr}}
+th.name,td.name{min-width:7em;max-width:12em}.cards{grid-template-columns:1fr}
+.x{display:none}.st{display:inline;font-weight:400}}
 "#;
 
 /// The page for `snapshot` and its `rows`.
@@ -301,25 +303,37 @@ fn vip_table(out: &mut String, vips: &[VirtualIpStatus]) {
     out.push_str("</tbody></table></div>");
 }
 
-/// Column groups as HAProxy's page has them.
-const GROUPS: [(&str, &[&str]); 8] = [
-    ("Queue", &["Cur", "Max", "Limit"]),
-    ("Session rate", &["Cur", "Max", "Limit"]),
+/// Column groups as HAProxy's page has them; `true`: hidden on a phone.
+const GROUPS: [(&str, bool, &[&str]); 8] = [
+    ("Queue", true, &["Cur", "Max", "Limit"]),
+    ("Session rate", true, &["Cur", "Max", "Limit"]),
     (
         "Sessions",
+        false,
         &["Cur", "Max", "Limit", "Total", "LbTot", "Last"],
     ),
-    ("Bytes", &["In", "Out"]),
-    ("Denied", &["Req", "Resp"]),
-    ("Errors", &["Req", "Conn", "Resp"]),
-    ("Warnings", &["Retr", "Redis"]),
+    ("Bytes", false, &["In", "Out"]),
+    ("Denied", true, &["Req", "Resp"]),
+    ("Errors", false, &["Req", "Conn", "Resp"]),
+    ("Warnings", true, &["Retr", "Redis"]),
     (
         "Server",
+        false,
         &[
             "Status", "LastChk", "Wght", "Act", "Bck", "Chk", "Dwn", "Dwntme",
         ],
     ),
 ];
+
+/// The class of the `i`th cell of a group: `g` starts a group, `x` hides.
+fn cell_class(i: usize, hidden: bool) -> &'static str {
+    match (i == 0, hidden) {
+        (true, true) => "g x",
+        (true, false) => "g",
+        (false, true) => "x",
+        (false, false) => "",
+    }
+}
 
 fn table(out: &mut String, name: &str, kind: &str, rows: &[Row]) {
     let name = escape(name);
@@ -328,14 +342,18 @@ fn table(out: &mut String, name: &str, kind: &str, rows: &[Row]) {
         "<div class=\"scroll\"><table class=\"proxy\" data-proxy=\"{name}\" data-kind=\"{kind}\">\
          <thead><tr class=\"groups\"><th class=\"name\" rowspan=\"2\">{name}</th>"
     );
-    for (group, columns) in GROUPS {
-        let _ = write!(out, "<th colspan=\"{}\">{group}</th>", columns.len());
+    for (group, hidden, columns) in GROUPS {
+        let class = cell_class(0, hidden);
+        let _ = write!(
+            out,
+            "<th class=\"{class}\" colspan=\"{}\">{group}</th>",
+            columns.len()
+        );
     }
     out.push_str("</tr><tr>");
-    for (_, columns) in GROUPS {
+    for (_, hidden, columns) in GROUPS {
         for (i, c) in columns.iter().enumerate() {
-            let class = if i == 0 { " class=\"g\"" } else { "" };
-            let _ = write!(out, "<th{class}>{c}</th>");
+            let _ = write!(out, "<th class=\"{}\">{c}</th>", cell_class(i, hidden));
         }
     }
     out.push_str("</tr></thead><tbody>");
@@ -345,71 +363,55 @@ fn table(out: &mut String, name: &str, kind: &str, rows: &[Row]) {
     out.push_str("</tbody></table></div>");
 }
 
+/// One table cell: its text (escaped), an extra class, a tooltip.
+struct Cell {
+    text: String,
+    class: &'static str,
+    title: String,
+}
+
+fn cell(text: String) -> Cell {
+    Cell {
+        text,
+        class: "",
+        title: String::new(),
+    }
+}
+
 fn table_row(out: &mut String, r: &Row) {
     let t = |c: &str| escape(&r.text(c));
+    let server = r.kind == Kind::Server;
     let label = match r.kind {
         Kind::Frontend => "Frontend".to_string(),
         Kind::Backend => "Backend".to_string(),
         Kind::Server => t("svname"),
     };
-    let server = r.kind == Kind::Server;
     let _ = write!(
         out,
-        "<tr class=\"{}\" data-server=\"{}\" data-status=\"{}\"><td class=\"name\" title=\"{}\">{label}</td>",
+        "<tr class=\"{}\" data-server=\"{}\" data-status=\"{}\"><td class=\"name\" title=\"{}\">\
+         {label}<span class=\"st\"> {}</span></td>",
         r.class(),
         if server { t("svname") } else { String::new() },
         t("status"),
         if server { t("addr") } else { t("pxname") },
+        t("status"),
     );
-    let num = |c: &str| {
-        let v = r.text(c);
-        if v.is_empty() {
-            "<td></td>".to_string()
-        } else {
-            format!("<td>{}</td>", escape(&v))
-        }
-    };
-    let first = |cell: String| cell.replacen("<td", "<td class=\"g\"", 1);
-    // Queue; session rate.
-    out.push_str(&first(num("qcur")));
-    out.push_str(&num("qmax"));
-    out.push_str(&num("qlimit"));
-    out.push_str(&first(num("rate")));
-    out.push_str(&num("rate_max"));
-    out.push_str(&num("rate_lim"));
-    // Sessions.
-    out.push_str(&first(num("scur")));
-    out.push_str(&num("smax"));
-    out.push_str(&num("slim"));
-    out.push_str(&num("stot"));
-    out.push_str(&num("lbtot"));
+    let num = |c: &str| cell(t(c));
     let last = match r.text("lastsess").as_str() {
         "" => String::new(),
         "-1" => "never".into(),
         s => s.parse().map(duration).unwrap_or_default(),
     };
-    let _ = write!(out, "<td>{last}</td>");
-    // Bytes, readable, with the exact count on hover.
-    for (i, c) in ["bin", "bout"].into_iter().enumerate() {
-        let v = r.text(c);
-        let shown = v.parse().map(bytes).unwrap_or_default();
-        let class = if i == 0 { " class=\"g\"" } else { "" };
-        let _ = write!(out, "<td{class} title=\"{v}\">{shown}</td>");
-    }
-    // Denied, errors, warnings.
-    out.push_str(&first(num("dreq")));
-    out.push_str(&num("dresp"));
-    out.push_str(&first(num("ereq")));
-    out.push_str(&num("econ"));
-    out.push_str(&num("eresp"));
-    out.push_str(&first(num("wretr")));
-    out.push_str(&num("wredis"));
-    // Server: status with time since the last change, last check.
+    // Bytes readable, with the exact count on hover.
+    let size = |c: &str| Cell {
+        text: r.text(c).parse().map(bytes).unwrap_or_default(),
+        class: "",
+        title: t(c),
+    };
     let mut status = t("status");
     if let Ok(since) = r.text("lastchg").parse::<u64>() {
         status = format!("{} {status}", duration(since));
     }
-    let _ = write!(out, "<td class=\"g status\">{status}</td>");
     let check = match r.text("check_status").as_str() {
         "" => String::new(),
         s => {
@@ -422,24 +424,63 @@ fn table_row(out: &mut String, r: &Row) {
             format!("{}{code} in {}ms", escape(s), t("check_duration"))
         }
     };
-    let _ = write!(
-        out,
-        "<td class=\"check\" title=\"{}\">{check}</td>",
-        t("check_desc")
-    );
-    out.push_str(&num("weight"));
     let flag = |c: &str| match (server, r.text(c).as_str()) {
-        (true, "1") => "<td>Y</td>".to_string(),
-        (true, _) => "<td>-</td>".to_string(),
+        (true, "1") => cell("Y".into()),
+        (true, _) => cell("-".into()),
         (false, _) => num(c),
     };
-    out.push_str(&flag("act"));
-    out.push_str(&flag("bck"));
-    out.push_str(&num("chkfail"));
-    out.push_str(&num("chkdown"));
-    let down = r.text("downtime");
-    let down = down.parse().map(duration).unwrap_or_default();
-    let _ = write!(out, "<td>{down}</td></tr>");
+    let cells: [Vec<Cell>; 8] = [
+        vec![num("qcur"), num("qmax"), num("qlimit")],
+        vec![num("rate"), num("rate_max"), num("rate_lim")],
+        vec![
+            num("scur"),
+            num("smax"),
+            num("slim"),
+            num("stot"),
+            num("lbtot"),
+            cell(last),
+        ],
+        vec![size("bin"), size("bout")],
+        vec![num("dreq"), num("dresp")],
+        vec![num("ereq"), num("econ"), num("eresp")],
+        vec![num("wretr"), num("wredis")],
+        vec![
+            Cell {
+                text: status,
+                class: "status",
+                title: String::new(),
+            },
+            Cell {
+                text: check,
+                class: "check",
+                title: t("check_desc"),
+            },
+            num("weight"),
+            flag("act"),
+            flag("bck"),
+            num("chkfail"),
+            num("chkdown"),
+            cell(r.text("downtime").parse().map(duration).unwrap_or_default()),
+        ],
+    ];
+    for ((_, hidden, _), group) in GROUPS.iter().zip(cells) {
+        for (i, c) in group.into_iter().enumerate() {
+            let class = [cell_class(i, *hidden), c.class]
+                .into_iter()
+                .filter(|c| !c.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            out.push_str("<td");
+            if !class.is_empty() {
+                let _ = write!(out, " class=\"{class}\"");
+            }
+            if !c.title.is_empty() {
+                let _ = write!(out, " title=\"{}\"", c.title);
+            }
+            let _ = write!(out, ">{}</td>", c.text);
+        }
+    }
+    out.push_str("</tr>");
 }
 
 fn legend(out: &mut String) {
