@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::metrics::Metrics;
+use crate::metrics::{DATAPLANE_STATES, Metrics};
 use crate::push::{AdminClient, DataplaneStatus, PushOutcome};
 
 /// Label of the dataplane Pods.
@@ -176,7 +176,10 @@ impl Fleet {
         for (_, (_, task)) in std::mem::take(&mut self.tasks) {
             task.abort();
         }
-        lock(&self.shared.reports).clear();
+        for pod in std::mem::take(&mut *lock(&self.shared.reports)).into_keys() {
+            self.shared.metrics.forget_dataplane(&pod);
+        }
+        self.shared.count_states();
         self.shared.changed.notify_one();
     }
 
@@ -191,12 +194,14 @@ impl Fleet {
             if !keep {
                 task.abort();
                 lock(&self.shared.reports).remove(pod);
+                self.shared.metrics.forget_dataplane(pod);
                 changed = true;
             }
             keep
         });
         let Some(client) = self.client.clone() else {
             if changed {
+                self.shared.count_states();
                 self.shared.changed.notify_one();
             }
             return;
@@ -221,6 +226,7 @@ impl Fleet {
             changed = true;
         }
         if changed {
+            self.shared.count_states();
             self.shared.changed.notify_one();
         }
     }
@@ -247,8 +253,17 @@ impl Shared {
         let before = report.clone();
         f(report);
         if *report != before {
+            let counts = state_counts(reports.values());
+            drop(reports);
+            self.metrics.set_dataplanes(counts);
             self.changed.notify_one();
         }
+    }
+
+    /// Publishes how many dataplanes are in each state.
+    fn count_states(&self) {
+        let counts = state_counts(lock(&self.reports).values());
+        self.metrics.set_dataplanes(counts);
     }
 
     fn seen(&self, version: u64) {
@@ -321,7 +336,9 @@ async fn run_target(
                 Ok(PushOutcome::Stale { .. }) => "stale",
                 Err(_) => "error",
             };
-            shared.metrics.observe_push(result, started.elapsed());
+            let took = started.elapsed();
+            shared.metrics.observe_push(result, took);
+            shared.metrics.observe_dataplane_push(pod, took);
             match outcome {
                 Ok(PushOutcome::Applied(version)) => {
                     backoff = MIN_BACKOFF;
@@ -355,7 +372,86 @@ async fn run_target(
     }
 }
 
+/// How many of `reports` are in each of [`DATAPLANE_STATES`], in its order.
+fn state_counts<'a>(reports: impl IntoIterator<Item = &'a Report>) -> [usize; 4] {
+    let mut counts = [0; DATAPLANE_STATES.len()];
+    for r in reports {
+        let i = match r.state {
+            PushState::Applied(_) => 0,
+            PushState::Pending => 1,
+            PushState::Rejected(..) => 2,
+            PushState::Failed(_) => 3,
+        };
+        counts[i] += 1;
+    }
+    counts
+}
+
 /// Waits for a new desired config or `timeout`, whichever comes first.
 async fn wait(desired: &mut watch::Receiver<Option<Arc<Desired>>>, timeout: Duration) {
     let _ = tokio::time::timeout(timeout, desired.changed()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(pod: &str, state: PushState) -> Report {
+        Report {
+            target: Target {
+                pod: pod.into(),
+                node: None,
+                address: ([127, 0, 0, 1], 9443).into(),
+                incarnation: String::new(),
+            },
+            state,
+            status: None,
+        }
+    }
+
+    #[test]
+    fn states_are_counted_in_label_order() {
+        let reports = [
+            report("a", PushState::Applied(3)),
+            report("b", PushState::Applied(2)),
+            report("c", PushState::Pending),
+            report("d", PushState::Rejected(4, vec!["bad".into()])),
+            report("e", PushState::Failed("refused".into())),
+            report("f", PushState::Failed("timeout".into())),
+        ];
+        assert_eq!(state_counts(&reports), [2, 1, 1, 2]);
+        assert_eq!(
+            DATAPLANE_STATES,
+            ["applied", "pending", "rejected", "failed"]
+        );
+    }
+
+    #[tokio::test]
+    async fn targets_without_credentials_are_pending_then_forgotten() {
+        let metrics = Arc::new(Metrics::new());
+        let mut fleet = Fleet::new(
+            metrics.clone(),
+            FleetSettings {
+                poll_interval: Duration::from_secs(1),
+            },
+        );
+        fleet
+            .shared
+            .metrics
+            .observe_dataplane_push("gone", Duration::from_millis(1));
+        lock(&fleet.shared.reports).insert("gone".into(), report("gone", PushState::Pending));
+        fleet.shared.count_states();
+        assert!(
+            metrics
+                .encode()
+                .contains("fairlead_operator_dataplanes{state=\"pending\"} 1")
+        );
+        fleet.set_client(None);
+        let text = metrics.encode();
+        assert!(
+            text.contains("fairlead_operator_dataplanes{state=\"pending\"} 0"),
+            "{text}"
+        );
+        assert!(!text.contains("dataplane=\"gone\""), "{text}");
+    }
 }

@@ -24,6 +24,9 @@ const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// The `state` label of `fairlead_operator_dataplanes`.
+pub const DATAPLANE_STATES: [&str; 4] = ["applied", "pending", "rejected", "failed"];
+
 /// The operator's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -31,6 +34,8 @@ pub struct Metrics {
     errors: IntCounterVec,
     reconcile_duration: Histogram,
     push_duration: HistogramVec,
+    dataplane_push_duration: HistogramVec,
+    dataplanes: IntGaugeVec,
     leader: IntGauge,
     pool_addresses: IntGaugeVec,
     services_served: IntGauge,
@@ -71,6 +76,26 @@ impl Metrics {
             &["result"],
         )
         .expect("valid metric");
+        let dataplane_push_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "fairlead_operator_dataplane_push_duration_seconds",
+                "Time of one config push, by dataplane Pod (series of Pods gone are removed).",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["dataplane"],
+        )
+        .expect("valid metric");
+        let dataplanes = IntGaugeVec::new(
+            Opts::new(
+                "fairlead_operator_dataplanes",
+                "Dataplanes pushed to, by state (applied, pending, rejected, failed).",
+            ),
+            &["state"],
+        )
+        .expect("valid metric");
+        for state in DATAPLANE_STATES {
+            dataplanes.with_label_values(&[state]).set(0);
+        }
         let leader = IntGauge::new(
             "fairlead_operator_leader",
             "1 while this replica holds the leader Lease.",
@@ -105,6 +130,8 @@ impl Metrics {
             Box::new(errors.clone()),
             Box::new(reconcile_duration.clone()),
             Box::new(push_duration.clone()),
+            Box::new(dataplane_push_duration.clone()),
+            Box::new(dataplanes.clone()),
             Box::new(leader.clone()),
         ] {
             registry.register(m).expect("unique metric names");
@@ -115,6 +142,8 @@ impl Metrics {
             errors,
             reconcile_duration,
             push_duration,
+            dataplane_push_duration,
+            dataplanes,
             leader,
             pool_addresses,
             services_served,
@@ -163,6 +192,23 @@ impl Metrics {
     /// Records one push and its result.
     pub fn observe_push(&self, result: &str, took: Duration) {
         (self.push_duration.with_label_values(&[result])).observe(took.as_secs_f64());
+    }
+
+    /// Records one push to dataplane Pod `pod`.
+    pub fn observe_dataplane_push(&self, pod: &str, took: Duration) {
+        (self.dataplane_push_duration.with_label_values(&[pod])).observe(took.as_secs_f64());
+    }
+
+    /// Drops the push latency series of a dataplane Pod that is gone.
+    pub fn forget_dataplane(&self, pod: &str) {
+        let _ = self.dataplane_push_duration.remove_label_values(&[pod]);
+    }
+
+    /// Sets how many dataplanes are in each of [`DATAPLANE_STATES`], in its order.
+    pub fn set_dataplanes(&self, counts: [usize; 4]) {
+        for (state, n) in DATAPLANE_STATES.into_iter().zip(counts) {
+            (self.dataplanes.with_label_values(&[state])).set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// Records whether this replica leads.
@@ -281,6 +327,35 @@ mod tests {
             text.contains("fairlead_operator_push_duration_seconds_count{result=\"applied\"} 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn push_latency_by_dataplane_and_dataplanes_by_state() {
+        let m = Metrics::new();
+        let text = m.encode();
+        for state in DATAPLANE_STATES {
+            let line = format!("fairlead_operator_dataplanes{{state=\"{state}\"}} 0");
+            assert!(text.contains(&line), "{line} missing: {text}");
+        }
+        m.observe_dataplane_push("dataplane-a", Duration::from_millis(3));
+        m.observe_dataplane_push("dataplane-a", Duration::from_millis(30));
+        m.observe_dataplane_push("dataplane-b", Duration::from_millis(300));
+        m.set_dataplanes([2, 0, 1, 0]);
+        let text = m.encode();
+        for line in [
+            "fairlead_operator_dataplane_push_duration_seconds_count{dataplane=\"dataplane-a\"} 2",
+            "fairlead_operator_dataplane_push_duration_seconds_bucket{dataplane=\"dataplane-a\",le=\"0.005\"} 1",
+            "fairlead_operator_dataplane_push_duration_seconds_bucket{dataplane=\"dataplane-b\",le=\"0.25\"} 0",
+            "fairlead_operator_dataplane_push_duration_seconds_bucket{dataplane=\"dataplane-b\",le=\"0.5\"} 1",
+            "fairlead_operator_dataplanes{state=\"applied\"} 2",
+            "fairlead_operator_dataplanes{state=\"rejected\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing: {text}");
+        }
+        m.forget_dataplane("dataplane-a");
+        let text = m.encode();
+        assert!(!text.contains("dataplane=\"dataplane-a\""), "{text}");
+        assert!(text.contains("dataplane=\"dataplane-b\""), "{text}");
     }
 
     #[test]
