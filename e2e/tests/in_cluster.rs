@@ -592,6 +592,56 @@ fn helm_chart_on_real_kubelets_serves_fails_over_upgrades_and_uninstalls() {
         },
     );
 
+    // A Service of type LoadBalancer gets an address from an AddressPool,
+    // and its Pods answer through it.
+    let (first, last) = (lab.cluster.vip(50), lab.cluster.vip(59));
+    lab.apply(&format!(
+        "apiVersion: fairlead.io/v1alpha1
+kind: AddressPool
+metadata: {{name: lan}}
+spec: {{addresses: [{first}-{last}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web-lb, namespace: {DEMO}}}
+spec:
+  type: LoadBalancer
+  loadBalancerClass: fairlead.io/lb
+  selector: {{app: web}}
+  ports: [{{name: http, port: 80, targetPort: http}}]
+"
+    ));
+    let address = until(
+        &lab,
+        Duration::from_secs(60),
+        "an address in the Service's status",
+        || {
+            let service = lab.json(&["get", "service", "web-lb", "-n", DEMO]);
+            let ingress = &service["status"]["loadBalancer"]["ingress"][0];
+            match (ingress["ip"].as_str(), ingress["ipMode"].as_str()) {
+                (Some(ip), Some("VIP")) => Ok(ip.to_string()),
+                _ => Err(service["status"].to_string()),
+            }
+        },
+    );
+    let (first_octet, last_octet) = (first.octets()[3], last.octets()[3]);
+    let octet: u8 = address.rsplit('.').next().unwrap().parse().unwrap();
+    assert!(
+        (first_octet..=last_octet).contains(&octet),
+        "{address} from the pool"
+    );
+    let lb = format!("http://{address}/");
+    eventually(
+        Duration::from_secs(30),
+        "both Pods through the Service's address",
+        || {
+            let mut seen = lab.answers(&lb, 4, &[]);
+            seen.dedup();
+            (seen == pods).then_some(())
+        },
+    );
+    eprintln!("Service of type LoadBalancer: {address} serves both Pods");
+
     // helm upgrade to another dataplane image, one node at a time, while a
     // client sends requests through the virtual IP.
     let client = traffic(&lab, &url);
