@@ -1,7 +1,7 @@
 # The README's commands. Build caches live outside the checkout.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/fairlead-target
 
-.PHONY: quickstart test lint bench bench-failover deps e2e-bins images
+.PHONY: quickstart test lint bench bench-failover deps e2e-bins images fuzz
 
 ## Two demo backends and fairlead on deploy/examples/: curl localhost:8080
 quickstart:
@@ -35,3 +35,7 @@ e2e-bins:
 ## Release images (static musl binaries FROM scratch, no daemon) into dist/.
 images:
 	scripts/build-images.sh
+
+## Every fuzz target for 30 s (nightly + cargo-fuzz; caches in ~/.cache/fairlead-fuzz).
+fuzz:
+	scripts/fuzz.sh 30

@@ -5,6 +5,9 @@ mod receive;
 mod status;
 mod timer;
 
+#[doc(hidden)]
+pub use receive::check as check_received;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -10,8 +10,9 @@ use crate::packet::{Advertisement, Version, multicast_group};
 use crate::{Error, machine::OWNER_PRIORITY};
 
 /// The event a received datagram means for this router, if any; `None` for
-/// one whose IP header was malformed.
-pub(super) fn check(
+/// one whose IP header was malformed. Public for the fuzz target only.
+#[doc(hidden)]
+pub fn check(
     received: Option<Received<'_>>,
     config: &SpeakerConfig,
     primary: IpAddr,
