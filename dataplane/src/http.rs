@@ -45,6 +45,7 @@ pub async fn serve<S>(
     builder
         .timer(TokioTimer::new())
         .keep_alive(true)
+        .half_close(true)
         .header_read_timeout(spec.client_timeout())
         .max_header_size(spec.max_header_bytes as usize);
     let client = Client {
@@ -62,6 +63,7 @@ pub async fn serve<S>(
         auto.http1()
             .timer(TokioTimer::new())
             .keep_alive(true)
+            .half_close(true)
             .header_read_timeout(header_timeout)
             .max_buf_size(max_header.max(8192));
         auto.http2().timer(TokioTimer::new());
@@ -113,6 +115,10 @@ async fn proxy(
         .traffic
         .http_requests
         .fetch_add(1, Ordering::Relaxed);
+    if let Some(status) = headers::transfer_encoding_error(req.headers()) {
+        counters.request_errors.fetch_add(1, Ordering::Relaxed);
+        return body::refused(status);
+    }
     let rules = &frontend.rules;
     let verdict = rules.on_request(&mut req, client);
     let mask = rules.response_mask(&req, client);
@@ -214,6 +220,15 @@ async fn forward(
                 c.response_time.add(took);
             });
             resp
+        }
+        // The client's request body broke (a bad chunk, or the client went
+        // away): its fault, not the server's.
+        Err(e) if e.is_user() => {
+            frontend
+                .counters
+                .request_errors
+                .fetch_add(1, Ordering::Relaxed);
+            return body::refused(StatusCode::BAD_REQUEST);
         }
         Err(e) => {
             counters.both(|c| c.response_errors.fetch_add(1, Ordering::Relaxed));

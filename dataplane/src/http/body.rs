@@ -123,3 +123,19 @@ pub fn local(status: StatusCode, message: &'static str) -> Response<ProxyBody> {
     );
     resp
 }
+
+/// 400 or 422 for a request the proxy refuses; the connection closes after it.
+pub fn refused(status: StatusCode) -> Response<ProxyBody> {
+    let message = match status {
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            "The request uses a transfer coding that is not supported."
+        }
+        _ => "Your browser sent an invalid request.",
+    };
+    let mut resp = local(status, message);
+    resp.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    resp
+}

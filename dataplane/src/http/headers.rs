@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 
 use crate::frontend::FrontendRuntime;
 
@@ -32,6 +32,28 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Why a request's Transfer-Encoding is refused, as HAProxy 2.6 does: 400
+/// for `chunked` named twice (in one header or two) or a value that is not
+/// text, 422 for any other coding (only `chunked` is accepted).
+pub fn transfer_encoding_error(headers: &HeaderMap) -> Option<StatusCode> {
+    let mut chunked = false;
+    for value in headers.get_all(header::TRANSFER_ENCODING) {
+        let Ok(value) = value.to_str() else {
+            return Some(StatusCode::BAD_REQUEST);
+        };
+        for coding in value.split(',').map(str::trim) {
+            if !coding.eq_ignore_ascii_case("chunked") {
+                return Some(StatusCode::UNPROCESSABLE_ENTITY);
+            }
+            if chunked {
+                return Some(StatusCode::BAD_REQUEST);
+            }
+            chunked = true;
+        }
+    }
+    None
 }
 
 /// Removes hop-by-hop headers, including those the Connection header names.
