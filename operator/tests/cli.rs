@@ -67,7 +67,7 @@ fn check_reports_each_broken_manifest_with_file_line_object_and_field() {
         (
             "unsupported.yaml",
             &[
-                "tests/broken/unsupported.yaml:1: Frontend default/stats: spec.stats: not implemented yet in this version of fairlead",
+                "tests/broken/unsupported.yaml:1: Frontend default/stats: spec.logging: not implemented yet in this version of fairlead",
             ],
         ),
         ("syntax.yaml", &[SYNTAX]),
