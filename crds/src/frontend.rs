@@ -31,6 +31,19 @@ pub enum LogFormat {
     Tcplog,
     /// One line per request (`option httplog`).
     Httplog,
+    /// The fields of `httplog` (http mode) or `tcplog` (tcp mode) as one JSON object per line.
+    Json,
+}
+
+/// Syslog message formats (`log ... format rfc3164|rfc5424`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[schemars(transform = crate::described_by_field)]
+pub enum SyslogFormat {
+    /// BSD syslog: `<PRI>Mmm dd hh:mm:ss HOST TAG[PID]: MSG`.
+    Rfc3164,
+    /// `<PRI>1 TIMESTAMP HOST TAG PID - - MSG`.
+    Rfc5424,
 }
 
 /// A listening socket and the routing of what it accepts.
@@ -222,6 +235,8 @@ pub struct Syslog {
     pub facility: Option<String>,
     /// Tag (program name) of each message. Default: `fairlead`.
     pub tag: Option<String>,
+    /// Message format. Default: `rfc3164`.
+    pub format: Option<SyslogFormat>,
 }
 
 /// The statistics page (`stats enable`, `stats uri`, `stats refresh`...).

@@ -33,7 +33,8 @@ pub use backend::{
 };
 pub use frontend::{
     Bind, CertificateRef, ForwardedHeaders, Frontend, FrontendSpec, FrontendStatus,
-    FrontendTimeouts, FrontendTls, LogFormat, Logging, Route, RouteMatch, Stats, Syslog, TlsMode,
+    FrontendTimeouts, FrontendTls, LogFormat, Logging, Route, RouteMatch, Stats, Syslog,
+    SyslogFormat, TlsMode,
 };
 pub use rules::{
     Deny, HeaderMatch, HeaderName, HeaderValue, Predicate, Redirect, ReplaceHeaderValue,

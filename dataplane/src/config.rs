@@ -121,7 +121,83 @@ pub struct Frontend {
     /// Statistics served on this frontend (http mode). Default none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<FrontendStats>,
+    /// Access logs of this frontend. Default none (not logged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<Logging>,
 }
+
+/// Access logs: one line per request (`httplog`) or connection (`tcplog`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Logging {
+    /// Line format. Required.
+    pub format: LogFormat,
+    /// Skip connections that sent nothing (`option dontlognull`). Default false.
+    #[serde(default)]
+    pub dont_log_null: bool,
+    /// Write lines to the dataplane's stdout. Default false.
+    #[serde(default)]
+    pub stdout: bool,
+    /// Send lines over UDP to a syslog server. Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syslog: Option<Syslog>,
+}
+
+/// Access log line formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// HAProxy's `option httplog` line, one per request (http mode).
+    Httplog,
+    /// HAProxy's `option tcplog` line, one per connection.
+    Tcplog,
+    /// The fields of `httplog` (http mode) or `tcplog` (tcp mode) as one
+    /// JSON object per line, named as HAProxy's documentation names them.
+    Json,
+}
+
+/// A syslog server reached over UDP.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Syslog {
+    /// `host:port`; the host is resolved by the log writer. Required.
+    pub address: String,
+    /// Facility name (`local0`..`local7`, `daemon`, ...). Default `local0`.
+    #[serde(default = "default_facility")]
+    pub facility: String,
+    /// Tag (program name) of each message. Default `fairlead`.
+    #[serde(default = "default_tag")]
+    pub tag: String,
+    /// Message format. Default RFC 3164.
+    #[serde(default)]
+    pub format: SyslogFormat,
+}
+
+fn default_facility() -> String {
+    "local0".into()
+}
+
+fn default_tag() -> String {
+    "fairlead".into()
+}
+
+/// Syslog message formats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogFormat {
+    /// BSD syslog: `<PRI>Mmm dd hh:mm:ss HOST TAG[PID]: MSG`.
+    #[default]
+    Rfc3164,
+    /// `<PRI>1 TIMESTAMP HOST TAG PID - - MSG`.
+    Rfc5424,
+}
+
+/// Syslog facility names, in code order (`kern` is 0, `local7` 23).
+pub const FACILITIES: [&str; 24] = [
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
+    "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7",
+];
 
 /// What a frontend serves of the dataplane's statistics (http mode).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -316,6 +392,7 @@ impl Frontend {
             request_rules: Vec::new(),
             response_rules: Vec::new(),
             stats: None,
+            logging: None,
         }
     }
 
@@ -518,6 +595,11 @@ impl DataplaneConfig {
                     bad(&object, field, reason);
                 }
             }
+            if let Some(logging) = &f.logging {
+                for (field, reason) in logging_problems(f.mode, logging) {
+                    bad(&object, field, reason);
+                }
+            }
             if f.max_header_bytes < 8192 {
                 bad(
                     &object,
@@ -623,6 +705,53 @@ impl DataplaneConfig {
             Err(Error::Invalid(problems.join("\n")))
         }
     }
+}
+
+/// What is wrong with a frontend's `logging`: (field, reason).
+fn logging_problems(mode: Mode, logging: &Logging) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    if logging.format == LogFormat::Httplog && mode != Mode::Http {
+        problems.push(("logging.format".into(), "httplog needs http mode".into()));
+    }
+    if !logging.stdout && logging.syslog.is_none() {
+        problems.push((
+            "logging".into(),
+            "needs a sink: stdout, syslog or both".into(),
+        ));
+    }
+    if let Some(syslog) = &logging.syslog {
+        let valid = (syslog.address.rsplit_once(':')).is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !valid {
+            problems.push((
+                "logging.syslog.address".into(),
+                format!("{:?} is not host:port", syslog.address),
+            ));
+        }
+        if !FACILITIES.contains(&syslog.facility.as_str()) {
+            problems.push((
+                "logging.syslog.facility".into(),
+                format!("{:?} is not a syslog facility", syslog.facility),
+            ));
+        }
+        let tag_ok = !syslog.tag.is_empty()
+            && syslog.tag.len() <= 48
+            && syslog
+                .tag
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'[' && b != b':');
+        if !tag_ok {
+            problems.push((
+                "logging.syslog.tag".into(),
+                format!(
+                    "{:?}: 1-48 printable ASCII characters, no [ or :",
+                    syslog.tag
+                ),
+            ));
+        }
+    }
+    problems
 }
 
 /// What is wrong with a frontend's `stats`: (field, reason).

@@ -14,6 +14,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 use bytes::Bytes;
 
+use crate::access_log::AccessLog;
 use crate::backend::{BackendRuntime, ServerShared, ServerStateKey};
 use crate::config::DataplaneConfig;
 use crate::counters::Registry;
@@ -39,6 +40,8 @@ pub struct Engine {
     /// What the metrics and stats pages read; frontends serving them hold a
     /// weak reference.
     stats: Arc<StatsSource>,
+    /// Access logs and events to syslog.
+    access_log: AccessLog,
 }
 
 #[derive(Default)]
@@ -70,7 +73,12 @@ impl Engine {
     pub fn with_node(node: impl Into<String>) -> Engine {
         let node = node.into();
         let connections = Arc::<Connections>::default();
-        let observed = Arc::new(Observed::new(node.clone(), connections.clone()));
+        let access_log = AccessLog::new(&node);
+        let observed = Arc::new(Observed::new(
+            node.clone(),
+            connections.clone(),
+            access_log.dropped(),
+        ));
         let source = observed.clone();
         let stats = Arc::new(StatsSource::new(move || source.snapshot()));
         Engine {
@@ -80,6 +88,7 @@ impl Engine {
             connections,
             observed,
             stats,
+            access_log,
         }
     }
 
@@ -149,12 +158,21 @@ impl Engine {
                 _ => Arc::new(Semaphore::new(spec.max_connections as usize)),
             };
             let stats = (spec.stats.as_ref()).map(|s| StatsService::new(s, &self.stats));
+            let fe_counters = counters.frontend(&running.counters, &spec.name);
+            let log = self.access_log.frontend(
+                &spec.name,
+                spec.mode,
+                spec.logging.as_ref(),
+                fe_counters.clone(),
+                self.connections.clone(),
+            );
             frontends.push(Arc::new(FrontendRuntime::build(
                 spec.clone(),
                 &backends,
                 slots,
-                counters.frontend(&running.counters, &spec.name),
+                fe_counters,
                 stats,
+                log,
             )?));
             if old.is_none() {
                 let socket =
@@ -208,6 +226,11 @@ impl Engine {
             old.stop().await;
         }
         running.listeners = listeners;
+        let syslogs = (plan.config.frontends.iter())
+            .filter_map(|f| f.logging.as_ref()?.syslog.clone())
+            .collect();
+        self.access_log.set_event_targets(syslogs);
+        running.checkers.set_events(self.access_log.events());
         running.checkers.sync(plan.backends.values());
         (running.vrrp)
             .commit(plan.vrrp, &plan.config, &plan.backends)

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+use crate::access_log::FrontendLog;
 use crate::backend::BackendRuntime;
 use crate::config;
 use crate::counters::FrontendCounters;
@@ -33,6 +34,8 @@ pub struct FrontendRuntime {
     pub counters: Arc<FrontendCounters>,
     /// Serves the statistics: the Prometheus metrics and the stats page.
     pub stats: Option<StatsService>,
+    /// Access log, when the frontend logs.
+    pub log: Option<FrontendLog>,
 }
 
 impl FrontendRuntime {
@@ -44,6 +47,7 @@ impl FrontendRuntime {
         slots: Arc<Semaphore>,
         counters: Arc<FrontendCounters>,
         stats: Option<StatsService>,
+        log: Option<FrontendLog>,
     ) -> Result<Self> {
         // validate() has checked that every referenced backend exists.
         let lookup = |name: &str| {
@@ -76,6 +80,7 @@ impl FrontendRuntime {
             rules,
             counters,
             stats,
+            log,
         })
     }
 

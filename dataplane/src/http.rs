@@ -3,6 +3,7 @@
 
 mod body;
 mod headers;
+mod log;
 pub mod rules;
 
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use hyper_util::server::conn::auto::Builder as AutoBuilder;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
+use crate::access_log::RequestLine;
 use crate::backend::{ActiveGuard, BackendRuntime, ServerRuntime};
 use crate::balance::SelectKey;
 use crate::drain::stop_signal;
@@ -52,6 +54,11 @@ pub async fn serve<S>(
         peer,
         peer_header: headers::ip_value(peer.ip()),
         tls,
+        log: current
+            .load()
+            .log
+            .as_ref()
+            .map(|_| log::ConnectionLog::new()),
     };
     let service = service_fn(move |req| {
         let frontend = current.load_full();
@@ -101,6 +108,8 @@ struct Client {
     peer_header: HeaderValue,
     /// The connection is TLS, terminated here (`ssl_fc`).
     tls: bool,
+    /// Request timing for access logs, when the frontend logs.
+    log: Option<log::ConnectionLog>,
 }
 
 /// Applies the frontend's request rules, forwards the request unless they
@@ -119,29 +128,45 @@ async fn proxy(
         counters.request_errors.fetch_add(1, Ordering::Relaxed);
         return body::refused(status);
     }
+    let mut trace = log::Trace::new(frontend.log.is_some());
+    let line = frontend.log.as_ref().map(|_| RequestLine::of(&req));
     let rules = &frontend.rules;
     let verdict = rules.on_request(&mut req, client);
     let mask = rules.response_mask(&req, client);
     let mut resp = match verdict {
         rules::Verdict::Answer(resp) => {
             counters.intercepted.fetch_add(1, Ordering::Relaxed);
+            trace.ended(b"LR");
             resp
         }
         rules::Verdict::Deny(resp) => {
             counters.intercepted.fetch_add(1, Ordering::Relaxed);
             counters.denied.fetch_add(1, Ordering::Relaxed);
+            trace.ended(b"PR");
             resp
         }
         rules::Verdict::Forward(_) if (frontend.stats.as_ref()).is_some_and(|s| s.serves(&req)) => {
             counters.intercepted.fetch_add(1, Ordering::Relaxed);
             let stats = frontend.stats.as_ref().expect("checked above");
+            trace.stats();
             stats.respond(&req).map(|b| ProxyBody::Local(Some(b)))
         }
-        rules::Verdict::Forward(chosen) => forward(frontend, chosen, req, client).await,
+        rules::Verdict::Forward(chosen) => forward(frontend, chosen, req, client, &mut trace).await,
     };
     rules.on_response(mask, &mut resp);
     counters.traffic.response(resp.status().as_u16());
-    resp
+    match &frontend.log {
+        Some(l) => log::logged(
+            resp,
+            l,
+            trace,
+            line,
+            client.peer,
+            client.tls,
+            client.log.as_ref(),
+        ),
+        None => resp,
+    }
 }
 
 /// Proxies one request to `chosen` or the routed backend; every failure
@@ -151,8 +176,10 @@ async fn forward(
     chosen: Option<&Arc<BackendRuntime>>,
     mut req: Request<Incoming>,
     client: &Client,
+    trace: &mut log::Trace,
 ) -> Response<ProxyBody> {
     let Some(backend) = chosen.or_else(|| route(frontend, &req)) else {
+        trace.ended(b"SC");
         return body::local(
             StatusCode::SERVICE_UNAVAILABLE,
             "No backend serves this request.",
@@ -170,18 +197,24 @@ async fn forward(
         client_ip: client.peer.ip(),
         path: Some(req.uri().path()),
     };
+    trace.backend(backend);
     let Some((mut sender, mut guard)) = connect(backend, &key, upgrade, true).await else {
+        trace.ended(b"SC");
         return body::local(
             StatusCode::SERVICE_UNAVAILABLE,
             "No server is available to handle this request.",
         );
     };
+    trace.connected(guard.server());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let timeout = backend.spec.server_timeout();
     let sent_at = tokio::time::Instant::now();
     let sent = tokio::time::timeout(timeout, sender.try_send_request(req)).await;
     let result = match sent {
-        Err(_) => return timeout_response(backend, guard.server()),
+        Err(_) => {
+            trace.ended(b"sH");
+            return timeout_response(backend, guard.server());
+        }
         Ok(Ok(resp)) => Ok(resp),
         // A pooled connection the server closed (idle, or because it went
         // away): the request was not sent, so send it once more on a new
@@ -192,18 +225,24 @@ async fn forward(
                     client_ip: client.peer.ip(),
                     path: Some(req.uri().path()),
                 };
+                trace.retried();
                 let Some((mut fresh, fresh_guard)) = connect(backend, &key, upgrade, false).await
                 else {
+                    trace.ended(b"SC");
                     return body::local(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "No server is available to handle this request.",
                     );
                 };
                 guard = fresh_guard;
+                trace.connected(guard.server());
                 let sent = tokio::time::timeout(timeout, fresh.send_request(req)).await;
                 sender = fresh;
                 match sent {
-                    Err(_) => return timeout_response(backend, guard.server()),
+                    Err(_) => {
+                        trace.ended(b"sH");
+                        return timeout_response(backend, guard.server());
+                    }
                     Ok(r) => r,
                 }
             }
@@ -213,6 +252,7 @@ async fn forward(
     let counters = &guard.server().counters;
     let mut resp = match result {
         Ok(resp) => {
+            trace.responded();
             let (took, code) = (sent_at.elapsed(), resp.status().as_u16());
             counters.both(|c| {
                 c.traffic.http_requests.fetch_add(1, Ordering::Relaxed);
@@ -224,6 +264,7 @@ async fn forward(
         // The client's request body broke (a bad chunk, or the client went
         // away): its fault, not the server's.
         Err(e) if e.is_user() => {
+            trace.ended(b"CD");
             frontend
                 .counters
                 .request_errors
@@ -231,6 +272,7 @@ async fn forward(
             return body::refused(StatusCode::BAD_REQUEST);
         }
         Err(e) => {
+            trace.ended(b"SH");
             counters.both(|c| c.response_errors.fetch_add(1, Ordering::Relaxed));
             tracing::warn!(backend = %backend.spec.name, server = %guard.server().label(), error = %e, "bad response from server");
             return body::local(

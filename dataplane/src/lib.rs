@@ -6,6 +6,7 @@
 //! through which the operator pushes configs. Virtual IPs are held with VRRP
 //! ([`vrrp`]).
 
+pub mod access_log;
 pub mod admin;
 pub mod agent;
 pub mod backend;

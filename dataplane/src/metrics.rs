@@ -140,6 +140,12 @@ fn process(out: &mut Out, s: &Snapshot) {
             "Total number of connections on this worker process since started",
             p.connections_total as f64,
         ),
+        (
+            "haproxy_process_dropped_logs_total",
+            Counter,
+            "Total number of dropped logs for current worker process since started",
+            p.dropped_logs as f64,
+        ),
     ];
     for (name, kind, help, v) in rows {
         out.family(name, kind, help);

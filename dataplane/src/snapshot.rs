@@ -47,6 +47,8 @@ pub struct ProcessSnapshot {
     pub connections_total: u64,
     /// Worker threads of the proxy runtime.
     pub threads: usize,
+    /// Access log lines dropped (queue full, syslog server refusing).
+    pub dropped_logs: u64,
 }
 
 /// The config: which runs, and how applies went.
@@ -179,6 +181,7 @@ pub struct Observed {
     start_unix_ms: u64,
     started: std::time::Instant,
     connections: Arc<Connections>,
+    dropped_logs: Arc<AtomicU64>,
     config: ConfigCounters,
     view: ArcSwap<View>,
 }
@@ -201,12 +204,17 @@ pub struct View {
 }
 
 impl Observed {
-    pub fn new(node: String, connections: Arc<Connections>) -> Observed {
+    pub fn new(
+        node: String,
+        connections: Arc<Connections>,
+        dropped_logs: Arc<AtomicU64>,
+    ) -> Observed {
         Observed {
             node,
             start_unix_ms: unix_ms(),
             started: std::time::Instant::now(),
             connections,
+            dropped_logs,
             config: ConfigCounters::default(),
             view: ArcSwap::default(),
         }
@@ -244,6 +252,7 @@ impl Observed {
                 current_connections: self.connections.count() as u64,
                 connections_total: self.connections.total(),
                 threads,
+                dropped_logs: self.dropped_logs.load(R),
             },
             config: ConfigSnapshot {
                 version: c.version.load(R),

@@ -1,6 +1,7 @@
 //! TCP mode: pick a server, connect with retries, relay bytes both ways with
 //! half-close, close on inactivity.
 
+mod log;
 mod proxy_header;
 
 use std::net::SocketAddr;
@@ -43,6 +44,7 @@ pub async fn serve_to<C>(
 ) where
     C: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut session = log::Session::start(frontend, peer);
     let key = SelectKey {
         client_ip: peer.ip(),
         path: None,
@@ -53,8 +55,10 @@ pub async fn serve_to<C>(
         .await
     else {
         tracing::warn!(frontend = %frontend.spec.name, backend = %backend.spec.name, %peer, "no server available");
+        session.end(&backend, None, first.len() as u64, 0, b"SC");
         return;
     };
+    session.connected();
     let mut server = server;
     if backend.spec.send_proxy_v2 {
         let header = proxy_header::header(peer, frontend.spec.bind);
@@ -73,6 +77,8 @@ pub async fn serve_to<C>(
     )
     .await;
     tracing::debug!(frontend = %frontend.spec.name, server = %guard.server().label(), %peer, up, down, "tcp session closed");
+    let sent = up + first.len() as u64;
+    session.end(&backend, Some(guard.server()), sent, down, b"--");
 }
 
 /// Relays until both directions have ended, or until nothing moved in either

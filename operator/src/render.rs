@@ -11,10 +11,10 @@ mod endpoints;
 mod frontend;
 mod health;
 mod load_balancer;
+mod logging;
 mod rules;
 mod stats;
 mod tls;
-mod unsupported;
 mod virtual_ip;
 
 use std::collections::BTreeMap;
@@ -148,7 +148,6 @@ pub fn render(snapshot: &Snapshot) -> Rendered {
         let (namespace, name) = names(&f.metadata);
         let mut report = Report::new(object_key("Frontend", namespace, name));
         report.field_errors(validate::validate_frontend(&f.spec));
-        report.not_implemented(unsupported::frontend_fields(&f.spec));
         let key = format!("{namespace}/{name}");
         let rendered = report
             .is_clean()
@@ -161,6 +160,8 @@ pub fn render(snapshot: &Snapshot) -> Rendered {
                     .map(|t| tls::frontend_tls(namespace, t, snapshot, &mut report));
                 fe.stats = (f.spec.stats.as_ref())
                     .map(|s| stats::frontend_stats(namespace, s, snapshot, &mut report));
+                fe.logging =
+                    (f.spec.logging.as_ref()).map(|l| logging::frontend_logging(fe.mode, l));
                 fe
             })
             .filter(|_| report.is_clean());
@@ -279,12 +280,6 @@ impl Report {
     fn field_errors(&mut self, errors: Vec<validate::FieldError>) {
         for e in errors {
             self.error(e.field, e.message);
-        }
-    }
-
-    fn not_implemented(&mut self, fields: Vec<String>) {
-        for field in fields {
-            self.error(field, unsupported::NOT_IMPLEMENTED);
         }
     }
 

@@ -3,7 +3,7 @@
 use super::{Errors, FieldError, rules};
 use crate::{
     Mode,
-    frontend::{Bind, FrontendSpec, FrontendTls, Logging, Route, Stats, TlsMode},
+    frontend::{Bind, FrontendSpec, FrontendTls, LogFormat, Logging, Route, Stats, TlsMode},
 };
 
 /// Syslog facilities that HAProxy knows.
@@ -61,7 +61,7 @@ pub fn validate_frontend(spec: &FrontendSpec) -> Vec<FieldError> {
     }
     errors.range("spec.maxConnections", spec.max_connections, 1, i32::MAX);
     if let Some(logging) = &spec.logging {
-        self::logging(&mut errors, logging);
+        self::logging(&mut errors, logging, http);
     }
     if let Some(stats) = &spec.stats {
         self::stats(&mut errors, stats, http);
@@ -148,10 +148,29 @@ fn route(errors: &mut Errors, field: &str, route: &Route, http: bool, passthroug
     errors.not_empty(&format!("{field}.backend"), &route.backend);
 }
 
-fn logging(errors: &mut Errors, logging: &Logging) {
+fn logging(errors: &mut Errors, logging: &Logging, http: bool) {
+    if logging.format == Some(LogFormat::Httplog) && !http {
+        errors.push("spec.logging.format", "httplog needs spec.mode http");
+    }
+    if logging.stdout == Some(false) && logging.syslog.is_none() {
+        errors.push("spec.logging.stdout", "false needs spec.logging.syslog");
+    }
     let Some(syslog) = &logging.syslog else {
         return;
     };
+    if let Some(tag) = &syslog.tag {
+        let ok = !tag.is_empty()
+            && tag.len() <= 48
+            && tag
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'[' && b != b':');
+        if !ok {
+            errors.push(
+                "spec.logging.syslog.tag",
+                format!("{tag:?}: 1-48 printable ASCII characters, no [ or :"),
+            );
+        }
+    }
     let valid_address = syslog
         .address
         .rsplit_once(':')
@@ -381,6 +400,7 @@ mod tests {
                 address: "127.0.0.1".into(),
                 facility: Some("local9".into()),
                 tag: None,
+                format: None,
             }),
             ..Default::default()
         });

@@ -12,6 +12,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 
 use super::HealthState;
 use super::probe::Probe;
+use crate::access_log::{Events, Severity};
 use crate::backend::{BackendRuntime, ServerRuntime, ServerShared};
 use crate::config::{BackendTls, HealthCheck};
 use crate::counters::ServerCounters;
@@ -20,6 +21,8 @@ use crate::counters::ServerCounters;
 #[derive(Debug, Default)]
 pub struct Checkers {
     running: HashMap<(String, String), Checker>,
+    /// Where up/down transitions go besides the process log (syslog).
+    events: Option<Events>,
 }
 
 #[derive(Debug)]
@@ -38,6 +41,11 @@ impl Drop for Checker {
 }
 
 impl Checkers {
+    /// Sends transitions (and, with `log`, failed checks) to `events` too.
+    pub fn set_events(&mut self, events: Events) {
+        self.events = Some(events);
+    }
+
     /// Runs a checker for every server of every backend with a health check,
     /// and no other. Servers of backends without checks are put back up.
     pub fn sync<'a>(&mut self, backends: impl IntoIterator<Item = &'a Arc<BackendRuntime>>) {
@@ -59,7 +67,7 @@ impl Checkers {
                     {
                         c
                     }
-                    _ => Checker::start(backend, server, check),
+                    _ => Checker::start(backend, server, check, self.events.clone()),
                 };
                 self.running.insert(key, checker);
             }
@@ -83,7 +91,12 @@ impl Checkers {
 }
 
 impl Checker {
-    fn start(backend: &BackendRuntime, server: &ServerRuntime, check: &HealthCheck) -> Checker {
+    fn start(
+        backend: &BackendRuntime,
+        server: &ServerRuntime,
+        check: &HealthCheck,
+        events: Option<Events>,
+    ) -> Checker {
         let probe = Probe {
             address: server.spec.address.clone(),
             port: check.port.unwrap_or(server.spec.port),
@@ -95,6 +108,7 @@ impl Checker {
             backend: backend.spec.name.clone(),
             server: server.spec.name.clone(),
             addr: format!("{}:{}", probe.address, probe.port),
+            events,
         };
         let task = tokio::spawn(run(
             probe,
@@ -117,6 +131,8 @@ struct Labels {
     backend: String,
     server: String,
     addr: String,
+    /// Syslog, when a logging frontend has one.
+    events: Option<Events>,
 }
 
 /// Checks forever, one check per interval; the first within one interval
@@ -153,15 +169,38 @@ async fn run(
                 backend,
                 server,
                 addr,
+                events,
             } = &labels;
             if flip.up {
                 tracing::info!(%backend, %server, %addr, state = "up", reason = %flip.reason, "server is up");
             } else {
                 tracing::warn!(%backend, %server, %addr, state = "down", reason = %flip.reason, "server is down");
             }
+            if let Some(events) = events {
+                let (state, severity) = match flip.up {
+                    true => ("UP", Severity::Notice),
+                    false => ("DOWN", Severity::Warning),
+                };
+                let took = started.elapsed().as_millis();
+                events.send(
+                    severity,
+                    format!("Server {backend}/{server} is {state}, reason: {}, check duration: {took}ms.", flip.reason),
+                );
+            }
         } else if check.log && !outcome.ok {
             tracing::info!(backend = %labels.backend, server = %labels.server, addr = %labels.addr,
                 reason = %outcome.reason, "health check failed");
+            if let Some(events) = &labels.events {
+                let took = started.elapsed().as_millis();
+                let state = if shared.is_up() { "UP" } else { "DOWN" };
+                events.send(
+                    Severity::Notice,
+                    format!(
+                        "Health check for server {}/{} failed, reason: {}, check duration: {took}ms, status: {state}.",
+                        labels.backend, labels.server, outcome.reason
+                    ),
+                );
+            }
         }
         sleep_until(started + interval).await;
     }

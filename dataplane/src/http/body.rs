@@ -24,6 +24,8 @@ pub enum ProxyBody {
     },
     /// Generated here (errors); `None` once sent.
     Local(Option<Bytes>),
+    /// Another body whose request is logged when it ends (access logs).
+    Logged(Box<super::log::Logged>),
 }
 
 impl ProxyBody {
@@ -83,6 +85,7 @@ impl Body for ProxyBody {
                 polled
             }
             ProxyBody::Local(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Logged(logged) => logged.poll_frame(cx),
         }
     }
 
@@ -90,6 +93,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Upstream { body, .. } => body.is_end_stream(),
             ProxyBody::Local(bytes) => bytes.is_none(),
+            ProxyBody::Logged(logged) => logged.is_end_stream(),
         }
     }
 
@@ -99,6 +103,7 @@ impl Body for ProxyBody {
             ProxyBody::Local(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
+            ProxyBody::Logged(logged) => logged.size_hint(),
         }
     }
 }

@@ -44,6 +44,7 @@ fn snapshot() -> Snapshot {
             current_connections: 2,
             connections_total: 9,
             threads: 1,
+            dropped_logs: 3,
         },
         config: ConfigSnapshot {
             version: 4,
