@@ -15,10 +15,19 @@ use crate::config::{Mode, TlsMode};
 use crate::counters::Counted;
 use crate::drain::{Connections, stop_signal};
 use crate::frontend::FrontendRuntime;
+use crate::log_limit::LogLimit;
 use crate::{http, tcp};
 
 /// Pending connections the kernel queues per listener.
 const BACKLOG: i32 = 1024;
+
+/// Pause of the accept loop after a failed accept (out of file descriptors):
+/// the first, doubled after each failure up to the second, reset on success.
+const ACCEPT_BACKOFF: (Duration, Duration) =
+    (Duration::from_millis(10), Duration::from_millis(500));
+
+/// Failed accepts of every proxy listener: a line a second, with a count.
+static ACCEPT_FAILED: LogLimit = LogLimit::per_second(1);
 
 /// Opens a listening socket (SO_REUSEADDR; IPv6 sockets are v6-only).
 /// `freebind` allows an address this node does not hold yet (a virtual IP),
@@ -76,6 +85,7 @@ async fn accept_loop(
     mut stopped: watch::Receiver<bool>,
     connections: Arc<Connections>,
 ) {
+    let mut backoff = ACCEPT_BACKOFF.0;
     loop {
         // Take a connection slot first: at maxconn, clients wait in the backlog.
         let slots = current.load().slots.clone();
@@ -88,13 +98,20 @@ async fn accept_loop(
                 Ok(ok) => ok,
                 Err(e) => {
                     // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    if let Some(suppressed) = ACCEPT_FAILED.check() {
+                        tracing::warn!(error = %e, suppressed, ?backoff, "accept failed; backing off");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop_signal(&mut stopped) => return,
+                    }
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
                     continue;
                 }
             },
             _ = stop_signal(&mut stopped) => return,
         };
+        backoff = ACCEPT_BACKOFF.0;
         let frontend = current.load_full();
         let guard = connections.open();
         let open = frontend.counters.open();
