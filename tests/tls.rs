@@ -154,6 +154,42 @@ async fn alpn_h2_and_http1_work_end_to_end() {
     assert!(out.ends_with("\n2"), "{out}");
 }
 
+/// h2spec 3.5 #2 (issue 12, item 12): when ALPN chose h2, a connection that
+/// does not start with the HTTP/2 preface is closed, never read as HTTP/1.1.
+#[tokio::test(flavor = "multi_thread")]
+async fn alpn_h2_without_the_preface_is_closed() {
+    let pki = site_pki();
+    let demo = Demo::http("s");
+    let (_e, addr) = terminating(&pki, Mode::Http, &demo, "1.2").await;
+    let mut config = (*client_config(&pki)).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("a.example.com").unwrap();
+    let mut tls = tokio::time::timeout(STEP, connector.connect(name, tcp))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(!text.contains("HTTP/1.1"), "answered as HTTP/1.1: {text}");
+    assert!(closed.is_ok(), "still open after 5 s; got {text:?}");
+}
+
 /// A rustls client trusting the PKI's CA.
 fn client_config(pki: &Pki) -> Arc<rustls::ClientConfig> {
     use rustls_pki_types::CertificateDer;

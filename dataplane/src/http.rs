@@ -30,13 +30,15 @@ pub use body::ProxyBody;
 /// Serves one client connection of an http-mode frontend. Each request uses
 /// the listener's current config; when `stop` fires, the connection finishes
 /// its request in flight and closes. A `tls` connection (already decrypted)
-/// speaks HTTP/1.1 or HTTP/2, whichever the client starts with.
+/// speaks HTTP/1.1 or HTTP/2, whichever the client starts with, but only
+/// HTTP/2 when ALPN chose `h2` (`h2_only`): anything else is closed.
 pub async fn serve<S>(
     current: Arc<ArcSwap<FrontendRuntime>>,
     stream: S,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
     tls: bool,
+    h2_only: bool,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -65,6 +67,20 @@ pub async fn serve<S>(
         let client = client.clone();
         async move { Ok::<_, std::convert::Infallible>(proxy(&frontend, req, &client).await) }
     });
+    if h2_only {
+        // hyper-util's auto builder ignores http2_only with upgrades.
+        let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new());
+        let conn = h2.serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = stop_signal(&mut stop) => {}
+        }
+        conn.as_mut().graceful_shutdown();
+        let _ = conn.await;
+        return;
+    }
     if tls {
         let mut auto = AutoBuilder::new(TokioExecutor::new());
         auto.http1()

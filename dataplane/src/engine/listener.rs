@@ -141,7 +141,7 @@ async fn serve(
     let Some(tls) = frontend.tls.clone() else {
         return match frontend.spec.mode {
             Mode::Tcp => tcp::serve(frontend, stream, peer).await,
-            Mode::Http => http::serve(current, stream, peer, stop, false).await,
+            Mode::Http => http::serve(current, stream, peer, stop, false, false).await,
         };
     };
     let Some(stream) = tls.accept(stream, frontend.spec.client_timeout()).await else {
@@ -149,6 +149,9 @@ async fn serve(
     };
     match frontend.spec.mode {
         Mode::Tcp => tcp::serve(frontend, stream, peer).await,
-        Mode::Http => http::serve(current, stream, peer, stop, true).await,
+        Mode::Http => {
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            http::serve(current, stream, peer, stop, true, h2).await
+        }
     }
 }
