@@ -41,7 +41,7 @@ pub struct Snapshot {
     pub frontends: Vec<Frontend>,
     /// Server pools.
     pub backends: Vec<Backend>,
-    /// Virtual IP addresses (not implemented yet: each is reported).
+    /// Virtual IP addresses.
     pub virtual_ips: Vec<VirtualIP>,
     /// Services: those that `Backend.spec.service` names, and those of type
     /// LoadBalancer.

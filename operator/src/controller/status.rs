@@ -105,8 +105,6 @@ fn reason_of(error: &RenderError) -> &'static str {
         "ServiceNotFound"
     } else if m.starts_with("Backend ") {
         "InvalidBackend"
-    } else if m.starts_with("not implemented") {
-        "NotImplemented"
     } else {
         "InvalidSpec"
     }

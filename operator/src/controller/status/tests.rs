@@ -62,10 +62,6 @@ fn reasons_follow_what_render_reports() {
         "InvalidBackend"
     );
     assert_eq!(reason("70000 is not a port (1-65535)"), "InvalidSpec");
-    assert_eq!(
-        reason("not implemented yet in this version of fairlead"),
-        "NotImplemented"
-    );
 }
 
 #[test]
