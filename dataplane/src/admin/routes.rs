@@ -55,9 +55,12 @@ async fn put_config(api: &Api, req: Request<Incoming>, caller: Caller) -> Reply 
         tracing::warn!(%peer, reason, "config refused");
         errors(StatusCode::PAYLOAD_TOO_LARGE, vec![reason])
     };
-    // Over HTTP/2 an answer before the whole body is read ends the stream
-    // with a reset, which clients report instead of the answer: there the
-    // rest of a body too large is read and discarded first (within bounds).
+    // An answer before the whole body is read ends an HTTP/2 stream with a
+    // reset, and an HTTP/1.1 connection while the client still sends (it
+    // sees a broken pipe): clients report that instead of the answer. So the
+    // rest of a body found too large while reading is read and discarded
+    // first (within bounds); one declared too large over HTTP/1.1 is
+    // answered at once (a client waiting for 100-continue sends nothing).
     let http2 = req.version() == http::Version::HTTP_2;
     let declared = req.headers().get(http::header::CONTENT_LENGTH);
     let declared = declared.and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
@@ -68,7 +71,7 @@ async fn put_config(api: &Api, req: Request<Incoming>, caller: Caller) -> Reply 
         }
         return too_large();
     }
-    let body = match read_body(body, MAX_CONFIG_BYTES, http2).await {
+    let body = match read_body(body, MAX_CONFIG_BYTES).await {
         Ok(Some(body)) => body,
         Ok(None) => return too_large(),
         Err(e) => {
@@ -141,18 +144,14 @@ async fn put_config(api: &Api, req: Request<Incoming>, caller: Caller) -> Reply 
     reply(StatusCode::OK, &json!({"version": version}))
 }
 
-/// Most bytes of a body too large read and discarded over HTTP/2, and how
-/// long that may take; past either, the stream is reset.
+/// Most bytes of a body too large read and discarded, and how long that
+/// may take; past either, the stream is reset or the connection closed.
 const DRAIN_BYTES: usize = 4 * MAX_CONFIG_BYTES;
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The body if it has at most `limit` bytes; `None` if it has more (with
-/// `http2`, the rest read and discarded first, see [`discard`]).
-async fn read_body(
-    mut body: Incoming,
-    limit: usize,
-    http2: bool,
-) -> Result<Option<Bytes>, hyper::Error> {
+/// The body if it has at most `limit` bytes; `None` if it has more (the
+/// rest read and discarded first, see [`discard`]).
+async fn read_body(mut body: Incoming, limit: usize) -> Result<Option<Bytes>, hyper::Error> {
     let mut read = BytesMut::new();
     while let Some(frame) = body.frame().await {
         let Ok(data) = frame?.into_data() else {
@@ -160,9 +159,7 @@ async fn read_body(
         };
         if read.len() + data.len() > limit {
             drop(read);
-            if http2 {
-                discard(body, DRAIN_BYTES - limit).await;
-            }
+            discard(body, DRAIN_BYTES - limit).await;
             return Ok(None);
         }
         read.extend_from_slice(&data);
