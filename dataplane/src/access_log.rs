@@ -5,8 +5,9 @@
 //! servers.
 //!
 //! The proxy never waits for a log: a finished request or connection hands
-//! a [`Record`] of plain values to a bounded queue ([`QUEUE`] entries) and
-//! moves on. One writer thread formats and writes; when the queue is full,
+//! a [`Record`] of plain values to a bounded lock-free queue ([`QUEUE`]
+//! entries) and moves on, waking nobody. One writer thread drains it every
+//! [`writer::PAUSE`], formats and writes; when the queue is full,
 //! or a syslog server refuses, lines are dropped and counted
 //! ([`AccessLog::dropped`], `haproxy_process_dropped_logs_total`).
 
@@ -17,10 +18,10 @@ mod writer;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
+use crossbeam_queue::ArrayQueue;
 
 use crate::backend::{BackendRuntime, ServerRuntime};
 use crate::balance::Candidate;
@@ -121,7 +122,7 @@ impl RequestLine {
 
 /// What goes to the writer.
 #[derive(Debug)]
-enum Entry {
+pub(crate) enum Entry {
     Access(Box<Record>),
     Event(Severity, String),
 }
@@ -132,7 +133,7 @@ pub struct AccessLog {
 }
 
 struct Shared {
-    tx: Mutex<Option<SyncSender<Entry>>>,
+    tx: Mutex<Option<Queue>>,
     dropped: Arc<AtomicU64>,
     /// Syslog servers of every logging frontend: where events go.
     event_targets: Arc<ArcSwap<Vec<Syslog>>>,
@@ -140,13 +141,13 @@ struct Shared {
 }
 
 impl Shared {
-    /// The sender, starting the writer thread the first time.
-    fn sender(&self) -> Option<SyncSender<Entry>> {
+    /// The queue, starting the writer thread the first time.
+    fn sender(&self) -> Option<Queue> {
         let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         if tx.is_none() {
-            let (sender, receiver) = std::sync::mpsc::sync_channel(QUEUE);
+            let queue: Queue = Arc::new(ArrayQueue::new(QUEUE));
             let writer = writer::Writer::new(
-                receiver,
+                queue.clone(),
                 self.dropped.clone(),
                 self.event_targets.clone(),
                 self.host.clone(),
@@ -158,11 +159,15 @@ impl Shared {
                 tracing::warn!(error = %e, "the access log writer did not start");
                 return None;
             }
-            *tx = Some(sender);
+            *tx = Some(queue);
         }
         tx.clone()
     }
 }
+
+/// The queue between the proxy and the writer: pushing never waits nor
+/// wakes a thread; the writer looks at it every few milliseconds.
+pub(crate) type Queue = Arc<ArrayQueue<Entry>>;
 
 impl AccessLog {
     /// A log whose syslog messages name `host`; its writer thread starts on
@@ -252,7 +257,7 @@ impl Events {
         let Some(tx) = self.shared.sender() else {
             return;
         };
-        if tx.try_send(Entry::Event(severity, text)).is_err() {
+        if tx.push(Entry::Event(severity, text)).is_err() {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -262,7 +267,7 @@ impl Events {
 #[derive(Clone)]
 pub struct FrontendLog {
     pub target: Arc<Target>,
-    tx: SyncSender<Entry>,
+    tx: Queue,
     dropped: Arc<AtomicU64>,
     counters: Arc<FrontendCounters>,
     connections: Arc<Connections>,
@@ -298,11 +303,8 @@ impl FrontendLog {
 
     /// Hands `record` to the writer; never waits.
     pub fn log(&self, record: Record) {
-        match self.tx.try_send(Entry::Access(Box::new(record))) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        if self.tx.push(Entry::Access(Box::new(record))).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

@@ -54,6 +54,8 @@ struct Running {
     checkers: Checkers,
     /// VRRP speakers of the running virtual IPs.
     vrrp: Vrrp,
+    /// Sends their transitions to syslog.
+    vrrp_log: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Default for Engine {
@@ -238,6 +240,12 @@ impl Engine {
         running.backends = plan.backends;
         running.counters = plan.counters;
         view.virtual_ips = running.vrrp.watches();
+        if let Some(task) = running.vrrp_log.take() {
+            task.abort();
+        }
+        let transitions =
+            vrrp::transitions::report(view.virtual_ips.clone(), self.access_log.events());
+        running.vrrp_log = Some(tokio::spawn(transitions));
         self.observed.set_view(view);
         self.version.store(plan.config.version, Ordering::Release);
     }

@@ -6,6 +6,8 @@
 //! never delays an advertisement (keepalived gets the same from being a
 //! separate process).
 
+pub mod transitions;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;

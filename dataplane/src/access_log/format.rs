@@ -16,7 +16,7 @@
 
 use std::fmt::Write as _;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::time::clf_date;
 use super::{Record, RequestLine};
@@ -125,10 +125,9 @@ pub fn json_line(r: &Record) -> String {
     let (backend, server) = backend_server(r);
     let t = &r.timers;
     let [ac, fc, bc, sc] = r.connections;
-    let mut m = Map::new();
-    let mut put = |k: &str, v: Value| {
-        m.insert(k.to_string(), v);
-    };
+    // In the order of the line's fields (a serde_json map would sort them).
+    let mut m: Vec<(&str, Value)> = Vec::with_capacity(24);
+    let mut put = |k: &'static str, v: Value| m.push((k, v));
     put("client_ip", json!(r.client.ip().to_string()));
     put("client_port", json!(r.client.port()));
     put("accept_date", json!(clf_date(r.date_unix_ms)));
@@ -169,5 +168,14 @@ pub fn json_line(r: &Record) -> String {
             json!(request_line(line).replace("\\\"", "\"")),
         );
     }
-    Value::Object(m).to_string()
+    let mut out = String::with_capacity(512);
+    out.push('{');
+    for (i, (k, v)) in m.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "\"{k}\":{v}");
+    }
+    out.push('}');
+    out
 }

@@ -8,20 +8,25 @@ use std::io::Write;
 use std::net::{ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
 use super::syslog::{facility_code, frame};
-use super::{Entry, Record, Severity, format};
+use super::{Entry, Queue, Record, Severity, format};
 use crate::config::{LogFormat, Syslog};
+
+/// Pause between two looks at the queue while lines come; lines reach
+/// their sinks at most this late (the queue holds 16,384 in between).
+pub const PAUSE: Duration = Duration::from_millis(2);
+/// Longest pause while nothing comes.
+const IDLE_PAUSE: Duration = Duration::from_millis(100);
 
 /// How long an address that failed to resolve is left alone.
 const RESOLVE_AGAIN: Duration = Duration::from_secs(5);
 
 pub struct Writer {
-    rx: Receiver<Entry>,
+    queue: Queue,
     dropped: Arc<AtomicU64>,
     event_targets: Arc<ArcSwap<Vec<Syslog>>>,
     host: String,
@@ -35,13 +40,13 @@ pub struct Writer {
 
 impl Writer {
     pub fn new(
-        rx: Receiver<Entry>,
+        queue: Queue,
         dropped: Arc<AtomicU64>,
         event_targets: Arc<ArcSwap<Vec<Syslog>>>,
         host: String,
     ) -> Self {
         Writer {
-            rx,
+            queue,
             dropped,
             event_targets,
             host,
@@ -51,35 +56,47 @@ impl Writer {
         }
     }
 
-    /// Writes until every sender is gone. Lines for stdout are gathered per
-    /// batch (what is queued) and written under one short stdout lock, so
-    /// that the process's other output interleaves by whole lines.
+    /// Drains the queue every [`PAUSE`] (backing off to [`IDLE_PAUSE`]
+    /// while it stays empty) until the queue's other holders are gone.
+    /// Lines for stdout are gathered per batch and written under one short
+    /// stdout lock, so that the process's other output interleaves by lines.
     pub fn run(mut self) {
         let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
-        while let Ok(first) = self.rx.recv() {
-            let mut next = Some(first);
+        let mut pause = PAUSE;
+        loop {
             let mut lines = 0u64;
-            while let Some(entry) = next {
+            let mut any = false;
+            while let Some(entry) = self.queue.pop() {
+                any = true;
                 lines += self.write(entry, &mut out);
-                next = if out.len() < 60 * 1024 {
-                    self.rx.try_recv().ok()
-                } else {
-                    None
-                };
-            }
-            if !out.is_empty() {
-                let mut stdout = std::io::stdout().lock();
-                if stdout
-                    .write_all(&out)
-                    .and_then(|()| stdout.flush())
-                    .is_err()
-                {
-                    // stdout is gone: this batch's lines are lost.
-                    self.dropped.fetch_add(lines, Ordering::Relaxed);
+                if out.len() >= 60 * 1024 {
+                    self.flush(&mut out, lines);
+                    lines = 0;
                 }
-                out.clear();
             }
+            self.flush(&mut out, lines);
+            if Arc::strong_count(&self.queue) == 1 && self.queue.is_empty() {
+                return;
+            }
+            pause = if any {
+                PAUSE
+            } else {
+                (pause * 2).min(IDLE_PAUSE)
+            };
+            std::thread::sleep(pause);
         }
+    }
+
+    fn flush(&self, out: &mut Vec<u8>, lines: u64) {
+        if out.is_empty() {
+            return;
+        }
+        let mut stdout = std::io::stdout().lock();
+        if stdout.write_all(out).and_then(|()| stdout.flush()).is_err() {
+            // stdout is gone: these lines are lost.
+            self.dropped.fetch_add(lines, Ordering::Relaxed);
+        }
+        out.clear();
     }
 
     /// Writes `entry`: stdout lines into `out`; returns how many went there.

@@ -24,7 +24,9 @@ pub struct Trace {
     on: bool,
     backend: Option<Arc<BackendRuntime>>,
     server: Option<Arc<ServerRuntime>>,
-    /// The last step's start: request start, then connected.
+    /// When the request was handed over (logging on only).
+    begun: Option<Instant>,
+    /// The current step's start: request start, then connected.
     at: Option<Instant>,
     connect_ms: i64,
     response_ms: i64,
@@ -36,11 +38,13 @@ pub struct Trace {
 impl Trace {
     /// A trace that records when `on`.
     pub fn new(on: bool) -> Self {
+        let now = on.then(Instant::now);
         Trace {
             on,
             backend: None,
             server: None,
-            at: on.then(Instant::now),
+            begun: now,
+            at: now,
             connect_ms: -1,
             response_ms: -1,
             state: *b"--",
@@ -136,7 +140,7 @@ pub fn logged(
     tls: bool,
     connection: Option<&ConnectionLog>,
 ) -> Response<ProxyBody> {
-    let started = trace.at.unwrap_or_else(Instant::now);
+    let started = trace.begun.unwrap_or_else(Instant::now);
     // TR: from the end of the previous response on this connection (or the
     // accept) to the request handed over here.
     let request_ms = connection.map_or(0, |c| {
