@@ -13,6 +13,11 @@ TLS 1.3, HTTP/1.1 to clients): "TLS handshakes" counts full handshakes with
 `openssl s_time -new` (no session reuse, so resumption settings do not
 matter); "TLS keep-alive" is wrk over https. There is no "direct" line there.
 
+"keep-alive 2 B, httplog to syslog" sends one httplog line per request from
+both proxies (HAProxy `log 127.0.0.1:PORT local2` + `option httplog`) to a
+real rsyslogd (imudp, `local2.*` to a file; pinned to core 1 with wrk);
+the lines that reached the file are counted per target.
+
 "keep-alive 2 B, metrics scraped" is the 2-byte scenario again with fairlead's
 /metrics (--metrics-address) fetched once a second during each run, beside a
 fairlead built without counters (--baseline PATH, e.g. a release build of the
@@ -37,6 +42,7 @@ import socket
 
 NGINX_PORT, HAPROXY_PORT, FAIRLEAD_PORT = 19100, 19200, 19300
 FAIRLEAD_METRICS_PORT, BASELINE_PORT = 19302, 19400
+HAPROXY_LOG_PORT, FAIRLEAD_LOG_PORT, SYSLOG_PORT = 19202, 19303, 19500
 HAPROXY_TLS_PORT, FAIRLEAD_TLS_PORT = 19201, 19301
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -48,6 +54,7 @@ SCENARIOS = [
     ("TLS handshakes", "tls-handshake", []),
     ("TLS keep-alive 2 B", "/", ["tls"]),
     ("keep-alive 2 B, metrics scraped 1/s", "/", ["metrics"]),
+    ("keep-alive 2 B, httplog to syslog", "/", ["httplog"]),
 ]
 
 NGINX_CONF = """
@@ -88,6 +95,11 @@ frontend http-in
 frontend https-in
     bind 127.0.0.1:{tls_port} ssl crt {dir}/site.pem alpn http/1.1
     default_backend app
+frontend http-log
+    bind 127.0.0.1:{log_port}
+    log 127.0.0.1:{syslog} local2
+    option httplog
+    default_backend app
 backend app
     balance roundrobin
     server nginx 127.0.0.1:{backend} maxconn 0
@@ -121,6 +133,23 @@ spec:
   tls: {{certificates: [{{secret: site}}], alpn: [http/1.1]}}
   defaultBackend: app
   maxConnections: 4096
+---
+apiVersion: fairlead.io/v1alpha1
+kind: Frontend
+metadata: {{name: http-log}}
+spec:
+  mode: http
+  bind: {{address: 127.0.0.1, port: {log_port}}}
+  defaultBackend: app
+  maxConnections: 4096
+  logging: {{format: httplog, syslog: {{address: "127.0.0.1:{syslog}", facility: local2}}}}
+"""
+
+RSYSLOG_CONF = """
+global(workDirectory="{dir}/rsyslog")
+module(load="imudp")
+input(type="imudp" address="127.0.0.1" port="{port}")
+local2.* {dir}/haproxy.log
 """
 
 
@@ -152,6 +181,15 @@ def scrape_every_second(stop, count):
         if b"haproxy_frontend_http_requests_total" not in body:
             raise SystemExit("fairlead's /metrics answered without haproxy_frontend_http_requests_total")
         count[0] += 1
+
+
+def log_lines(work):
+    """Lines rsyslog has written to its file so far."""
+    try:
+        with open(f"{work}/haproxy.log", "rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    except FileNotFoundError:
+        return 0
 
 
 def run_wrk(port, path, extra, duration, connections):
@@ -226,9 +264,14 @@ def main():
     with open(f"{work}/site.pem", "w") as f:
         f.write(open(f"{work}/site.crt").read() + open(f"{work}/site.key").read())
     with open(f"{work}/haproxy.cfg", "w") as f:
-        f.write(HAPROXY_CONF.format(port=HAPROXY_PORT, backend=NGINX_PORT, tls_port=HAPROXY_TLS_PORT, dir=work))
+        f.write(HAPROXY_CONF.format(port=HAPROXY_PORT, backend=NGINX_PORT, tls_port=HAPROXY_TLS_PORT, dir=work,
+                                    log_port=HAPROXY_LOG_PORT, syslog=SYSLOG_PORT))
     with open(f"{work}/fairlead.yaml", "w") as f:
-        f.write(FAIRLEAD_YAML.format(port=FAIRLEAD_PORT, backend=NGINX_PORT, tls_port=FAIRLEAD_TLS_PORT))
+        f.write(FAIRLEAD_YAML.format(port=FAIRLEAD_PORT, backend=NGINX_PORT, tls_port=FAIRLEAD_TLS_PORT,
+                                     log_port=FAIRLEAD_LOG_PORT, syslog=SYSLOG_PORT))
+    os.makedirs(f"{work}/rsyslog")
+    with open(f"{work}/rsyslog.conf", "w") as f:
+        f.write(RSYSLOG_CONF.format(dir=work, port=SYSLOG_PORT))
 
     nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
     haproxy_bin = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -236,18 +279,23 @@ def main():
     try:
         pin = ["taskset", "-c", "0"]
         procs.append(subprocess.Popen(pin + [nginx_bin, "-c", f"{work}/nginx.conf"]))
+        rsyslogd = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+        procs.append(subprocess.Popen(["taskset", "-c", "1", rsyslogd, "-n", "-f", f"{work}/rsyslog.conf",
+                                       "-i", f"{work}/rsyslog/rsyslogd.pid"]))
         haproxy = subprocess.Popen(pin + [haproxy_bin, "-f", f"{work}/haproxy.cfg"])
         procs.append(haproxy)
         fl = subprocess.Popen(pin + [fairlead, "run", "-f", f"{work}/fairlead.yaml", "-f", f"{work}/site.pem",
                                      "--threads", "1", "--metrics-address", f"127.0.0.1:{FAIRLEAD_METRICS_PORT}"],
                               env={**os.environ, "RUST_LOG": "warn"})
         procs.append(fl)
-        ports = [NGINX_PORT, HAPROXY_PORT, FAIRLEAD_PORT, HAPROXY_TLS_PORT, FAIRLEAD_TLS_PORT, FAIRLEAD_METRICS_PORT]
+        ports = [NGINX_PORT, HAPROXY_PORT, FAIRLEAD_PORT, HAPROXY_TLS_PORT, FAIRLEAD_TLS_PORT, FAIRLEAD_METRICS_PORT,
+                 HAPROXY_LOG_PORT, FAIRLEAD_LOG_PORT]
         base = None
         if args.baseline:
             os.makedirs(f"{work}/baseline")
             with open(f"{work}/baseline/fairlead.yaml", "w") as f:
-                f.write(FAIRLEAD_YAML.format(port=BASELINE_PORT, backend=NGINX_PORT, tls_port=BASELINE_PORT + 1))
+                f.write(FAIRLEAD_YAML.format(port=BASELINE_PORT, backend=NGINX_PORT, tls_port=BASELINE_PORT + 1,
+                                             log_port=BASELINE_PORT + 2, syslog=SYSLOG_PORT))
             base = subprocess.Popen(pin + [args.baseline, "run", "-f", f"{work}/baseline/fairlead.yaml",
                                            "-f", f"{work}/site.pem", "--threads", "1"],
                                     env={**os.environ, "RUST_LOG": "warn"})
@@ -267,10 +315,15 @@ def main():
         metrics_targets = [("haproxy", HAPROXY_PORT, haproxy.pid), ("fairlead", FAIRLEAD_PORT, fl.pid)]
         if base:
             metrics_targets.insert(1, ("baseline", BASELINE_PORT, base.pid))
+        log_targets = [("haproxy", HAPROXY_LOG_PORT, haproxy.pid), ("fairlead", FAIRLEAD_LOG_PORT, fl.pid)]
         for name, path, extra in [s for s in SCENARIOS if not args.only or args.only in s[0]]:
             tls = name.startswith("TLS")
             scraped = "metrics" in extra
-            scenario_targets = tls_targets if tls else metrics_targets if scraped else targets
+            logged = "httplog" in extra
+            extra = [e for e in extra if e != "httplog"]
+            scenario_targets = (tls_targets if tls else metrics_targets if scraped
+                                else log_targets if logged else targets)
+            logged_lines = {t[0]: [] for t in scenario_targets}
             scrapes = [0]
             results = {t[0]: {"rps": [], "p99": [], "cpu": []} for t in scenario_targets}
             for _ in range(args.runs):
@@ -284,7 +337,11 @@ def main():
                     if path == "tls-handshake":
                         rps, p99, total = run_s_time(port, args.duration)
                     else:
+                        lines_before = log_lines(work) if logged else 0
                         rps, p99, total = run_wrk(port, path, extra, args.duration, args.connections)
+                        if logged:
+                            time.sleep(1)  # let rsyslog write what it has
+                            logged_lines[tname].append((log_lines(work) - lines_before) / max(total, 1))
                     stop.set()
                     if scraper:
                         scraper.join()
@@ -306,6 +363,9 @@ def main():
             med = statistics.median
             if scraped:
                 print(f"  fairlead's /metrics scraped {scrapes[0]} times during its runs")
+            if logged:
+                for tname, shares in logged_lines.items():
+                    print(f"  {tname}: lines in rsyslog's file per request {fmt(shares, '', 3)}")
             if "baseline" in results:
                 br = results["baseline"]
                 print(f"  ratio fairlead (metrics scraped)/baseline (no counters): CPU/req "
