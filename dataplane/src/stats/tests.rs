@@ -135,3 +135,70 @@ fn escape_and_durations() {
     assert_eq!(html::duration(7500), "2h5m");
     assert_eq!(html::duration(3 * 86_400 + 4 * 3600), "3d4h");
 }
+
+#[test]
+fn the_page_shows_the_virtual_ips_vrrp_state() {
+    use fairlead_vrrp::SpeakerStatus;
+    use fairlead_vrrp::speaker::TransitionStatus;
+
+    let engine_less = crate::snapshot::Snapshot {
+        node: "lb-1".into(),
+        process: crate::snapshot::ProcessSnapshot {
+            start_unix_ms: 0,
+            uptime: std::time::Duration::from_secs(3725),
+            current_connections: 0,
+            connections_total: 0,
+            threads: 1,
+            dropped_logs: 0,
+        },
+        config: crate::snapshot::ConfigSnapshot {
+            version: 3,
+            applies: 3,
+            rejections: 0,
+            last_apply_ok: true,
+            last_apply_unix_ms: 0,
+        },
+        frontends: Vec::new(),
+        backends: Vec::new(),
+        virtual_ips: vec![crate::vrrp::VirtualIpStatus {
+            speaker: SpeakerStatus {
+                name: "default/vip<1>".into(),
+                vrid: 51,
+                interface: "eth0".into(),
+                state: "Master",
+                error: None,
+                priority: 50,
+                address: None,
+                master: Some("192.0.2.10".parse().unwrap()),
+                last_transition: Some(TransitionStatus {
+                    at_unix_ms: 1,
+                    from: "Backup",
+                    to: "Master",
+                    reason: "no advertisement".into(),
+                }),
+                became_master_at_unix_ms: None,
+                heard_vrids: Vec::new(),
+                counters: Default::default(),
+            },
+            configured_priority: 100,
+            tracking_failure: Some("every server down".into()),
+        }],
+    };
+    let page = Page {
+        path: "/stats".into(),
+        refresh_seconds: 0,
+        show_node: false,
+    };
+    let html = html::render(&page, &engine_less, &[]);
+    assert!(!html.contains("http-equiv=\"refresh\""), "no refresh asked");
+    assert!(!html.contains("lb-1"), "node hidden without showNode");
+    assert!(html.contains("up <b id=\"uptime\">1h2m</b>"), "{html}");
+    let row = &html[html.find("data-vip=").unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("default/vip&lt;1&gt;"), "{row}");
+    assert!(row.contains(">Master<"), "{row}");
+    assert!(row.contains("50 of 100 (every server down)"), "{row}");
+    assert!(row.contains("192.0.2.10"), "{row}");
+    assert!(row.contains("Backup → Master"), "{row}");
+    assert!(html.contains("class=\"state-Master\""));
+}
