@@ -35,6 +35,11 @@ pub(super) async fn handle(api: &Api, req: Request<Incoming>, caller: Caller) ->
         let mut reply = errors(StatusCode::UNAUTHORIZED, vec![reason.to_string()]);
         let challenge = http::HeaderValue::from_static("Bearer");
         reply.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+        // Over HTTP/2 an answer before the body is read resets the stream
+        // and the caller sees that, not the 401: read a little of it first.
+        if req.version() == http::Version::HTTP_2 {
+            discard(req.into_body(), UNAUTHORIZED_DRAIN_BYTES).await;
+        }
         return reply;
     }
     caller.slot.authenticate();
@@ -143,6 +148,9 @@ async fn put_config(api: &Api, req: Request<Incoming>, caller: Caller) -> Reply 
     }
     reply(StatusCode::OK, &json!({"version": version}))
 }
+
+/// Most bytes of an unauthorized request's body read and discarded.
+const UNAUTHORIZED_DRAIN_BYTES: usize = 1 << 20;
 
 /// Most bytes of a body too large read and discarded, and how long that
 /// may take; past either, the stream is reset or the connection closed.
