@@ -1,156 +1,125 @@
 #!/usr/bin/env python3
-"""Benchmark fairlead against HAProxy on loopback, side by side in one run.
+"""Benchmark fairlead against HAProxy and nginx on loopback, side by side in one run.
 
-Method (see ../shared/BENCHMARKING.md): nginx (1 worker) is the backend for
-both proxies; nginx and the proxy run pinned to core 0, wrk to core 1; the
-proxy runs one worker thread (HAProxy nbthread 1, fairlead --threads 1).
-Each scenario runs RUNS times per target, alternating targets; medians and
-min-max are printed with the fairlead/HAProxy ratios. The headline figure is
-the proxy's CPU time per request, from /proc/PID/stat.
+Method (see ../shared/BENCHMARKING.md): nginx (1 worker) is the backend of
+every proxy; the backend and the proxy run pinned to core 0, the load
+generator (wrk, openssl s_time, iperf3) on core 1; each proxy runs one worker
+(HAProxy nbthread 1, nginx worker_processes 1, fairlead --threads 1). Each
+scenario runs RUNS times per target, alternating targets; medians and min-max
+are printed with the ratios fairlead/HAProxy and fairlead/nginx. The headline
+figure is the proxy's CPU time per request, from /proc/PID/stat (nginx: master
+and workers together).
+
+The peers: HAProxy from Debian with its defaults; nginx from Debian as a
+reverse proxy with an upstream keepalive pool (`keepalive 64`, HTTP/1.1 and
+`Connection ""` to the backend, keepalive_requests 1000000 on both sides).
 
 TLS scenarios terminate TLS on the proxies (same ECDSA P-256 certificate,
 TLS 1.3, HTTP/1.1 to clients): "TLS handshakes" counts full handshakes with
 `openssl s_time -new` (no session reuse, so resumption settings do not
 matter); "TLS keep-alive" is wrk over https. There is no "direct" line there.
 
-"keep-alive 2 B, httplog to syslog" sends one httplog line per request from
-both proxies (HAProxy `log 127.0.0.1:PORT local2` + `option httplog`) to a
-real rsyslogd (imudp, `local2.*` to a file; pinned to core 1 with wrk);
-the lines that reached the file are counted per target.
+"httplog to syslog" sends one access-log line per request from each proxy
+(HAProxy `option httplog`, nginx `access_log syslog:... combined`, fairlead
+`logging: {format: httplog}`) to a real rsyslogd (imudp, `local2.*` to a
+file; on core 1 with wrk); the lines that reached the file are counted.
 
-"keep-alive 2 B, metrics scraped" is the 2-byte scenario again with fairlead's
-/metrics (--metrics-address) fetched once a second during each run, beside a
-fairlead built without counters (--baseline PATH, e.g. a release build of the
-commit before them) when given.
+"metrics scraped" is the 2-byte scenario with fairlead's /metrics fetched once
+a second during its runs, beside a fairlead built without counters (--baseline
+PATH) when given.
 
-Usage: scripts/bench.py [--duration 10] [--runs 3] [--fairlead PATH] [--baseline PATH]
-Needs: wrk, nginx, haproxy, openssl (scripts/install-deps.sh installs them).
+"multi-core": HAProxy nbthread 2, nginx worker_processes 2, fairlead
+--threads 2, each unpinned (cores 0-1) with wrk -t2 unpinned; the backend
+stays on core 0. Everything shares the 2 cores, so read CPU per request.
+
+"TCP bulk": one iperf3 stream (iperf3 server on core 0, client on core 1)
+directly and through each proxy in tcp mode (HAProxy also with
+`option splice-auto`, nginx `stream {}`): Gbit/s and proxy CPU seconds per GB.
+
+"idle connections": each proxy in turn, started fresh on core 0, gets --idle
+client connections (one GET each, then idle, from one Python process on core
+1); RSS (/proc/PID/status) at start, with them open, and after closing them,
+three bursts in a row.
+
+Usage: scripts/bench.py [--quick] [--only TEXT,...] [--duration 10] [--runs 3]
+                        [--idle 10000] [--fairlead PATH] [--baseline PATH]
+Needs: wrk, nginx, haproxy, openssl, rsyslog, iperf3, libnginx-mod-stream
+(scripts/install-deps.sh installs them).
 """
 
 import argparse
 import os
 import re
+import resource
 import shutil
 import signal
-import statistics
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import socket
 
-NGINX_PORT, HAPROXY_PORT, FAIRLEAD_PORT = 19100, 19200, 19300
-FAIRLEAD_METRICS_PORT, BASELINE_PORT = 19302, 19400
-HAPROXY_LOG_PORT, FAIRLEAD_LOG_PORT, SYSLOG_PORT = 19202, 19303, 19500
-HAPROXY_TLS_PORT, FAIRLEAD_TLS_PORT = 19201, 19301
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+import bench_configs as conf
+from bench_configs import Listeners
+from bench_tcp_memory import MED, cpu_seconds, fmt, idle_memory, tcp_bulk
 
+NGINX_PORT, SYSLOG_PORT, IPERF_PORT = 19100, 19500, 19700
+HAPROXY = Listeners(http=19200, tls=19201, log=19202, tcp=19203, tcp_splice=19204)
+FAIRLEAD = Listeners(http=19300, tls=19301, log=19303, tcp=19304)
+FAIRLEAD_METRICS_PORT = 19302
+NGINX_PROXY = Listeners(http=19600, tls=19601, log=19602, tcp=19604)
+BASELINE = Listeners(http=19400, tls=19401, log=19402)
+MULTI = {"haproxy": Listeners(http=19210, threads=2), "nginx": Listeners(http=19610, threads=2),
+         "fairlead": Listeners(http=19310, threads=2)}
+IDLE_PORTS = {"haproxy": (19220, 19221), "nginx": (19620, 19621), "fairlead": (19320, 19321)}
+
+# name, kind, URL path, flags
 SCENARIOS = [
-    # name, path, extra wrk args
-    ("keep-alive 2 B", "/", []),
-    ("keep-alive 16 KiB", "/16k", []),
-    ("Connection: close 2 B", "/", ["-H", "Connection: close"]),
-    ("TLS handshakes", "tls-handshake", []),
-    ("TLS keep-alive 2 B", "/", ["tls"]),
-    ("keep-alive 2 B, metrics scraped 1/s", "/", ["metrics"]),
-    ("keep-alive 2 B, httplog to syslog", "/", ["httplog"]),
+    ("keep-alive 2 B", "http", "/", set()),
+    ("keep-alive 16 KiB", "http", "/16k", set()),
+    ("Connection: close 2 B", "http", "/", {"close"}),
+    ("TLS handshakes", "http", "/", {"tls", "handshake"}),
+    ("TLS keep-alive 2 B", "http", "/", {"tls"}),
+    ("keep-alive 2 B, metrics scraped 1/s", "http", "/", {"metrics"}),
+    ("keep-alive 2 B, httplog to syslog", "http", "/", {"httplog"}),
+    ("multi-core keep-alive 2 B (2 threads, unpinned)", "http", "/", {"multi"}),
+    ("TCP bulk (iperf3, 1 stream)", "tcp", None, set()),
+    ("idle HTTP connections", "idle", None, set()),
+    ("idle TLS connections", "idle", None, {"tls"}),
 ]
 
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/nginx-error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        location = / {{ default_type text/plain; return 200 "ok"; }}
-        location = /16k {{ root {dir}/www; }}
-    }}
-}}
-"""
 
-HAPROXY_CONF = """
-global
-    nbthread 1
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 10s
-    timeout client 1m
-    timeout server 1m
-    option forwardfor
-frontend http-in
-    bind 127.0.0.1:{port}
-    default_backend app
-frontend https-in
-    bind 127.0.0.1:{tls_port} ssl crt {dir}/site.pem alpn http/1.1
-    default_backend app
-frontend http-log
-    bind 127.0.0.1:{log_port}
-    log 127.0.0.1:{syslog} local2
-    option httplog
-    default_backend app
-backend app
-    balance roundrobin
-    server nginx 127.0.0.1:{backend} maxconn 0
-"""
+class Lab:
+    """The work directory and every process the run started (stopped by close())."""
 
-FAIRLEAD_YAML = """
-apiVersion: fairlead.io/v1alpha1
-kind: Frontend
-metadata: {{name: http-in}}
-spec:
-  mode: http
-  bind: {{address: 127.0.0.1, port: {port}}}
-  defaultBackend: app
-  maxConnections: 4096
----
-apiVersion: fairlead.io/v1alpha1
-kind: Backend
-metadata: {{name: app}}
-spec:
-  mode: http
-  balance: roundrobin
-  servers:
-    - {{name: nginx, address: 127.0.0.1, port: {backend}}}
----
-apiVersion: fairlead.io/v1alpha1
-kind: Frontend
-metadata: {{name: https-in}}
-spec:
-  mode: http
-  bind: {{address: 127.0.0.1, port: {tls_port}}}
-  tls: {{certificates: [{{secret: site}}], alpn: [http/1.1]}}
-  defaultBackend: app
-  maxConnections: 4096
----
-apiVersion: fairlead.io/v1alpha1
-kind: Frontend
-metadata: {{name: http-log}}
-spec:
-  mode: http
-  bind: {{address: 127.0.0.1, port: {log_port}}}
-  defaultBackend: app
-  maxConnections: 4096
-  logging: {{format: httplog, syslog: {{address: "127.0.0.1:{syslog}", facility: local2}}}}
-"""
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="fairlead-bench-")
+        os.chmod(self.dir, 0o755)  # nginx's worker user reads the files
+        self.procs = []
 
-RSYSLOG_CONF = """
-global(workDirectory="{dir}/rsyslog")
-module(load="imudp")
-input(type="imudp" address="127.0.0.1" port="{port}")
-local2.* {dir}/haproxy.log
-"""
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def start(self, cmd, cpus="0", **kw):
+        p = subprocess.Popen(["taskset", "-c", cpus] + cmd, **kw)
+        self.procs.append(p)
+        return p
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def wait_port(port, timeout=10.0):
@@ -161,13 +130,6 @@ def wait_port(port, timeout=10.0):
                 return
         time.sleep(0.05)
     raise SystemExit(f"nothing listens on port {port} after {timeout}s")
-
-
-def cpu_seconds(pid):
-    """utime + stime of a process and its threads, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def scrape_every_second(stop, count):
@@ -192,21 +154,18 @@ def log_lines(work):
         return 0
 
 
-def run_wrk(port, path, extra, duration, connections):
-    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
-    scheme = "https" if "tls" in extra else "http"
-    extra = [x for x in extra if x not in ("tls", "metrics")]
-    cmd += extra + [f"{scheme}://127.0.0.1:{port}{path}"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+def run_wrk(url, extra, duration, connections, threads=1, cpus="1"):
+    cmd = ["taskset", "-c", cpus, "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    out = subprocess.run(cmd + extra + [url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     p99 = parse_latency(re.search(r"99%\s+([\d.]+\w+)", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
-        raise SystemExit(f"port {port}{path}: {errors.group(0)}; figures would be meaningless")
+        raise SystemExit(f"{url}: {errors.group(0)}; figures would be meaningless")
     socket_errors = re.search(r"Socket errors: (.*)", out)
     if socket_errors:
-        print(f"    note: port {port}: {socket_errors.group(0)}")
+        print(f"    note: {url}: {socket_errors.group(0)}")
     return rps, p99, total
 
 
@@ -226,164 +185,255 @@ def parse_latency(text):
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def fmt(values, unit, digits=1):
-    med = statistics.median(values)
-    return f"{med:.{digits}f}{unit} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+def http_scenario(name, path, flags, targets, args, work):
+    """targets: (name, port, pid or None). Runs wrk (or s_time) against each, alternating; prints."""
+    handshake, multi = "handshake" in flags, "multi" in flags
+    extra = ["-H", "Connection: close"] if "close" in flags else []
+    scheme = "https" if "tls" in flags else "http"
+    lines = {t[0]: [] for t in targets}
+    scrapes = [0]
+    res = {t[0]: {"rps": [], "p99": [], "cpu": []} for t in targets}
+    for _ in range(args.runs):
+        for tname, port, pid in targets:
+            before = cpu_seconds(pid) if pid else 0.0
+            stop = threading.Event()
+            scraper = None
+            if "metrics" in flags and tname == "fairlead":
+                scraper = threading.Thread(target=scrape_every_second, args=(stop, scrapes))
+                scraper.start()
+            lines_before = log_lines(work) if "httplog" in flags else 0
+            if handshake:
+                rps, p99, total = run_s_time(port, args.duration)
+            elif multi:
+                rps, p99, total = run_wrk(f"{scheme}://127.0.0.1:{port}{path}", extra, args.duration,
+                                          2 * args.connections, threads=2, cpus="0,1")
+            else:
+                rps, p99, total = run_wrk(f"{scheme}://127.0.0.1:{port}{path}", extra, args.duration,
+                                          args.connections)
+            if "httplog" in flags:
+                time.sleep(1)  # let rsyslog write what it has
+                lines[tname].append((log_lines(work) - lines_before) / max(total, 1))
+            stop.set()
+            if scraper:
+                scraper.join()
+            res[tname]["rps"].append(rps)
+            res[tname]["p99"].append(p99)
+            if pid:
+                res[tname]["cpu"].append((cpu_seconds(pid) - before) * 1e6 / max(total, 1))
+    print(f"\n## {name}")
+    if multi:
+        print(f"  pinning: proxy unpinned (cores 0-1, 2 threads/workers), wrk -t2 -c{2 * args.connections} "
+              "unpinned, backend nginx on core 0")
+    for tname, _, pid in targets:
+        r = res[tname]
+        if handshake:
+            line = f"  {tname:9} {fmt(r['rps'], ' handshakes/s', 0)}"
+        else:
+            line = f"  {tname:9} {fmt([x / 1000 for x in r['rps']], 'k req/s')}  p99 {fmt(r['p99'], ' ms', 2)}"
+        if pid:
+            line += f"  CPU {fmt(r['cpu'], ' us/handshake' if handshake else ' us/req')}"
+        print(line)
+    if "metrics" in flags:
+        print(f"  fairlead's /metrics scraped {scrapes[0]} times during its runs")
+    if "httplog" in flags:
+        for tname, shares in lines.items():
+            print(f"  {tname}: lines in rsyslog's file per request {fmt(shares, '', 3)}")
+    fr = res["fairlead"]
+    if "baseline" in res:
+        br = res["baseline"]
+        print(f"  ratio fairlead (metrics scraped)/baseline (no counters): CPU/req "
+              f"{MED(fr['cpu']) / MED(br['cpu']):.3f}, req/s {MED(fr['rps']) / MED(br['rps']):.3f} "
+              "(aim: CPU <= 1.03)")
+    for peer in ("haproxy", "nginx"):
+        if peer not in res:
+            continue
+        pr = res[peer]
+        line = f"  ratio fairlead/{peer}: {'handshakes' if handshake else 'req'}/s {MED(fr['rps']) / MED(pr['rps']):.2f}"
+        if not handshake:
+            line += f", p99 {MED(fr['p99']) / MED(pr['p99']):.2f}"
+        print(line + f", CPU/{'handshake' if handshake else 'req'} {MED(fr['cpu']) / MED(pr['cpu']):.2f}")
+    print("  (aim: CPU <= 0.8 against each peer)" if handshake else
+          "  (aim: req/s >= 1, p99 <= 1, CPU <= 0.8 against each peer)")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
-    ap.add_argument("--runs", type=int, default=3, help="runs per target and scenario (default 3)")
-    ap.add_argument("--connections", type=int, default=50, help="wrk connections (default 50)")
-    ap.add_argument("--only", default=None, help="run only scenarios whose name contains this text")
+def versions(haproxy_bin, nginx_bin, fairlead):
+    def first_line(cmd):
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        return (out.stdout or out.stderr).strip().split("\n")[0]
+    here = os.path.dirname(os.path.abspath(__file__))
+    describe = first_line(["git", "-C", here, "describe", "--always", "--dirty"])
+    return [f"fairlead {fairlead} (tree at {describe})", first_line([haproxy_bin, "-v"]),
+            first_line([nginx_bin, "-v"]), first_line(["iperf3", "--version"]), first_line(["wrk", "-v"])]
+
+
+def parse_args():
+    names = "\n".join(f"  {s[0]}" for s in SCENARIOS)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=f"scenarios (--only: a whole name, or any part of names; case-insensitive):\n{names}")
+    ap.add_argument("--duration", type=int, default=None, help="seconds per run (default 10; --quick 5)")
+    ap.add_argument("--runs", type=int, default=None, help="runs per target and scenario (default 3; --quick 1)")
+    ap.add_argument("--connections", type=int, default=50, help="wrk connections (default 50; multi-core twice)")
+    ap.add_argument("--idle", type=int, default=None,
+                    help="idle client connections per burst (default 10000; --quick 2000)")
+    ap.add_argument("--quick", action="store_true", help="1 run of 5 s, 2000 idle connections")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated texts: run only the scenarios whose name contains one of them")
     ap.add_argument("--fairlead", default=None, help="path of the fairlead binary (default: release build)")
     ap.add_argument("--baseline", default=None,
                     help="another fairlead binary (one without counters) for the metrics scenario")
     args = ap.parse_args()
+    args.duration = args.duration or (5 if args.quick else 10)
+    args.runs = args.runs or (1 if args.quick else 3)
+    args.idle = args.idle or (2000 if args.quick else 10000)
+    wanted = None
+    if args.only:  # names hold commas: the whole text first, else its comma-separated parts
+        whole = args.only.strip().lower()
+        wanted = [whole] if any(whole in s[0].lower() for s in SCENARIOS) else [
+            w.strip().lower() for w in args.only.split(",")]
+    def picks(w, s):  # a whole name picks that scenario alone
+        return s[0].lower() == w or (w in s[0].lower() and all(t[0].lower() != w for t in SCENARIOS))
+    args.scenarios = [s for s in SCENARIOS if not wanted or any(picks(w, s) for w in wanted)]
+    if not args.scenarios:
+        raise SystemExit(f"--only {args.only} matches no scenario; they are:\n{names}")
+    return args
 
-    for tool in ("wrk", "nginx", "haproxy", "taskset"):
+
+def main():
+    args = parse_args()
+    for tool in ("wrk", "nginx", "haproxy", "taskset", "iperf3", "rsyslogd", "openssl"):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             raise SystemExit(f"{tool} is missing: run scripts/install-deps.sh")
+    # Idle connections: the client's sockets here, the proxies' (inherited) twice that.
+    need = 3 * args.idle + 4096
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < need:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need, max(hard, need)))
+        except (ValueError, PermissionError) as e:
+            raise SystemExit(f"cannot raise RLIMIT_NOFILE to {need} for --idle {args.idle}: {e} (run as root)")
     target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/fairlead-target"))
     fairlead = args.fairlead or os.path.join(target, "release", "fairlead")
     if not args.fairlead:
         subprocess.run(["cargo", "build", "--release", "-p", "fairlead-operator", "--bin", "fairlead"], check=True,
                        env={**os.environ, "CARGO_TARGET_DIR": target})
-
-    work = tempfile.mkdtemp(prefix="fairlead-bench-")
-    os.chmod(work, 0o755)  # nginx's worker user reads the files
-    os.makedirs(f"{work}/www")
-    with open(f"{work}/www/16k", "wb") as f:
-        f.write(b"x" * 16384)
-    with open(f"{work}/nginx.conf", "w") as f:
-        f.write(NGINX_CONF.format(dir=work, port=NGINX_PORT))
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-days", "2", "-subj", "/CN=localhost", "-keyout", f"{work}/site.key", "-out", f"{work}/site.crt"],
-                   check=True, capture_output=True)
-    with open(f"{work}/site.pem", "w") as f:
-        f.write(open(f"{work}/site.crt").read() + open(f"{work}/site.key").read())
-    with open(f"{work}/haproxy.cfg", "w") as f:
-        f.write(HAPROXY_CONF.format(port=HAPROXY_PORT, backend=NGINX_PORT, tls_port=HAPROXY_TLS_PORT, dir=work,
-                                    log_port=HAPROXY_LOG_PORT, syslog=SYSLOG_PORT))
-    with open(f"{work}/fairlead.yaml", "w") as f:
-        f.write(FAIRLEAD_YAML.format(port=FAIRLEAD_PORT, backend=NGINX_PORT, tls_port=FAIRLEAD_TLS_PORT,
-                                     log_port=FAIRLEAD_LOG_PORT, syslog=SYSLOG_PORT))
-    os.makedirs(f"{work}/rsyslog")
-    with open(f"{work}/rsyslog.conf", "w") as f:
-        f.write(RSYSLOG_CONF.format(dir=work, port=SYSLOG_PORT))
-
     nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
     haproxy_bin = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    procs = []
+    rsyslogd = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+    kinds = {s[1] for s in args.scenarios}
+    flags = set().union(*(s[3] for s in args.scenarios))
+
+    lab = Lab()
+    work = lab.dir
+    fl_env = {**os.environ, "RUST_LOG": "warn"}
     try:
-        pin = ["taskset", "-c", "0"]
-        procs.append(subprocess.Popen(pin + [nginx_bin, "-c", f"{work}/nginx.conf"]))
-        rsyslogd = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
-        procs.append(subprocess.Popen(["taskset", "-c", "1", rsyslogd, "-n", "-f", f"{work}/rsyslog.conf",
-                                       "-i", f"{work}/rsyslog/rsyslogd.pid"]))
-        haproxy = subprocess.Popen(pin + [haproxy_bin, "-f", f"{work}/haproxy.cfg"])
-        procs.append(haproxy)
-        fl = subprocess.Popen(pin + [fairlead, "run", "-f", f"{work}/fairlead.yaml", "-f", f"{work}/site.pem",
-                                     "--threads", "1", "--metrics-address", f"127.0.0.1:{FAIRLEAD_METRICS_PORT}"],
-                              env={**os.environ, "RUST_LOG": "warn"})
-        procs.append(fl)
-        ports = [NGINX_PORT, HAPROXY_PORT, FAIRLEAD_PORT, HAPROXY_TLS_PORT, FAIRLEAD_TLS_PORT, FAIRLEAD_METRICS_PORT,
-                 HAPROXY_LOG_PORT, FAIRLEAD_LOG_PORT]
+        lab.write("www/16k", "x" * 16384)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-days", "2", "-subj", "/CN=localhost", "-keyout", f"{work}/site.key",
+                        "-out", f"{work}/site.crt"], check=True, capture_output=True)
+        pem = lab.write("site.pem", open(f"{work}/site.crt").read() + open(f"{work}/site.key").read())
+        crt, key = f"{work}/site.crt", f"{work}/site.key"
+        os.makedirs(f"{work}/rsyslog")
+
+        def start_haproxy(name, ls, cpus="0"):
+            cfg = lab.write(f"{name}/haproxy.cfg", conf.haproxy(ls, NGINX_PORT, IPERF_PORT, SYSLOG_PORT, pem))
+            return lab.start([haproxy_bin, "-f", cfg], cpus)
+
+        def start_nginx(name, ls, cpus="0"):
+            d = f"{work}/{name}"
+            cfg = lab.write(f"{name}/nginx.conf",
+                            conf.nginx_proxy(d, ls, NGINX_PORT, IPERF_PORT, SYSLOG_PORT, crt, key))
+            return lab.start([nginx_bin, "-c", cfg], cpus)
+
+        def start_fairlead(name, ls, binary=fairlead, cpus="0", extra=()):
+            yaml = lab.write(f"{name}/fairlead.yaml", conf.fairlead(ls, NGINX_PORT, IPERF_PORT, SYSLOG_PORT))
+            return lab.start([binary, "run", "-f", yaml, "-f", pem, "--threads", str(ls.threads), *extra],
+                             cpus, env=fl_env)
+
+        lab.write("backend/nginx.conf", conf.backend_nginx(work, NGINX_PORT))
+        lab.start([nginx_bin, "-c", f"{work}/backend/nginx.conf"])
+        ports = [NGINX_PORT]
+        if "httplog" in flags:
+            lab.write("rsyslog.conf", conf.RSYSLOG_CONF.format(dir=work, port=SYSLOG_PORT))
+            lab.start([rsyslogd, "-n", "-f", f"{work}/rsyslog.conf", "-i", f"{work}/rsyslog/rsyslogd.pid"], "1")
+        if "tcp" in kinds:
+            lab.start(["iperf3", "-s", "-p", str(IPERF_PORT), "--logfile", f"{work}/iperf3.log"])
+            ports.append(IPERF_PORT)
+        haproxy = start_haproxy("haproxy", HAPROXY)
+        nginx = start_nginx("nginx", NGINX_PROXY)
+        fl = start_fairlead("fairlead", FAIRLEAD, extra=("--metrics-address", f"127.0.0.1:{FAIRLEAD_METRICS_PORT}"))
+        ports += [HAPROXY.http, HAPROXY.tls, NGINX_PROXY.http, NGINX_PROXY.tls, FAIRLEAD.http, FAIRLEAD.tls,
+                  FAIRLEAD_METRICS_PORT]
         base = None
-        if args.baseline:
-            os.makedirs(f"{work}/baseline")
-            with open(f"{work}/baseline/fairlead.yaml", "w") as f:
-                f.write(FAIRLEAD_YAML.format(port=BASELINE_PORT, backend=NGINX_PORT, tls_port=BASELINE_PORT + 1,
-                                             log_port=BASELINE_PORT + 2, syslog=SYSLOG_PORT))
-            base = subprocess.Popen(pin + [args.baseline, "run", "-f", f"{work}/baseline/fairlead.yaml",
-                                           "-f", f"{work}/site.pem", "--threads", "1"],
-                                    env={**os.environ, "RUST_LOG": "warn"})
-            procs.append(base)
-            ports.append(BASELINE_PORT)
+        if args.baseline and "metrics" in flags:
+            base = start_fairlead("baseline", BASELINE, binary=args.baseline)
+            ports.append(BASELINE.http)
+        multi = {}
+        if "multi" in flags:
+            multi = {"haproxy": start_haproxy("haproxy-mt", MULTI["haproxy"], "0,1"),
+                     "nginx": start_nginx("nginx-mt", MULTI["nginx"], "0,1"),
+                     "fairlead": start_fairlead("fairlead-mt", MULTI["fairlead"], cpus="0,1")}
+            ports += [ls.http for ls in MULTI.values()]
         for port in ports:
             wait_port(port)
         time.sleep(0.5)
-        for p in procs:
+        for p in lab.procs:
             if p.poll() is not None:
                 raise SystemExit(f"{p.args} exited with {p.returncode}: is its port taken by another process?")
-        haproxy_ver = subprocess.run([haproxy_bin, "-v"], capture_output=True, text=True).stdout.split("\n")[0]
-        print(f"# fairlead vs {haproxy_ver}; {args.runs} runs x {args.duration}s, wrk -t1 -c{args.connections}; "
-              "proxy+nginx on core 0, wrk on core 1; medians (min-max)")
-        targets = [("direct", NGINX_PORT, None), ("haproxy", HAPROXY_PORT, haproxy.pid), ("fairlead", FAIRLEAD_PORT, fl.pid)]
-        tls_targets = [("haproxy", HAPROXY_TLS_PORT, haproxy.pid), ("fairlead", FAIRLEAD_TLS_PORT, fl.pid)]
-        metrics_targets = [("haproxy", HAPROXY_PORT, haproxy.pid), ("fairlead", FAIRLEAD_PORT, fl.pid)]
-        if base:
-            metrics_targets.insert(1, ("baseline", BASELINE_PORT, base.pid))
-        log_targets = [("haproxy", HAPROXY_LOG_PORT, haproxy.pid), ("fairlead", FAIRLEAD_LOG_PORT, fl.pid)]
-        for name, path, extra in [s for s in SCENARIOS if not args.only or args.only in s[0]]:
-            tls = name.startswith("TLS")
-            scraped = "metrics" in extra
-            logged = "httplog" in extra
-            extra = [e for e in extra if e != "httplog"]
-            scenario_targets = (tls_targets if tls else metrics_targets if scraped
-                                else log_targets if logged else targets)
-            logged_lines = {t[0]: [] for t in scenario_targets}
-            scrapes = [0]
-            results = {t[0]: {"rps": [], "p99": [], "cpu": []} for t in scenario_targets}
-            for _ in range(args.runs):
-                for tname, port, pid in scenario_targets:
-                    before = cpu_seconds(pid) if pid else 0.0
-                    stop = threading.Event()
-                    scraper = None
-                    if scraped and tname == "fairlead":
-                        scraper = threading.Thread(target=scrape_every_second, args=(stop, scrapes))
-                        scraper.start()
-                    if path == "tls-handshake":
-                        rps, p99, total = run_s_time(port, args.duration)
-                    else:
-                        lines_before = log_lines(work) if logged else 0
-                        rps, p99, total = run_wrk(port, path, extra, args.duration, args.connections)
-                        if logged:
-                            time.sleep(1)  # let rsyslog write what it has
-                            logged_lines[tname].append((log_lines(work) - lines_before) / max(total, 1))
-                    stop.set()
-                    if scraper:
-                        scraper.join()
-                    results[tname]["rps"].append(rps)
-                    results[tname]["p99"].append(p99)
-                    if pid:
-                        results[tname]["cpu"].append((cpu_seconds(pid) - before) * 1e6 / max(total, 1))
-            print(f"\n## {name}")
-            for tname, _, pid in scenario_targets:
-                r = results[tname]
-                if path == "tls-handshake":
-                    line = f"  {tname:9} {fmt(r['rps'], ' handshakes/s', 0)}"
+
+        print("# " + "\n# ".join(versions(haproxy_bin, nginx_bin, fairlead)))
+        print(f"# {args.runs} runs x {args.duration}s per target, alternating; wrk -t1 -c{args.connections}; "
+              "proxy + backend nginx on core 0, load on core 1 (unless a scenario says otherwise); "
+              "medians (min-max)")
+        for name, kind, path, sflags in args.scenarios:
+            if kind == "http":
+                if "tls" in sflags:
+                    targets = [("haproxy", HAPROXY.tls, haproxy.pid), ("nginx", NGINX_PROXY.tls, nginx.pid),
+                               ("fairlead", FAIRLEAD.tls, fl.pid)]
+                elif "metrics" in sflags:
+                    targets = [("haproxy", HAPROXY.http, haproxy.pid), ("fairlead", FAIRLEAD.http, fl.pid)]
+                    if base:
+                        targets.insert(1, ("baseline", BASELINE.http, base.pid))
+                elif "httplog" in sflags:
+                    targets = [("haproxy", HAPROXY.log, haproxy.pid), ("nginx", NGINX_PROXY.log, nginx.pid),
+                               ("fairlead", FAIRLEAD.log, fl.pid)]
+                elif "multi" in sflags:
+                    targets = [(n, MULTI[n].http, multi[n].pid) for n in ("haproxy", "nginx", "fairlead")]
                 else:
-                    line = f"  {tname:9} {fmt([x / 1000 for x in r['rps']], 'k req/s')}  p99 {fmt(r['p99'], ' ms', 2)}"
-                if pid:
-                    line += f"  CPU {fmt(r['cpu'], ' us/req')}"
-                print(line)
-            fr, hr = results["fairlead"], results["haproxy"]
-            med = statistics.median
-            if scraped:
-                print(f"  fairlead's /metrics scraped {scrapes[0]} times during its runs")
-            if logged:
-                for tname, shares in logged_lines.items():
-                    print(f"  {tname}: lines in rsyslog's file per request {fmt(shares, '', 3)}")
-            if "baseline" in results:
-                br = results["baseline"]
-                print(f"  ratio fairlead (metrics scraped)/baseline (no counters): CPU/req "
-                      f"{med(fr['cpu']) / med(br['cpu']):.3f}, req/s {med(fr['rps']) / med(br['rps']):.3f} "
-                      "(aim: CPU <= 1.03)")
-            p99_ratio = med(fr['p99']) / med(hr['p99']) if med(hr['p99']) else float("nan")
-            print(f"  ratio fairlead/haproxy: req/s {med(fr['rps']) / med(hr['rps']):.2f}, "
-                  f"p99 {p99_ratio:.2f}, CPU/req {med(fr['cpu']) / med(hr['cpu']):.2f} "
-                  "(aim: req/s >= 1, p99 <= 1, CPU <= 0.8)")
+                    targets = [("direct", NGINX_PORT, None), ("haproxy", HAPROXY.http, haproxy.pid),
+                               ("nginx", NGINX_PROXY.http, nginx.pid), ("fairlead", FAIRLEAD.http, fl.pid)]
+                http_scenario(name, path, sflags, targets, args, work)
+            elif kind == "tcp":
+                print(f"\n## {name}")
+                targets = [("direct", IPERF_PORT, None), ("haproxy", HAPROXY.tcp, haproxy.pid),
+                           ("haproxy-splice", HAPROXY.tcp_splice, haproxy.pid)]
+                if conf.nginx_has_stream():
+                    targets.append(("nginx", NGINX_PROXY.tcp, nginx.pid))
+                else:
+                    print(f"  nginx: no stream module ({conf.NGINX_STREAM_MODULE}): install libnginx-mod-stream")
+                tcp_bulk(targets + [("fairlead", FAIRLEAD.tcp, fl.pid)], args.runs, args.duration)
+            else:
+                tls = "tls" in sflags
+                print(f"\n## {name} ({args.idle} per burst, one GET each then idle; proxy fresh on core 0, "
+                      "client on core 1)")
+                maxconn = args.idle + 1000
+
+                def fresh(pname, starter):
+                    def start():
+                        http, tls_port = IDLE_PORTS[pname]
+                        proc = starter(f"{pname}-idle", Listeners(http=http, tls=tls_port, maxconn=maxconn))
+                        wait_port(tls_port if tls else http)
+                        return proc, tls_port if tls else http
+                    return pname, start
+                affinity = os.sched_getaffinity(0)
+                os.sched_setaffinity(0, {1})
+                try:
+                    idle_memory([fresh("haproxy", start_haproxy), fresh("nginx", start_nginx),
+                                 fresh("fairlead", start_fairlead)], args.idle, tls)
+                finally:
+                    os.sched_setaffinity(0, affinity)
+            sys.stdout.flush()
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        lab.close()
 
 
 if __name__ == "__main__":

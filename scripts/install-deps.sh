@@ -2,12 +2,14 @@
 # Installs what fairlead's tests, quickstart and benchmarks need from Debian,
 # when missing. Safe to run again; needs root (or sudo) only to install.
 set -euo pipefail
-want=(curl:curl openssl:openssl wrk:wrk nginx:nginx-light haproxy:haproxy taskset:util-linux ip:iproute2 python3:python3 keepalived:keepalived sysctl:procps containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins musl-gcc:musl-tools iptables:iptables nsenter:util-linux systemd-analyze:systemd chromium:chromium rsyslogd:rsyslog)
+want=(curl:curl openssl:openssl wrk:wrk nginx:nginx-light haproxy:haproxy taskset:util-linux ip:iproute2 python3:python3 keepalived:keepalived sysctl:procps containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins musl-gcc:musl-tools iptables:iptables nsenter:util-linux systemd-analyze:systemd chromium:chromium rsyslogd:rsyslog iperf3:iperf3)
 missing=()
 for pair in "${want[@]}"; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
 done
+# scripts/bench.py runs nginx's stream {} proxy (TCP bulk).
+[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
 # scripts/kube-schemas.py reads the CRDs' YAML.
 python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 if ! command -v cargo >/dev/null 2>&1; then
