@@ -256,6 +256,29 @@ def http_scenario(name, path, flags, targets, args, work):
           "  (aim: req/s >= 1, p99 <= 1, CPU <= 0.8 against each peer)")
 
 
+def raise_nofile(args):
+    """Raises RLIMIT_NOFILE (the proxies inherit it) for --idle; returns the proxies' maxconn there.
+
+    HAProxy refuses to start unless 2 x maxconn fits the limit; without
+    CAP_SYS_RESOURCE the hard limit stays, and --idle is lowered to fit it.
+    """
+    need = 2 * args.idle + 4096
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < need:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need, need))
+            return args.idle + 1000
+        except (ValueError, PermissionError):
+            pass
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    maxconn = min(args.idle + 1000, (hard - 100) // 2)
+    if args.idle > maxconn - 50 and any(s[1] == "idle" for s in args.scenarios):
+        print(f"# note: open files limited to {hard} (no CAP_SYS_RESOURCE), HAProxy's maxconn to {maxconn}: "
+              f"--idle {args.idle} lowered to {maxconn - 50}")
+        args.idle = maxconn - 50
+    return maxconn
+
+
 def versions(haproxy_bin, nginx_bin, fairlead):
     def first_line(cmd):
         out = subprocess.run(cmd, capture_output=True, text=True)
@@ -303,14 +326,7 @@ def main():
     for tool in ("wrk", "nginx", "haproxy", "taskset", "iperf3", "rsyslogd", "openssl"):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             raise SystemExit(f"{tool} is missing: run scripts/install-deps.sh")
-    # Idle connections: the client's sockets here, the proxies' (inherited) twice that.
-    need = 3 * args.idle + 4096
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < need:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (need, max(hard, need)))
-        except (ValueError, PermissionError) as e:
-            raise SystemExit(f"cannot raise RLIMIT_NOFILE to {need} for --idle {args.idle}: {e} (run as root)")
+    args.maxconn = raise_nofile(args)
     target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/fairlead-target"))
     fairlead = args.fairlead or os.path.join(target, "release", "fairlead")
     if not args.fairlead:
@@ -415,12 +431,11 @@ def main():
                 tls = "tls" in sflags
                 print(f"\n## {name} ({args.idle} per burst, one GET each then idle; proxy fresh on core 0, "
                       "client on core 1)")
-                maxconn = args.idle + 1000
 
                 def fresh(pname, starter):
                     def start():
                         http, tls_port = IDLE_PORTS[pname]
-                        proc = starter(f"{pname}-idle", Listeners(http=http, tls=tls_port, maxconn=maxconn))
+                        proc = starter(f"{pname}-idle", Listeners(http=http, tls=tls_port, maxconn=args.maxconn))
                         wait_port(tls_port if tls else http)
                         return proc, tls_port if tls else http
                     return pname, start

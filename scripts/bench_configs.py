@@ -94,7 +94,7 @@ def nginx_proxy(dir, ls, backend, iperf, syslog, crt, key):
                 "            proxy_set_header Connection \"\";\n"
                 "            proxy_set_header X-Forwarded-For $remote_addr;\n        }")
     out = [f"load_module {NGINX_STREAM_MODULE};" if stream else "",
-           f"worker_processes {ls.threads};\nworker_rlimit_nofile {2 * ls.maxconn + 1000};\ndaemon off;",
+           f"worker_processes {ls.threads};\ndaemon off;",
            f"pid {dir}/nginx.pid;\nerror_log {dir}/nginx-error.log warn;",
            f"events {{ worker_connections {2 * ls.maxconn + 100}; }}",
            "http {\n    access_log off;\n    keepalive_requests 1000000;\n" + temp_paths(dir),
