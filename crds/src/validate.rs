@@ -119,6 +119,17 @@ impl Errors {
         }
     }
 
+    /// "set exactly one ... of a, b, c (N set)" unless exactly one option is set;
+    /// `what` is e.g. `one action of`.
+    fn exactly_one(&mut self, field: &str, what: &str, options: &[(&str, bool)]) {
+        let set = options.iter().filter(|(_, set)| *set).count();
+        if set != 1 {
+            let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+            let names = names.join(", ");
+            self.push(field, format!("set exactly {what} {names} ({set} set)"));
+        }
+    }
+
     fn into_vec(self) -> Vec<FieldError> {
         self.0
     }
@@ -139,9 +150,10 @@ fn out_of_bounds<T: serde::Serialize>(spec: &T) -> Option<Vec<FieldError>> {
     Some(crate::bounds::problems(&value, "spec")).filter(|p| !p.is_empty())
 }
 
-/// Counts the options that are set, for "exactly one of" rules.
-fn count_set(options: &[bool]) -> usize {
-    options.iter().filter(|set| **set).count()
+/// The problems as `field: message` lines, for the tests.
+#[cfg(test)]
+fn messages(problems: &[FieldError]) -> Vec<String> {
+    problems.iter().map(ToString::to_string).collect()
 }
 
 #[cfg(test)]

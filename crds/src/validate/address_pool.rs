@@ -67,6 +67,7 @@ pub fn validate_address_pool(spec: &AddressPoolSpec) -> Vec<FieldError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::messages;
 
     fn spec(addresses: &[&str]) -> AddressPoolSpec {
         AddressPoolSpec {
@@ -87,9 +88,7 @@ mod tests {
     fn every_problem_is_named() {
         let mut s = spec(&["192.0.2.0/28", "192.0.2.5-192.0.2.30", "10.0.0.1/8"]);
         s.advert_interval = Some("5ms".into());
-        let fields: Vec<String> = (validate_address_pool(&s).into_iter())
-            .map(|e| format!("{e}"))
-            .collect();
+        let fields = messages(&validate_address_pool(&s));
         assert_eq!(fields.len(), 3, "{fields:?}");
         assert!(fields[0].starts_with("spec.addresses[1]: ") && fields[0].contains("overlaps"));
         assert!(fields[1].starts_with("spec.addresses[2]: ") && fields[1].contains("host bits"));

@@ -143,6 +143,7 @@ fn parse_status_range(s: &str) -> Option<(u16, u16)> {
 mod tests {
     use super::*;
     use crate::backend::{BackendTimeouts, HttpCheck, ServiceRef};
+    use crate::validate::messages;
 
     fn server(name: &str, port: i32) -> StaticServer {
         StaticServer {
@@ -170,10 +171,7 @@ mod tests {
     }
 
     fn errors(spec: &BackendSpec) -> Vec<String> {
-        validate_backend(spec)
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        messages(&validate_backend(spec))
     }
 
     #[test]

@@ -225,6 +225,7 @@ fn stats(errors: &mut Errors, stats: &Stats, http: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::messages;
     use crate::{
         frontend::{CertificateRef, FrontendTimeouts, RouteMatch, Syslog},
         rules::{Deny, RequestRule},
@@ -252,10 +253,7 @@ mod tests {
     }
 
     fn errors(spec: &FrontendSpec) -> Vec<String> {
-        validate_frontend(spec)
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        messages(&validate_frontend(spec))
     }
 
     fn route(match_: RouteMatch) -> Route {

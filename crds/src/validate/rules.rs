@@ -2,41 +2,27 @@
 
 use ipnet::IpNet;
 
-use super::{Errors, count_set, is_token};
+use super::{Errors, is_token};
 use crate::rules::{
     HeaderMatch, HeaderName, HeaderValue, Predicate, Redirect, ReplaceHeaderValue, RequestRule,
     ResponseRule, RuleCondition,
 };
 
 pub(super) fn request_rule(errors: &mut Errors, field: &str, rule: &RequestRule) {
-    let actions = count_set(&[
-        rule.redirect.is_some(),
-        rule.set_header.is_some(),
-        rule.add_header.is_some(),
-        rule.remove_header.is_some(),
-        rule.replace_header_value.is_some(),
-        rule.deny.is_some(),
-        rule.use_backend.is_some(),
+    let edits = HeaderEdits {
+        set: rule.set_header.as_ref(),
+        add: rule.add_header.as_ref(),
+        remove: rule.remove_header.as_ref(),
+        replace: rule.replace_header_value.as_ref(),
+    };
+    let mut actions = vec![("redirect", rule.redirect.is_some())];
+    actions.extend(edits.actions());
+    actions.extend([
+        ("deny", rule.deny.is_some()),
+        ("useBackend", rule.use_backend.is_some()),
     ]);
-    if actions != 1 {
-        errors.push(
-            field,
-            format!(
-                "set exactly one action of redirect, setHeader, addHeader, removeHeader, replaceHeaderValue, deny, useBackend ({actions} set)"
-            ),
-        );
-    }
-    shared_parts(
-        errors,
-        field,
-        rule.condition.as_ref(),
-        HeaderEdits {
-            set: rule.set_header.as_ref(),
-            add: rule.add_header.as_ref(),
-            remove: rule.remove_header.as_ref(),
-            replace: rule.replace_header_value.as_ref(),
-        },
-    );
+    errors.exactly_one(field, "one action of", &actions);
+    shared_parts(errors, field, rule.condition.as_ref(), edits);
     if let Some(redirect) = &rule.redirect {
         self::redirect(errors, &format!("{field}.redirect"), redirect);
     }
@@ -49,31 +35,14 @@ pub(super) fn request_rule(errors: &mut Errors, field: &str, rule: &RequestRule)
 }
 
 pub(super) fn response_rule(errors: &mut Errors, field: &str, rule: &ResponseRule) {
-    let actions = count_set(&[
-        rule.set_header.is_some(),
-        rule.add_header.is_some(),
-        rule.remove_header.is_some(),
-        rule.replace_header_value.is_some(),
-    ]);
-    if actions != 1 {
-        errors.push(
-            field,
-            format!(
-                "set exactly one action of setHeader, addHeader, removeHeader, replaceHeaderValue ({actions} set)"
-            ),
-        );
-    }
-    shared_parts(
-        errors,
-        field,
-        rule.condition.as_ref(),
-        HeaderEdits {
-            set: rule.set_header.as_ref(),
-            add: rule.add_header.as_ref(),
-            remove: rule.remove_header.as_ref(),
-            replace: rule.replace_header_value.as_ref(),
-        },
-    );
+    let edits = HeaderEdits {
+        set: rule.set_header.as_ref(),
+        add: rule.add_header.as_ref(),
+        remove: rule.remove_header.as_ref(),
+        replace: rule.replace_header_value.as_ref(),
+    };
+    errors.exactly_one(field, "one action of", &edits.actions());
+    shared_parts(errors, field, rule.condition.as_ref(), edits);
 }
 
 /// The header actions request and response rules share.
@@ -82,6 +51,18 @@ struct HeaderEdits<'a> {
     add: Option<&'a HeaderValue>,
     remove: Option<&'a HeaderName>,
     replace: Option<&'a ReplaceHeaderValue>,
+}
+
+impl HeaderEdits<'_> {
+    /// The header actions by field name, and whether each is set.
+    fn actions(&self) -> [(&'static str, bool); 4] {
+        [
+            ("setHeader", self.set.is_some()),
+            ("addHeader", self.add.is_some()),
+            ("removeHeader", self.remove.is_some()),
+            ("replaceHeaderValue", self.replace.is_some()),
+        ]
+    }
 }
 
 /// Checks what request and response rules have in common: the condition and the header actions.
@@ -109,17 +90,15 @@ fn shared_parts(
 }
 
 fn redirect(errors: &mut Errors, field: &str, redirect: &Redirect) {
-    let targets = count_set(&[
-        redirect.scheme.is_some(),
-        redirect.location.is_some(),
-        redirect.prefix.is_some(),
-    ]);
-    if targets != 1 {
-        errors.push(
-            field,
-            format!("set exactly one of scheme, location, prefix ({targets} set)"),
-        );
-    }
+    errors.exactly_one(
+        field,
+        "one of",
+        &[
+            ("scheme", redirect.scheme.is_some()),
+            ("location", redirect.location.is_some()),
+            ("prefix", redirect.prefix.is_some()),
+        ],
+    );
     if let Some(scheme) = &redirect.scheme
         && scheme != "http"
         && scheme != "https"
@@ -181,24 +160,20 @@ fn condition(errors: &mut Errors, field: &str, condition: &RuleCondition) {
 }
 
 fn predicate(errors: &mut Errors, field: &str, p: &Predicate) {
-    let tests = count_set(&[
-        p.tls.is_some(),
-        p.host.is_some(),
-        p.path_prefix.is_some(),
-        p.path.is_some(),
-        p.path_regex.is_some(),
-        !p.methods.is_empty(),
-        p.header.is_some(),
-        !p.source_cidrs.is_empty(),
-    ]);
-    if tests != 1 {
-        errors.push(
-            field,
-            format!(
-                "set exactly one test of tls, host, pathPrefix, path, pathRegex, methods, header, sourceCidrs ({tests} set)"
-            ),
-        );
-    }
+    errors.exactly_one(
+        field,
+        "one test of",
+        &[
+            ("tls", p.tls.is_some()),
+            ("host", p.host.is_some()),
+            ("pathPrefix", p.path_prefix.is_some()),
+            ("path", p.path.is_some()),
+            ("pathRegex", p.path_regex.is_some()),
+            ("methods", !p.methods.is_empty()),
+            ("header", p.header.is_some()),
+            ("sourceCidrs", !p.source_cidrs.is_empty()),
+        ],
+    );
     if let Some(host) = &p.host {
         errors.not_empty(&format!("{field}.host"), host);
     }
@@ -243,17 +218,18 @@ fn header_match(errors: &mut Errors, field: &str, header: &HeaderMatch) {
 mod tests {
     use super::*;
     use crate::rules::Deny;
+    use crate::validate::messages;
 
     fn request_errors(rule: &RequestRule) -> Vec<String> {
         let mut errors = Errors::default();
         request_rule(&mut errors, "r", rule);
-        errors.into_vec().iter().map(|e| e.to_string()).collect()
+        messages(&errors.into_vec())
     }
 
     fn response_errors(rule: &ResponseRule) -> Vec<String> {
         let mut errors = Errors::default();
         response_rule(&mut errors, "r", rule);
-        errors.into_vec().iter().map(|e| e.to_string()).collect()
+        messages(&errors.into_vec())
     }
 
     fn deny() -> RequestRule {
@@ -275,7 +251,12 @@ mod tests {
         assert!(request_errors(&deny()).is_empty());
         let none = request_errors(&RequestRule::default());
         assert_eq!(none.len(), 1);
-        assert!(none[0].starts_with("r: set exactly one action"), "{none:?}");
+        assert_eq!(
+            none,
+            [
+                "r: set exactly one action of redirect, setHeader, addHeader, removeHeader, replaceHeaderValue, deny, useBackend (0 set)"
+            ]
+        );
         let two = RequestRule {
             use_backend: Some("b".into()),
             ..deny()
@@ -292,7 +273,12 @@ mod tests {
             ..Default::default()
         };
         assert!(response_errors(&ok).is_empty());
-        assert_eq!(response_errors(&ResponseRule::default()).len(), 1);
+        assert_eq!(
+            response_errors(&ResponseRule::default()),
+            [
+                "r: set exactly one action of setHeader, addHeader, removeHeader, replaceHeaderValue (0 set)"
+            ]
+        );
     }
 
     #[test]

@@ -145,6 +145,7 @@ fn advert_interval(errors: &mut Errors, spec: &VirtualIPSpec) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::messages;
     use crate::virtual_ip::{GratuitousArp, NodePriority, Peers, Track};
 
     fn spec() -> VirtualIPSpec {
@@ -167,10 +168,7 @@ mod tests {
     }
 
     fn errors(spec: &VirtualIPSpec) -> Vec<String> {
-        validate_virtual_ip(spec)
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        messages(&validate_virtual_ip(spec))
     }
 
     #[test]
