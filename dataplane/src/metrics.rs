@@ -60,7 +60,7 @@ impl Out {
         name: &str,
         kind: Kind,
         help: &str,
-        items: impl IntoIterator<Item = (Vec<(&'a str, &'a str)>, &'a T)> + Clone,
+        items: impl IntoIterator<Item = Labelled<'a, T>> + Clone,
         value: impl Fn(&T) -> Option<f64>,
     ) {
         let mut rows = items
@@ -70,6 +70,49 @@ impl Out {
         self.family(name, kind, help);
         for (labels, v) in std::iter::once(first).chain(rows) {
             self.sample(name, &labels, v);
+        }
+    }
+}
+
+/// A metric of `T`: its name (after the family's prefix), kind, help, and its
+/// value for one `T` at `now` (seconds since the Unix epoch); none: no sample.
+type Metric<T> = (&'static str, Kind, &'static str, fn(&T, f64) -> Option<f64>);
+
+/// Labels and the object they describe.
+type Labelled<'a, T> = (Vec<(&'a str, &'a str)>, &'a T);
+
+impl Out {
+    /// A family per metric of `table`, named `prefix` and its name, with a
+    /// sample per row of `rows`.
+    fn table<'a, T: 'a, I>(
+        &mut self,
+        prefix: &str,
+        table: &[Metric<T>],
+        now: f64,
+        rows: impl Fn() -> I,
+    ) where
+        I: Iterator<Item = Labelled<'a, T>> + Clone,
+    {
+        for (name, kind, help, value) in table {
+            let name = format!("{prefix}{name}");
+            self.each(&name, *kind, help, rows(), |t| value(t, now));
+        }
+    }
+
+    /// For each row, a sample per state of `states` (label `state`): 1 for the
+    /// row's current state, 0 for the others.
+    fn states<'a>(
+        &mut self,
+        name: &str,
+        states: &[&'a str],
+        rows: impl IntoIterator<Item = (Vec<(&'a str, &'a str)>, Option<&'a str>)>,
+    ) {
+        for (labels, current) in rows {
+            for &state in states {
+                let mut labels = labels.clone();
+                labels.push(("state", state));
+                self.sample(name, &labels, f64::from(u8::from(Some(state) == current)));
+            }
         }
     }
 }
@@ -98,12 +141,13 @@ fn ago(unix_ms: u64, now: f64) -> Option<f64> {
 /// Renders every metric of `s`.
 pub fn render(s: &Snapshot) -> String {
     let mut out = Out(String::with_capacity(16 * 1024));
+    let now = now_seconds();
     process(&mut out, s);
     config(&mut out, s);
-    frontends(&mut out, &s.frontends);
-    backends(&mut out, &s.backends);
-    servers(&mut out, &s.backends);
-    virtual_ips(&mut out, s);
+    frontends(&mut out, &s.frontends, now);
+    backends(&mut out, &s.backends, now);
+    servers(&mut out, &s.backends, now);
+    virtual_ips(&mut out, s, now);
     out.0
 }
 
@@ -194,99 +238,84 @@ fn config(out: &mut Out, s: &Snapshot) {
     }
 }
 
-fn frontends(out: &mut Out, fes: &[FrontendSnapshot]) {
+fn frontends(out: &mut Out, fes: &[FrontendSnapshot], now: f64) {
     let rows = || fes.iter().map(|f| (vec![("proxy", f.name.as_str())], f));
     out.family(
         "haproxy_frontend_status",
         Gauge,
         "Current status of the service, per state label value.",
     );
-    for f in fes {
-        for state in ["DOWN", "UP"] {
-            let v = f64::from(u8::from(state == "UP"));
-            out.sample(
-                "haproxy_frontend_status",
-                &[("proxy", &f.name), ("state", state)],
-                v,
-            );
-        }
-    }
-    type F = fn(&FrontendSnapshot) -> f64;
-    let table: [(&str, Kind, &str, F); 11] = [
+    let up = rows().map(|(labels, _)| (labels, Some("UP")));
+    out.states("haproxy_frontend_status", &["DOWN", "UP"], up);
+    let table: [Metric<FrontendSnapshot>; 11] = [
         (
             "current_sessions",
             Gauge,
             "Number of current sessions on the frontend, backend or server",
-            |f| f.traffic.current as f64,
+            |f, _| Some(f.traffic.current as f64),
         ),
         (
             "max_sessions",
             Gauge,
             "Highest value of current sessions encountered since process started",
-            |f| f.traffic.max as f64,
+            |f, _| Some(f.traffic.max as f64),
         ),
         (
             "limit_sessions",
             Gauge,
             "Frontend/listener/server's maxconn, backend's fullconn",
-            |f| f.limit as f64,
+            |f, _| Some(f.limit as f64),
         ),
         (
             "sessions_total",
             Counter,
             "Total number of sessions since process started",
-            |f| f.traffic.sessions as f64,
+            |f, _| Some(f.traffic.sessions as f64),
         ),
         (
             "bytes_in_total",
             Counter,
             "Total number of request bytes since process started",
-            |f| f.traffic.bytes_in as f64,
+            |f, _| Some(f.traffic.bytes_in as f64),
         ),
         (
             "bytes_out_total",
             Counter,
             "Total number of response bytes since process started",
-            |f| f.traffic.bytes_out as f64,
+            |f, _| Some(f.traffic.bytes_out as f64),
         ),
         (
             "requests_denied_total",
             Counter,
             "Total number of denied requests since process started",
-            |f| f.denied as f64,
+            |f, _| Some(f.denied as f64),
         ),
         (
             "request_errors_total",
             Counter,
             "Total number of invalid requests since process started",
-            |f| f.request_errors as f64,
+            |f, _| Some(f.request_errors as f64),
         ),
         (
             "connections_total",
             Counter,
             "Total number of new connections accepted on this frontend since the worker process started",
-            |f| f.connections as f64,
+            |f, _| Some(f.connections as f64),
         ),
         (
             "intercepted_requests_total",
             Counter,
             "Total number of HTTP requests intercepted on the frontend (redirects/stats/services) since the worker process started",
-            |f| f.intercepted as f64,
+            |f, _| (f.mode == "http").then_some(f.intercepted as f64),
         ),
         (
             "http_requests_total",
             Counter,
             "Total number of HTTP requests processed by this object since the worker process started",
-            |f| f.traffic.http_requests as f64,
+            |f, _| (f.mode == "http").then_some(f.traffic.http_requests as f64),
         ),
     ];
-    for (name, kind, help, value) in table {
-        let http_only = name.starts_with("http_") || name == "intercepted_requests_total";
-        let name = format!("haproxy_frontend_{name}");
-        out.each(&name, kind, help, rows(), |f| {
-            (!http_only || f.mode == "http").then(|| value(f))
-        });
-    }
+    out.table("haproxy_frontend_", &table, now, rows);
     responses(
         out,
         "haproxy_frontend_http_responses_total",
@@ -315,10 +344,8 @@ fn responses<'a>(
     }
 }
 
-type P = fn(&ProxySnapshot, f64) -> Option<f64>;
-
-/// Metrics backends and servers share: (name, kind, help, value).
-const PROXY_METRICS: [(&str, Kind, &str, P); 21] = [
+/// Metrics backends and servers share.
+const PROXY_METRICS: [Metric<ProxySnapshot>; 21] = [
     (
         "current_queue",
         Gauge,
@@ -447,58 +474,41 @@ const PROXY_METRICS: [(&str, Kind, &str, P); 21] = [
     ),
 ];
 
-fn backends(out: &mut Out, bes: &[BackendSnapshot]) {
-    let now = now_seconds();
+fn backends(out: &mut Out, bes: &[BackendSnapshot], now: f64) {
     let rows = || bes.iter().map(|b| (vec![("proxy", b.name.as_str())], b));
     out.family(
         "haproxy_backend_status",
         Gauge,
         "Current status of the service, per state label value.",
     );
-    for b in bes {
-        for state in ["DOWN", "UP"] {
-            let v = f64::from(u8::from((state == "UP") == b.up));
-            out.sample(
-                "haproxy_backend_status",
-                &[("proxy", &b.name), ("state", state)],
-                v,
-            );
-        }
-    }
-    for (name, kind, help, value) in PROXY_METRICS {
-        out.each(
-            &format!("haproxy_backend_{name}"),
-            kind,
-            help,
-            rows(),
-            |b| value(&b.counters, now),
-        );
-    }
-    type B = fn(&BackendSnapshot) -> Option<f64>;
-    let table: [(&str, Kind, &str, B); 6] = [
+    let states = rows().map(|(labels, b)| (labels, Some(if b.up { "UP" } else { "DOWN" })));
+    out.states("haproxy_backend_status", &["DOWN", "UP"], states);
+    let counters = || rows().map(|(labels, b)| (labels, &b.counters));
+    out.table("haproxy_backend_", &PROXY_METRICS, now, counters);
+    let table: [Metric<BackendSnapshot>; 6] = [
         (
             "weight",
             Gauge,
             "Server's effective weight, or sum of active servers' effective weights for a backend",
-            |b| Some(b.weight as f64),
+            |b, _| Some(b.weight as f64),
         ),
         (
             "active_servers",
             Gauge,
             "Total number of active UP servers with a non-zero weight",
-            |b| Some(b.active_servers as f64),
+            |b, _| Some(b.active_servers as f64),
         ),
         (
             "backup_servers",
             Gauge,
             "Total number of backup UP servers with a non-zero weight",
-            |b| Some(b.backup_servers as f64),
+            |b, _| Some(b.backup_servers as f64),
         ),
         (
             "check_up_down_total",
             Counter,
             "Total number of failed checks causing UP to DOWN server transitions, per server/backend, since the worker process started",
-            |b| {
+            |b, _| {
                 b.checked.then(|| {
                     b.servers
                         .iter()
@@ -512,31 +522,23 @@ fn backends(out: &mut Out, bes: &[BackendSnapshot]) {
             "check_last_change_seconds",
             Gauge,
             "How long ago the last server state changed, in seconds",
-            |b| {
+            |b, now| {
                 let last = b
                     .servers
                     .iter()
                     .filter_map(|s| s.check.as_ref()?.last_change_unix_ms)
                     .max()?;
-                ago(last, now_seconds())
+                ago(last, now)
             },
         ),
         (
             "http_requests_total",
             Counter,
             "Total number of HTTP requests processed by this object since the worker process started",
-            |b| (b.mode == "http").then_some(b.counters.traffic.http_requests as f64),
+            |b, _| (b.mode == "http").then_some(b.counters.traffic.http_requests as f64),
         ),
     ];
-    for (name, kind, help, value) in table {
-        out.each(
-            &format!("haproxy_backend_{name}"),
-            kind,
-            help,
-            rows(),
-            value,
-        );
-    }
+    out.table("haproxy_backend_", &table, now, rows);
     responses(
         out,
         "haproxy_backend_http_responses_total",
@@ -552,8 +554,7 @@ fn backends(out: &mut Out, bes: &[BackendSnapshot]) {
 /// HAProxy's server states; fairlead's servers are UP or DOWN.
 const SERVER_STATES: [&str; 5] = ["DOWN", "UP", "MAINT", "DRAIN", "NOLB"];
 
-fn servers(out: &mut Out, bes: &[BackendSnapshot]) {
-    let now = now_seconds();
+fn servers(out: &mut Out, bes: &[BackendSnapshot], now: f64) {
     let all: Vec<(&BackendSnapshot, &ServerSnapshot)> = bes
         .iter()
         .flat_map(|b| b.servers.iter().map(move |s| (b, s)))
@@ -572,114 +573,90 @@ fn servers(out: &mut Out, bes: &[BackendSnapshot]) {
             Gauge,
             "Current status of the service, per state label value.",
         );
-        for (b, s) in &all {
-            let current = if s.state == ServerState::Down {
-                "DOWN"
-            } else {
-                "UP"
-            };
-            for state in SERVER_STATES {
-                let v = f64::from(u8::from(state == current));
-                out.sample(
-                    "haproxy_server_status",
-                    &[("proxy", &b.name), ("server", &s.name), ("state", state)],
-                    v,
-                );
-            }
-        }
-    }
-    for (name, kind, help, value) in PROXY_METRICS {
-        out.each(&format!("haproxy_server_{name}"), kind, help, rows(), |s| {
-            value(&s.counters, now)
+        let states = rows().map(|(labels, s)| {
+            let down = s.state == ServerState::Down;
+            (labels, Some(if down { "DOWN" } else { "UP" }))
         });
+        out.states("haproxy_server_status", &SERVER_STATES, states);
     }
-    type S = fn(&ServerSnapshot) -> Option<f64>;
-    let table: [(&str, Kind, &str, S); 10] = [
+    let counters = || rows().map(|(labels, s)| (labels, &s.counters));
+    out.table("haproxy_server_", &PROXY_METRICS, now, counters);
+    let table: [Metric<ServerSnapshot>; 10] = [
         (
             "limit_sessions",
             Gauge,
             "Frontend/listener/server's maxconn, backend's fullconn",
-            |s| (s.limit > 0).then_some(s.limit as f64),
+            |s, _| (s.limit > 0).then_some(s.limit as f64),
         ),
         (
             "weight",
             Gauge,
             "Server's effective weight, or sum of active servers' effective weights for a backend",
-            |s| Some(s.weight as f64),
+            |s, _| Some(s.weight as f64),
         ),
         (
             "idle_connections_current",
             Gauge,
             "Current number of idle connections available for reuse on this server",
-            |s| Some(s.idle_connections as f64),
+            |s, _| Some(s.idle_connections as f64),
         ),
         (
             "check_failures_total",
             Counter,
             "Total number of failed individual health checks per server/backend, since the worker process started",
-            |s| Some(s.check.as_ref()?.failures as f64),
+            |s, _| Some(s.check.as_ref()?.failures as f64),
         ),
         (
             "check_up_down_total",
             Counter,
             "Total number of failed checks causing UP to DOWN server transitions, per server/backend, since the worker process started",
-            |s| Some(s.check.as_ref()?.up_down as f64),
+            |s, _| Some(s.check.as_ref()?.up_down as f64),
         ),
         (
             "check_last_change_seconds",
             Gauge,
             "How long ago the last server state changed, in seconds",
-            |s| ago(s.check.as_ref()?.last_change_unix_ms?, now_seconds()),
+            |s, now| ago(s.check.as_ref()?.last_change_unix_ms?, now),
         ),
         (
             "downtime_seconds_total",
             Counter,
             "Total time spent in DOWN state, for server or backend",
-            |s| Some(s.check.as_ref()?.downtime.as_secs() as f64),
+            |s, _| Some(s.check.as_ref()?.downtime.as_secs() as f64),
         ),
         (
             "check_code",
             Gauge,
             "layer5-7 code, if available of the last health check.",
-            |s| Some(s.check.as_ref()?.code as f64),
+            |s, _| Some(s.check.as_ref()?.code as f64),
         ),
         (
             "check_duration_seconds",
             Gauge,
             "Total duration of the latest server health check, in seconds.",
-            |s| Some(s.check.as_ref()?.duration.as_secs_f64()),
+            |s, _| Some(s.check.as_ref()?.duration.as_secs_f64()),
         ),
         (
             "http_requests_total",
             Counter,
             "Total number of HTTP requests processed by this object since the worker process started",
-            |s| Some(s.counters.traffic.http_requests as f64),
+            |s, _| Some(s.counters.traffic.http_requests as f64),
         ),
     ];
-    for (name, kind, help, value) in table {
-        out.each(&format!("haproxy_server_{name}"), kind, help, rows(), value);
-    }
-    let checked: Vec<_> = all
-        .iter()
-        .filter(|(_, s)| s.check.as_ref().is_some_and(|c| c.status.is_some()))
-        .collect();
+    out.table("haproxy_server_", &table, now, rows);
+    let checked = rows().filter_map(|(labels, s)| {
+        let status = s.check.as_ref()?.status?;
+        Some((labels, Some(status)))
+    });
+    let checked: Vec<_> = checked.collect();
     if !checked.is_empty() {
         out.family(
             "haproxy_server_check_status",
             Gauge,
             "Status of last health check, per state label value.",
         );
-        for (b, s) in checked {
-            let last = s.check.as_ref().and_then(|c| c.status);
-            for state in crate::counters::CHECK_STATUSES {
-                let v = f64::from(u8::from(Some(state) == last));
-                out.sample(
-                    "haproxy_server_check_status",
-                    &[("proxy", &b.name), ("server", &s.name), ("state", state)],
-                    v,
-                );
-            }
-        }
+        let statuses = crate::counters::CHECK_STATUSES;
+        out.states("haproxy_server_check_status", &statuses, checked);
     }
     let http = all.iter().filter(|(b, _)| b.mode == "http");
     responses(
@@ -704,7 +681,7 @@ fn vrrp_state(state: &str) -> f64 {
     }
 }
 
-fn virtual_ips(out: &mut Out, s: &Snapshot) {
+fn virtual_ips(out: &mut Out, s: &Snapshot, now: f64) {
     let vips = &s.virtual_ips;
     if vips.is_empty() {
         return;
@@ -727,96 +704,93 @@ fn virtual_ips(out: &mut Out, s: &Snapshot) {
         rows(),
         |v| Some(vrrp_state(v.speaker.state)),
     );
-    type V = fn(&crate::vrrp::VirtualIpStatus) -> Option<f64>;
-    let table: [(&str, Kind, &str, V); 14] = [
+    let table: [Metric<crate::vrrp::VirtualIpStatus>; 14] = [
         (
             "keepalived_advertisements_sent_total",
             Counter,
             "Advertisements sent",
-            |v| Some(v.speaker.counters.sent as f64),
+            |v, _| Some(v.speaker.counters.sent as f64),
         ),
         (
             "keepalived_advertisements_received_total",
             Counter,
             "Advertisements received",
-            |v| Some(v.speaker.counters.received as f64),
+            |v, _| Some(v.speaker.counters.received as f64),
         ),
         (
             "keepalived_become_master_total",
             Counter,
             "Became master",
-            |v| Some(v.speaker.counters.became_master as f64),
+            |v, _| Some(v.speaker.counters.became_master as f64),
         ),
         (
             "keepalived_release_master_total",
             Counter,
             "Released master",
-            |v| Some(v.speaker.counters.released_master as f64),
+            |v, _| Some(v.speaker.counters.released_master as f64),
         ),
         (
             "keepalived_priority_zero_sent_total",
             Counter,
             "Priority zero sent",
-            |v| Some(v.speaker.counters.priority_zero_sent as f64),
+            |v, _| Some(v.speaker.counters.priority_zero_sent as f64),
         ),
         (
             "keepalived_priority_zero_received_total",
             Counter,
             "Priority zero received",
-            |v| Some(v.speaker.counters.priority_zero_received as f64),
+            |v, _| Some(v.speaker.counters.priority_zero_received as f64),
         ),
         (
             "keepalived_ip_ttl_errors_total",
             Counter,
             "TTL errors",
-            |v| Some(v.speaker.counters.dropped_ttl as f64),
+            |v, _| Some(v.speaker.counters.dropped_ttl as f64),
         ),
         (
             "keepalived_advertisements_interval_errors_total",
             Counter,
             "Advertisement interval errors",
-            |v| Some(v.speaker.counters.dropped_interval as f64),
+            |v, _| Some(v.speaker.counters.dropped_interval as f64),
         ),
         (
             "keepalived_address_list_errors_total",
             Counter,
             "Address list errors",
-            |v| Some(v.speaker.counters.dropped_addresses as f64),
+            |v, _| Some(v.speaker.counters.dropped_addresses as f64),
         ),
         (
             "keepalived_authentication_mismatch_total",
             Counter,
             "Authentication mismatch",
-            |v| Some(v.speaker.counters.dropped_auth as f64),
+            |v, _| Some(v.speaker.counters.dropped_auth as f64),
         ),
         (
             "keepalived_packet_length_errors_total",
             Counter,
             "Packet length errors (fairlead: every malformed advertisement)",
-            |v| Some(v.speaker.counters.dropped_malformed as f64),
+            |v, _| Some(v.speaker.counters.dropped_malformed as f64),
         ),
         (
             "fairlead_vrrp_effective_priority",
             Gauge,
             "Priority advertised now: the configured one, lowered by tracking.",
-            |v| Some(f64::from(v.speaker.priority)),
+            |v, _| Some(f64::from(v.speaker.priority)),
         ),
         (
             "fairlead_vrrp_configured_priority",
             Gauge,
             "This node's configured priority.",
-            |v| Some(f64::from(v.configured_priority)),
+            |v, _| Some(f64::from(v.configured_priority)),
         ),
         (
             "fairlead_vrrp_last_failover_seconds",
             Gauge,
             "The last takeover as this node measured it: from the last advertisement heard from the old master until it became master.",
-            |v| v.speaker.counters.last_failover_us.map(us),
+            |v, _| v.speaker.counters.last_failover_us.map(us),
         ),
     ];
-    for (name, kind, help, value) in table {
-        out.each(name, kind, help, rows(), value);
-    }
+    out.table("", &table, now, rows);
     out.family(
         "fairlead_vrrp_dropped_total",
         Counter,

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use super::rates::{Rate, SnapshotRates};
 use crate::counters::STATUS_CLASSES;
 use crate::health::status::ServerState;
-use crate::snapshot::{BackendSnapshot, FrontendSnapshot, ProxySnapshot, ServerSnapshot, Snapshot};
+use crate::snapshot::{
+    BackendSnapshot, FrontendSnapshot, ProxySnapshot, ServerSnapshot, Snapshot, TrafficSnapshot,
+};
 
 /// HAProxy 2.6's CSV columns, in order, up to `agg_check_status` (what
 /// follows in HAProxy's header are per-module counters: SSL, HTTP/2, HTTP/1).
@@ -257,38 +259,45 @@ fn seconds_since(unix_ms: u64, now_ms: u64) -> u64 {
 }
 
 fn frontend(f: &FrontendSnapshot, iid: usize, sessions: Rate, requests: Rate) -> Row {
-    let t = &f.traffic;
     let mut row = Row::new(Kind::Frontend);
+    traffic(&mut row, &f.traffic, f.mode, sessions);
     row.set("pxname", f.name.as_str())
         .set("svname", "FRONTEND")
-        .set("scur", t.current)
-        .set("smax", t.max)
         .set("slim", f.limit)
-        .set("stot", t.sessions)
-        .set("bin", t.bytes_in)
-        .set("bout", t.bytes_out)
         .set("dreq", f.denied)
-        .set("dresp", 0)
         .set("ereq", f.request_errors)
         .set("status", "OPEN")
-        .set("pid", 1)
         .set("iid", iid as u64)
         .set("sid", 0)
         .set("type", 0)
-        .set("rate", sessions.current)
-        .set("rate_max", sessions.max)
-        .set("mode", f.mode)
         .set("conn_rate", sessions.current)
         .set("conn_rate_max", sessions.max)
         .set("conn_tot", f.connections)
         .set("intercepted", f.intercepted);
     if f.mode == "http" {
-        responses(&mut row, t.http_responses);
         row.set("req_rate", requests.current)
-            .set("req_rate_max", requests.max)
-            .set("req_tot", t.http_requests);
+            .set("req_rate_max", requests.max);
     }
     row
+}
+
+/// Fields frontends, backends and servers share: sessions, bytes, the
+/// session rate, HTTP responses.
+fn traffic(row: &mut Row, t: &TrafficSnapshot, mode: &str, rate: Rate) {
+    row.set("scur", t.current)
+        .set("smax", t.max)
+        .set("stot", t.sessions)
+        .set("bin", t.bytes_in)
+        .set("bout", t.bytes_out)
+        .set("dresp", 0)
+        .set("pid", 1)
+        .set("rate", rate.current)
+        .set("rate_max", rate.max)
+        .set("mode", mode);
+    if mode == "http" {
+        responses(row, t.http_responses);
+        row.set("req_tot", t.http_requests);
+    }
 }
 
 fn responses(row: &mut Row, counts: [u64; 6]) {
@@ -309,27 +318,18 @@ fn responses(row: &mut Row, counts: [u64; 6]) {
 /// Fields backends and servers share.
 fn proxy(row: &mut Row, c: &ProxySnapshot, mode: &str, rate: Rate, now_ms: u64) {
     let t = &c.traffic;
+    traffic(row, t, mode, rate);
     row.set("qcur", 0)
         .set("qmax", 0)
-        .set("scur", t.current)
-        .set("smax", t.max)
-        .set("stot", t.sessions)
-        .set("bin", t.bytes_in)
-        .set("bout", t.bytes_out)
-        .set("dresp", 0)
         .set("econ", c.connection_errors)
         .set("eresp", c.response_errors)
         .set("wretr", c.retries)
         .set("wredis", c.redispatches)
-        .set("pid", 1)
         .set("lbtot", t.sessions)
-        .set("rate", rate.current)
-        .set("rate_max", rate.max)
         .set("qtime", 0)
         .set("ctime", c.connect_time.average_us / 1000)
         .set("rtime", c.response_time.average_us / 1000)
         .set("ttime", c.total_time.average_us / 1000)
-        .set("mode", mode)
         .set("connect", c.connection_attempts)
         .set("reuse", c.connection_reuses)
         .set("qtime_max", 0)
@@ -343,10 +343,6 @@ fn proxy(row: &mut Row, c: &ProxySnapshot, mode: &str, rate: Rate, now_ms: u64) 
             ms => Value::Num(seconds_since(ms, now_ms)),
         },
     );
-    if mode == "http" {
-        responses(row, t.http_responses);
-        row.set("req_tot", t.http_requests);
-    }
 }
 
 fn server(
