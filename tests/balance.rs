@@ -2,44 +2,39 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
-use fairlead_dataplane::config::{Balance, Mode};
+use fairlead_dataplane::Engine;
+use fairlead_dataplane::config::{Balance, Mode, Server};
 
-async fn two_servers(
+/// Demo backends named `names` behind frontend `fe` balancing with
+/// `balance`; `tune` edits their two servers first.
+async fn two_servers_tuned(
     balance: Balance,
-) -> (Demo, Demo, fairlead_dataplane::Engine, std::net::SocketAddr) {
-    let (a, b) = (Demo::http("a"), Demo::http("b"));
+    names: [&str; 2],
+    tune: impl FnOnce(&mut [Server; 2]),
+) -> (Demo, Demo, Engine, SocketAddr) {
+    let (a, b) = (Demo::http(names[0]), Demo::http(names[1]));
     let fe = frontend("fe", Mode::Http, "be");
     let addr = fe.bind;
-    let be = backend(
-        "be",
-        Mode::Http,
-        balance,
-        vec![a.server("a"), b.server("b")],
-    );
+    let mut servers = [a.server(names[0]), b.server(names[1])];
+    tune(&mut servers);
+    let be = backend("be", Mode::Http, balance, servers.into());
     let engine = serve(fe, be).await;
     (a, b, engine, addr)
 }
 
+/// Demo backends `a` and `b` behind frontend `fe` balancing with `balance`.
+async fn two_servers(balance: Balance) -> (Demo, Demo, Engine, SocketAddr) {
+    two_servers_tuned(balance, ["a", "b"], |_| ()).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn roundrobin_follows_weights_smoothly() {
-    let (a, b) = (Demo::http("a"), Demo::http("b"));
-    let fe = frontend("fe", Mode::Http, "be");
-    let addr = fe.bind;
-    let mut sa = a.server("a");
-    sa.weight = 3;
-    let _e = serve(
-        fe,
-        backend(
-            "be",
-            Mode::Http,
-            Balance::Roundrobin,
-            vec![sa, b.server("b")],
-        ),
-    )
-    .await;
+    let (_a, _b, _e, addr) =
+        two_servers_tuned(Balance::Roundrobin, ["a", "b"], |[a, _]| a.weight = 3).await;
     let mut conn = Conn::open(addr).await;
     let mut seq = String::new();
     for _ in 0..40 {
@@ -129,16 +124,8 @@ async fn random_uses_every_server() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn first_fills_servers_in_order() {
-    let (a, b) = (Demo::http("a"), Demo::http("b"));
-    let fe = frontend("fe", Mode::Http, "be");
-    let addr = fe.bind;
-    let mut sa = a.server("a");
-    sa.max_connections = 1;
-    let _e = serve(
-        fe,
-        backend("be", Mode::Http, Balance::First, vec![sa, b.server("b")]),
-    )
-    .await;
+    let (_a, _b, _e, addr) =
+        two_servers_tuned(Balance::First, ["a", "b"], |[a, _]| a.max_connections = 1).await;
     assert_eq!(tally(addr, 10).await.get("a"), Some(&10));
     // With a's only slot taken, the next request overflows to b.
     let mut held = Conn::open(addr).await;
@@ -151,21 +138,11 @@ async fn first_fills_servers_in_order() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn backup_serves_only_when_active_servers_fail() {
-    let (a, bk) = (Demo::http("a"), Demo::http("backup"));
-    let fe = frontend("fe", Mode::Http, "be");
-    let addr = fe.bind;
-    let mut sb = bk.server("backup");
-    sb.backup = true;
-    let _e = serve(
-        fe,
-        backend(
-            "be",
-            Mode::Http,
-            Balance::Roundrobin,
-            vec![a.server("a"), sb],
-        ),
-    )
-    .await;
+    let (a, _backup, _e, addr) =
+        two_servers_tuned(Balance::Roundrobin, ["a", "backup"], |[_, b]| {
+            b.backup = true
+        })
+        .await;
     assert_eq!(tally(addr, 10).await.get("a"), Some(&10));
     drop(a);
     // The active server refuses connections: redispatch reaches the backup.

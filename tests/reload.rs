@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
-use fairlead_dataplane::config::{Balance, Mode};
+use fairlead_dataplane::config::{Backend, Balance, Frontend, Mode};
 use tokio::io::AsyncBufReadExt;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -105,17 +105,19 @@ async fn tcp_session_survives_reload_and_removal_of_its_listener() {
     assert_eq!(line.trim(), "still here");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn in_flight_request_finishes_when_its_listener_is_removed() {
+/// HTTP frontend `fe` sending to backend `be`, whose one server is demo `s`.
+fn one_http_server() -> (Demo, Frontend, Backend) {
     let demo = Demo::http("s");
     let fe = frontend("fe", Mode::Http, "be");
+    let servers = vec![demo.server("s")];
+    let be = backend("be", Mode::Http, Balance::Roundrobin, servers);
+    (demo, fe, be)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_flight_request_finishes_when_its_listener_is_removed() {
+    let (_demo, fe, be) = one_http_server();
     let addr = fe.bind;
-    let be = backend(
-        "be",
-        Mode::Http,
-        Balance::Roundrobin,
-        vec![demo.server("s")],
-    );
     let engine = serve(fe, be.clone()).await;
     let mut c = Conn::open(addr).await;
     c.send_raw(b"GET /sleep?ms=500 HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -131,15 +133,8 @@ async fn in_flight_request_finishes_when_its_listener_is_removed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rejected_config_leaves_the_running_one_untouched() {
-    let demo = Demo::http("s");
-    let fe = frontend("fe", Mode::Http, "be");
+    let (_demo, fe, be) = one_http_server();
     let addr = fe.bind;
-    let be = backend(
-        "be",
-        Mode::Http,
-        Balance::Roundrobin,
-        vec![demo.server("s")],
-    );
     let engine = engine(config(1, vec![fe.clone()], vec![be.clone()])).await;
 
     // Invalid: a frontend pointing at a missing backend.

@@ -19,16 +19,7 @@ impl Pki {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let pki = Pki { dir };
-        pki.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "2",
+        pki.new_certificate(&[
             "-subj",
             &format!("/CN={name}"),
             "-keyout",
@@ -43,16 +34,7 @@ impl Pki {
     /// are `{file}.crt` and `{file}.key`.
     pub fn issue(&self, file: &str, cn: &str, dns: &[&str]) {
         let san: Vec<String> = dns.iter().map(|d| format!("DNS:{d}")).collect();
-        self.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "2",
+        self.new_certificate(&[
             "-CA",
             "ca.crt",
             "-CAkey",
@@ -78,15 +60,25 @@ impl Pki {
         std::fs::read_to_string(self.path(file)).unwrap()
     }
 
-    fn openssl(&self, args: &[&str]) {
+    /// `openssl req -x509` making a new EC P-256 key and a certificate valid
+    /// for 2 days; `args` say the rest (subject, signer, files).
+    fn new_certificate(&self, args: &[&str]) {
         let out = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec"])
+            .args([
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "2",
+            ])
             .args(args)
             .current_dir(&self.dir)
             .output()
             .expect("openssl runs");
         assert!(
             out.status.success(),
-            "openssl {args:?}: {}",
+            "openssl req -x509 ... {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
