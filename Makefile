@@ -28,7 +28,7 @@ deps:
 	scripts/install-deps.sh
 
 ## The e2e tools (etcd, kube-apiserver, kubectl, kubelet, kube-controller-manager,
-## kube-scheduler, helm, kubeconform, prometheus), built from e2e/go/ when missing.
+## kube-scheduler, helm, kubeconform, prometheus, h2spec), built from e2e/go/ when missing.
 e2e-bins:
 	scripts/build-e2e-bins.sh >/dev/null
 
