@@ -11,13 +11,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Output};
 
-use common::{free_port, scratch, web_manifests};
+use common::{Running, free_port, scratch, web_manifests};
 
 const UNIT: &str = include_str!("../../deploy/systemd/fairlead.service");
 const INSTALLED_BINARY: &str = "/usr/local/bin/fairlead";
@@ -117,32 +114,6 @@ fn command_line(key: &str) -> Vec<String> {
     line.split_whitespace().map(str::to_owned).collect()
 }
 
-/// A process started from the unit's ExecStart, its log lines on a channel.
-struct Service {
-    child: Child,
-    log: mpsc::Receiver<String>,
-}
-
-impl Service {
-    fn wait_for(&self, needle: &str) {
-        let mut seen = Vec::new();
-        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(10)) {
-            if line.contains(needle) {
-                return;
-            }
-            seen.push(line);
-        }
-        panic!("no log line with {needle:?}; saw:\n{}", seen.join("\n"));
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn exec_start_serves_and_exec_reload_reloads() {
     let start = command_line("ExecStart");
@@ -159,23 +130,12 @@ fn exec_start_serves_and_exec_reload_reloads() {
         "/etc/fairlead" => dir.to_str().unwrap(),
         a => a,
     });
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fairlead"))
-        .args(args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fairlead"));
+    cmd.args(args)
         .env("FAIRLEAD_WATCH_INTERVAL", "1h")
         .env("FAIRLEAD_THREADS", "1")
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (lines, log) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
-    let mut service = Service { child, log };
+        .env("RUST_LOG", "info");
+    let service = Running::spawn(cmd);
     service.wait_for("applied config version 1");
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
 
@@ -184,20 +144,14 @@ fn exec_start_serves_and_exec_reload_reloads() {
     assert_eq!(reload.last().map(String::as_str), Some("$MAINPID"));
     let status = Command::new(&reload[0])
         .args(&reload[1..reload.len() - 1])
-        .arg(service.child.id().to_string())
+        .arg(service.pid().to_string())
         .status()
         .unwrap();
     assert!(status.success(), "{reload:?}: {status}");
     service.wait_for("applied config version 2");
 
     // systemctl stop sends SIGTERM and waits TimeoutStopSec (30s) at most.
-    let status = Command::new("kill")
-        .args(["-TERM", &service.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    service.wait_for("stopped");
-    assert!(service.child.wait().unwrap().success());
+    service.stop();
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -292,29 +246,18 @@ spec: {servers: [{name: s, address: 127.0.0.1, port: 9001}]}
     )
     .unwrap();
     let netns = NetNs::new();
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &netns.0, "setpriv"])
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &netns.0, "setpriv"])
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .args(["--inh-caps", &caps, "--ambient-caps", &caps])
         .args(["--bounding-set", &caps, "--no-new-privs"])
         .arg(env!("CARGO_BIN_EXE_fairlead"))
         .args(["run", "-f", dir.to_str().unwrap(), "--node-name", "lb-1"])
         .env("FAIRLEAD_THREADS", "1")
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (lines, log) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
-    let service = Service { child, log };
+        .env("RUST_LOG", "info");
+    let service = Running::spawn(cmd);
     service.wait_for("to=Master");
-    let status = std::fs::read_to_string(format!("/proc/{}/status", service.child.id())).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", service.pid())).unwrap();
     assert!(
         status.contains("\nUid:\t65534\t65534\t65534\t65534\n"),
         "{status}"

@@ -2,7 +2,8 @@
 
 #![allow(dead_code)] // each test file uses part of it
 
-use std::io::{BufRead, BufReader};
+mod lines;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -22,22 +23,27 @@ impl Running {
 
     /// As [`Running::start`], with `RUST_LOG` set to `filter`.
     pub fn start_with_log(path: &Path, args: &[&str], filter: &str) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fairlead"))
-            .args(["run", "-f", path.to_str().unwrap(), "--threads", "1"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fairlead"));
+        cmd.args(["run", "-f", path.to_str().unwrap(), "--threads", "1"])
             .args(args)
-            .env("RUST_LOG", filter)
+            .env("RUST_LOG", filter);
+        Running::spawn(cmd)
+    }
+
+    /// Spawns `cmd` (with `NO_COLOR=1`), reading its stderr lines.
+    pub fn spawn(mut cmd: Command) -> Running {
+        let mut child = cmd
             .env("NO_COLOR", "1")
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let (lines, log) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = lines.send(line);
-            }
-        });
+        let log = lines::stderr_lines(&mut child);
         Running { child, log }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Waits (10 s at most between lines) for a log line containing `needle`; returns it.

@@ -8,6 +8,11 @@
 
 #![allow(dead_code)] // each test file uses part of it
 
+// Also a module of common/: tests that use both hold two copies of it.
+#[allow(clippy::duplicate_mod)]
+#[path = "../common/lines.rs"]
+mod lines;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
@@ -187,13 +192,7 @@ impl Lab {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let (lines, log) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = lines.send(line);
-            }
-        });
+        let log = lines::stderr_lines(&mut child);
         Proc {
             child,
             log,
