@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # Installs what fairlead's tests, quickstart and benchmarks need from Debian,
 # when missing. Safe to run again; needs root (or sudo) only to install.
+# With commands as arguments (`install-deps.sh curl nc`, the quickstart's),
+# only the packages of those.
 set -euo pipefail
-want=(curl:curl openssl:openssl wrk:wrk nginx:nginx-light haproxy:haproxy taskset:util-linux ip:iproute2 python3:python3 keepalived:keepalived sysctl:procps containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins musl-gcc:musl-tools iptables:iptables nsenter:util-linux systemd-analyze:systemd chromium:chromium rsyslogd:rsyslog iperf3:iperf3)
+want=(curl:curl nc:netcat-openbsd openssl:openssl wrk:wrk nginx:nginx-light haproxy:haproxy taskset:util-linux ip:iproute2 python3:python3 keepalived:keepalived sysctl:procps containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins musl-gcc:musl-tools iptables:iptables nsenter:util-linux systemd-analyze:systemd chromium:chromium rsyslogd:rsyslog iperf3:iperf3)
+only=" $* "
 missing=()
 for pair in "${want[@]}"; do
   cmd=${pair%%:*} pkg=${pair#*:}
+  [ $# -eq 0 ] || [[ $only == *" $cmd "* ]] || continue
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
 done
-# scripts/bench.py runs nginx's stream {} proxy (TCP bulk).
-[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
-# scripts/kube-schemas.py reads the CRDs' YAML.
-python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
+if [ $# -eq 0 ]; then
+  # scripts/bench.py runs nginx's stream {} proxy (TCP bulk).
+  [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
+  # scripts/kube-schemas.py reads the CRDs' YAML.
+  python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
+fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install Rust (https://rustup.rs) first" >&2
   exit 1

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/fairlead-target}
-scripts/install-deps.sh
+scripts/install-deps.sh curl nc
 cargo build --release -q -p fairlead-operator --bin fairlead -p fairlead-tests --bin demo-backend
 bin=$CARGO_TARGET_DIR/release
 pids=()
@@ -16,8 +16,9 @@ trap cleanup EXIT INT TERM
 "$bin/demo-backend" --listen 127.0.0.1:9101 --name tcp1 --mode tcp >/dev/null & pids+=($!)
 "$bin/demo-backend" --listen 127.0.0.1:9102 --name tcp2 --mode tcp >/dev/null & pids+=($!)
 "$bin/fairlead" run -f deploy/examples/ & pids+=($!)
+# Wait for the listener with a bare connection: a request would take srv1's turn.
 for _ in $(seq 1 100); do
-  curl -s -o /dev/null localhost:8080 && break
+  (: </dev/tcp/127.0.0.1/8080) 2>/dev/null && break
   sleep 0.1
 done
 echo
