@@ -4,6 +4,7 @@
 //! (no kubelet runs, so the harness sets their status).
 //!
 //! ```no_run
+//! use fairlead_e2e::Kubectl;
 //! let cluster = fairlead_e2e::Cluster::shared();
 //! let namespaces = cluster.kubectl_ok(["get", "ns", "-o", "name"]).unwrap();
 //! assert!(namespaces.contains("namespace/default"));
@@ -11,11 +12,14 @@
 #![forbid(unsafe_code)]
 
 mod bins;
+mod deploy;
 pub mod images;
 mod kubeconfig;
+mod kubectl;
 pub mod node_cluster;
 mod pki;
 mod pods;
+mod poll;
 mod process;
 mod setup;
 
@@ -30,8 +34,10 @@ use anyhow::{Context, bail};
 
 pub use bins::{K8S_VERSION, bin_dir, workspace_binary};
 use kubeconfig::Credentials;
+pub use kubectl::Kubectl;
 pub use node_cluster::NodeCluster;
 pub use pods::DATAPLANE_LABEL;
+pub use poll::eventually;
 use process::run_bounded;
 pub use process::{Process, free_port};
 pub use setup::{CRD_NAMES, repo_path};
@@ -88,16 +94,7 @@ impl Cluster {
         let pki = pki::write(dir, &[])?;
         let etcd_client = format!("http://127.0.0.1:{}", free_port()?);
         let etcd_peer = format!("http://127.0.0.1:{}", free_port()?);
-        let etcd_args = [
-            format!("--data-dir={}", dir.join("etcd").display()),
-            format!("--listen-client-urls={etcd_client}"),
-            format!("--advertise-client-urls={etcd_client}"),
-            format!("--listen-peer-urls={etcd_peer}"),
-            format!("--initial-advertise-peer-urls={etcd_peer}"),
-            format!("--initial-cluster=default={etcd_peer}"),
-            // Test data: durability is not worth the fsync latency.
-            "--unsafe-no-fsync=true".to_owned(),
-        ];
+        let etcd_args = etcd_args(&dir.join("etcd"), &etcd_client, &etcd_peer);
         let etcd = Process::start(
             "etcd",
             etcd_bin,
@@ -279,24 +276,6 @@ impl Cluster {
         Ok(path)
     }
 
-    /// Runs the built kubectl with the admin kubeconfig.
-    pub fn kubectl<I, S>(&self, args: I) -> anyhow::Result<Output>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        self.kubectl_as(&self.kubeconfig, args, None)
-    }
-
-    /// Runs the built kubectl with the admin kubeconfig and `stdin` (for `-f -`).
-    pub fn kubectl_stdin<I, S>(&self, args: I, stdin: &str) -> anyhow::Result<Output>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        self.kubectl_as(&self.kubeconfig, args, Some(stdin))
-    }
-
     /// Runs the built kubectl with another kubeconfig (see [`Cluster::kubeconfig_for_token`]).
     pub fn kubectl_as<I, S>(
         &self,
@@ -317,27 +296,15 @@ impl Cluster {
             .env("KUBERC", "off");
         run_bounded(cmd, stdin.map(str::as_bytes), KUBECTL_TIMEOUT)
     }
+}
 
-    /// Runs kubectl (admin) and returns its stdout; an error with stderr when it fails.
-    pub fn kubectl_ok<I, S>(&self, args: I) -> anyhow::Result<String>
+impl Kubectl for Cluster {
+    fn kubectl_with<I, S>(&self, args: I, stdin: Option<&str>) -> anyhow::Result<Output>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let args: Vec<S> = args.into_iter().collect();
-        let out = self.kubectl(&args)?;
-        ok_stdout(&args, out)
-    }
-
-    /// Like [`Cluster::kubectl_ok`], with `stdin`.
-    pub fn kubectl_stdin_ok<I, S>(&self, args: I, stdin: &str) -> anyhow::Result<String>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        let args: Vec<S> = args.into_iter().collect();
-        let out = self.kubectl_stdin(&args, stdin)?;
-        ok_stdout(&args, out)
+        self.kubectl_as(&self.kubeconfig, args, stdin)
     }
 }
 
@@ -348,17 +315,19 @@ impl Drop for Cluster {
     }
 }
 
-fn ok_stdout<S: AsRef<OsStr>>(args: &[S], out: Output) -> anyhow::Result<String> {
-    if !out.status.success() {
-        let args: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
-        bail!(
-            "kubectl {} failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8(out.stdout)?)
+/// The arguments of a one-member etcd keeping its data in `data_dir`, serving
+/// clients on URL `client` and its peer on `peer`.
+fn etcd_args(data_dir: &Path, client: &str, peer: &str) -> [String; 7] {
+    [
+        format!("--data-dir={}", data_dir.display()),
+        format!("--listen-client-urls={client}"),
+        format!("--advertise-client-urls={client}"),
+        format!("--listen-peer-urls={peer}"),
+        format!("--initial-advertise-peer-urls={peer}"),
+        format!("--initial-cluster=default={peer}"),
+        // Test data: durability is not worth the fsync latency.
+        "--unsafe-no-fsync=true".to_owned(),
+    ]
 }
 
 /// A new directory under the system temp dir, unique to this process and call.

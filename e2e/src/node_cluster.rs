@@ -16,6 +16,7 @@
 //! process was killed is removed by the next start.
 //!
 //! ```no_run
+//! use fairlead_e2e::Kubectl;
 //! let cluster = fairlead_e2e::NodeCluster::start(2).unwrap();
 //! let nodes = cluster.kubectl_ok(["get", "nodes", "-o", "name"]).unwrap();
 //! assert_eq!(nodes.lines().count(), 2);
@@ -41,7 +42,7 @@ pub use teardown::BASE as RUN_BASE;
 
 use crate::kubeconfig::{self, Credentials};
 use crate::process::{Process, run_bounded};
-use crate::{bins, ok_stdout, pki};
+use crate::{Kubectl, bins, pki};
 
 /// How long nodes may take to become Ready after the API server is.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -294,56 +295,6 @@ impl NodeCluster {
         cmd
     }
 
-    /// Runs the built kubectl as admin (through [`NodeCluster::command`]).
-    pub fn kubectl<I, S>(&self, args: I) -> anyhow::Result<Output>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        self.kubectl_with(args, None)
-    }
-
-    /// Runs kubectl as admin with `stdin` (for `-f -`).
-    pub fn kubectl_stdin<I, S>(&self, args: I, stdin: &str) -> anyhow::Result<Output>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        self.kubectl_with(args, Some(stdin))
-    }
-
-    fn kubectl_with<I, S>(&self, args: I, stdin: Option<&str>) -> anyhow::Result<Output>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        let mut cmd = self.command(&self.kubectl);
-        cmd.args(args);
-        run_bounded(cmd, stdin.map(str::as_bytes), KUBECTL_TIMEOUT)
-    }
-
-    /// Runs kubectl as admin and returns its stdout; an error with stderr when it fails.
-    pub fn kubectl_ok<I, S>(&self, args: I) -> anyhow::Result<String>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        let args: Vec<S> = args.into_iter().collect();
-        let out = self.kubectl(&args)?;
-        ok_stdout(&args, out)
-    }
-
-    /// Like [`NodeCluster::kubectl_ok`], with `stdin`.
-    pub fn kubectl_stdin_ok<I, S>(&self, args: I, stdin: &str) -> anyhow::Result<String>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        let args: Vec<S> = args.into_iter().collect();
-        let out = self.kubectl_stdin(&args, stdin)?;
-        ok_stdout(&args, out)
-    }
-
     /// Imports an image archive (`ctr images import`: OCI layout or `docker
     /// save` format) into every node's containerd. Pods use it with
     /// `imagePullPolicy: Never` or `IfNotPresent` (no registry is reachable).
@@ -462,6 +413,19 @@ impl NodeCluster {
         self.containerds.clear();
         self.control_plane.clear();
         problems
+    }
+}
+
+/// kubectl through [`NodeCluster::command`].
+impl Kubectl for NodeCluster {
+    fn kubectl_with<I, S>(&self, args: I, stdin: Option<&str>) -> anyhow::Result<Output>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command(&self.kubectl);
+        cmd.args(args);
+        run_bounded(cmd, stdin.map(str::as_bytes), KUBECTL_TIMEOUT)
     }
 }
 

@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use crate::Cluster;
+use crate::Kubectl;
 
 /// The label the operator selects dataplane pods by.
 pub const DATAPLANE_LABEL: (&str, &str) = ("app.kubernetes.io/name", "fairlead-dataplane");

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use anyhow::Context;
 
 use crate::Cluster;
+use crate::Kubectl;
 
 /// The fairlead CRDs, as generated into `deploy/`.
 pub const CRD_NAMES: [&str; 4] = [

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use fairlead_e2e::{Cluster, K8S_VERSION};
+use fairlead_e2e::{Cluster, K8S_VERSION, Kubectl};
 
 #[test]
 fn kubectl_reaches_the_api_server_of_the_pinned_release() {

@@ -1,7 +1,7 @@
 //! The CRDs from deploy/ in a real API server: they install, the examples are
 //! accepted, and the schema and CEL rules reject invalid objects with a clear message.
 
-use fairlead_e2e::{CRD_NAMES, Cluster, repo_path};
+use fairlead_e2e::{CRD_NAMES, Cluster, Kubectl, repo_path};
 
 #[test]
 fn the_crds_install_and_become_established() {

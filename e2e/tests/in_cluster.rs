@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fairlead_e2e::images::{self, DEV_TAG, Image};
-use fairlead_e2e::{NodeCluster, repo_path};
+use fairlead_e2e::{Kubectl, NodeCluster, repo_path};
 use serde_json::Value;
 
 const SYSTEM: &str = "fairlead-system";

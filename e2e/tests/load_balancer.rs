@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fairlead_e2e::{Cluster, repo_path};
+use fairlead_e2e::{Cluster, Kubectl, eventually, repo_path};
 use serde_json::{Value, json};
 
 #[path = "../../operator/tests/netns/mod.rs"]
@@ -97,18 +97,6 @@ impl Drop for Proc {
     }
 }
 
-/// Polls `f` every 20 ms until it returns `Some`, at most `limit`.
-fn eventually<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 struct World {
     cluster: &'static Cluster,
     dir: PathBuf,
@@ -130,29 +118,11 @@ impl World {
         static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let cluster = Cluster::shared();
-        let deploy = repo_path("deploy");
-        (cluster.kubectl_ok(["apply", "-k", &deploy.to_string_lossy()])).expect("apply deploy/");
-        let wait = [
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd",
-            "--all",
-        ];
-        cluster.kubectl_ok(wait).unwrap();
+        cluster.apply_deploy().unwrap();
         let dir = std::env::temp_dir().join(format!("fairlead-e2e-lb-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let token = [
-            "create",
-            "token",
-            "fairlead-operator",
-            "-n",
-            SYSTEM,
-            "--duration=2h",
-        ];
-        let token = cluster.kubectl_ok(token).unwrap();
-        let kubeconfig = cluster.kubeconfig_for_token(&token).unwrap();
+        let kubeconfig = cluster.operator_kubeconfig(SYSTEM).unwrap();
         let (operator_bin, dataplane_bin) = binaries();
         World {
             cluster,
@@ -166,6 +136,30 @@ impl World {
             namespaces: Vec::new(),
             _serial: serial,
         }
+    }
+
+    /// A lab of `nodes` network namespaces the host reaches, echo servers
+    /// `e1` and `e2` in nodes 1 and 2, the operator, dataplanes in nodes 1
+    /// and 2, and AddressPool `pool` over `addresses` (adverts every 100 ms).
+    fn lab(&mut self, nodes: usize, pool: &str, addresses: &str) -> netns::Lab {
+        let mut lab = netns::Lab::new(nodes);
+        lab.attach_host("10.88.0.254");
+        for i in 1..=2 {
+            lab.name_server(i, &format!("e{i}"), &format!("10.88.0.{i}"), 8080);
+        }
+        self.start_operator(1);
+        for i in 1..=2 {
+            self.start_dataplane(&lab, i);
+        }
+        self.apply(
+            "default",
+            &json!({
+                "apiVersion": "fairlead.io/v1alpha1", "kind": "AddressPool",
+                "metadata": {"name": pool},
+                "spec": {"addresses": [addresses], "advertInterval": "100ms"},
+            }),
+        );
+        lab
     }
 
     /// A fresh namespace whose Services go when the test ends.
@@ -211,16 +205,8 @@ impl World {
     /// Writes the dataplane credentials to files, once the operator made them.
     fn credentials(&self) -> PathBuf {
         let dir = self.dir.join("credentials");
-        std::fs::create_dir_all(&dir).unwrap();
-        for key in ["ca.crt", "tls.crt", "tls.key"] {
-            let template = format!("--template={{{{index .data \"{key}\" | base64decode}}}}");
-            let value = eventually(Duration::from_secs(30), "the credentials Secret", || {
-                let secret = ["get", "secret", "fairlead-dataplane-tls", "-n", SYSTEM];
-                let args = secret.into_iter().chain(["-o", "go-template", &template]);
-                self.cluster.kubectl_ok(args).ok().filter(|v| !v.is_empty())
-            });
-            std::fs::write(dir.join(key), value).unwrap();
-        }
+        (self.cluster.write_dataplane_credentials(SYSTEM, &dir))
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", self.logs()));
         dir
     }
 
@@ -321,17 +307,7 @@ impl Drop for World {
         }
         let _ = self.cluster.kubectl(["delete", "addresspool", "--all"]);
         for i in 1..=self.dataplanes.len() {
-            let pod = format!("dataplane-n{i}");
-            let delete = [
-                "delete",
-                "pod",
-                &pod,
-                "-n",
-                SYSTEM,
-                "--grace-period=0",
-                "--force",
-            ];
-            let _ = self.cluster.kubectl(delete);
+            let _ = (self.cluster).delete_pod_now(SYSTEM, &format!("dataplane-n{i}"));
         }
     }
 }
@@ -516,23 +492,7 @@ fn metrics(address: SocketAddr) -> Option<String> {
 #[test]
 fn services_get_addresses_spread_masters_survive_restarts_and_fail_over() {
     let mut world = World::new();
-    let mut lab = netns::Lab::new(2);
-    lab.attach_host("10.88.0.254");
-    for i in 1..=2 {
-        lab.name_server(i, &format!("e{i}"), &format!("10.88.0.{i}"), 8080);
-    }
-    world.start_operator(1);
-    for i in 1..=2 {
-        world.start_dataplane(&lab, i);
-    }
-    world.apply(
-        "default",
-        &json!({
-            "apiVersion": "fairlead.io/v1alpha1", "kind": "AddressPool",
-            "metadata": {"name": "lab"},
-            "spec": {"addresses": ["10.88.0.100-10.88.0.102"], "advertInterval": "100ms"},
-        }),
-    );
+    let lab = world.lab(2, "lab", "10.88.0.100-10.88.0.102");
     // The API server refuses pools the schema and CEL rules reject.
     for (spec, message) in [
         (
@@ -823,23 +783,7 @@ fn summary(values: &mut [f64]) -> String {
 #[ignore]
 fn measure_apply_failover_and_spread() {
     let mut world = World::new();
-    let mut lab = netns::Lab::new(3);
-    lab.attach_host("10.88.0.254");
-    for i in 1..=2 {
-        lab.name_server(i, &format!("e{i}"), &format!("10.88.0.{i}"), 8080);
-    }
-    world.start_operator(1);
-    for i in 1..=2 {
-        world.start_dataplane(&lab, i);
-    }
-    world.apply(
-        "default",
-        &json!({
-            "apiVersion": "fairlead.io/v1alpha1", "kind": "AddressPool",
-            "metadata": {"name": "bench"},
-            "spec": {"addresses": ["10.88.0.100-10.88.0.163"], "advertInterval": "100ms"},
-        }),
-    );
+    let lab = world.lab(3, "bench", "10.88.0.100-10.88.0.163");
     let ns = world.namespace("lb-bench");
     let (mut applied, mut failovers) = (Vec::new(), Vec::new());
     for run in 0..10 {

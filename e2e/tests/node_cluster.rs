@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use fairlead_e2e::node_cluster::{RUN_BASE, kubelet_sysctls};
-use fairlead_e2e::{NodeCluster, images};
+use fairlead_e2e::{Kubectl, NodeCluster, images};
 
 const MANIFESTS: &str = r#"
 apiVersion: apps/v1

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use fairlead_e2e::{Cluster, Process, free_port, repo_path, workspace_binary};
+use fairlead_e2e::{Cluster, Kubectl, Process, free_port, repo_path, workspace_binary};
 
 const NAMESPACE: &str = "fairlead-system";
 
@@ -98,15 +98,7 @@ fn operator_scenario(cluster: &Cluster, scene: &mut Scene) -> anyhow::Result<()>
     let started = Instant::now();
 
     // The operator authenticates as its ServiceAccount, not as admin.
-    let token = cluster.kubectl_ok([
-        "create",
-        "token",
-        "fairlead-operator",
-        "-n",
-        NAMESPACE,
-        "--duration=2h",
-    ])?;
-    let kubeconfig = cluster.kubeconfig_for_token(&token)?;
+    let kubeconfig = cluster.operator_kubeconfig(NAMESPACE)?;
     scene.processes.push(start_operator(
         cluster,
         &operator_bin,
@@ -121,29 +113,7 @@ fn operator_scenario(cluster: &Cluster, scene: &mut Scene) -> anyhow::Result<()>
 
     // The operator makes the dataplane credentials; a dataplane (in a cluster, the DaemonSet) mounts them.
     let credentials = cluster.scratch_dir("credentials")?;
-    wait_for(
-        "the operator to create the credentials Secret",
-        Duration::from_secs(30),
-        || {
-            Ok(cluster
-                .kubectl(["get", "secret", "fairlead-dataplane-tls", "-n", NAMESPACE])?
-                .status
-                .success())
-        },
-    )?;
-    for key in ["ca.crt", "tls.crt", "tls.key"] {
-        let template = format!("go-template={{{{index .data \"{key}\" | base64decode}}}}");
-        let value = cluster.kubectl_ok([
-            "get",
-            "secret",
-            "fairlead-dataplane-tls",
-            "-n",
-            NAMESPACE,
-            "-o",
-            &template,
-        ])?;
-        std::fs::write(credentials.join(key), value)?;
-    }
+    cluster.write_dataplane_credentials(NAMESPACE, &credentials)?;
 
     let node_ip = Ipv4Addr::new(127, 0, 0, 51);
     let admin = SocketAddr::from((node_ip, free_port()?));

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use fairlead_e2e::{Cluster, repo_path};
+use fairlead_e2e::{Cluster, Kubectl, eventually, repo_path};
 use serde_json::{Value, json};
 
 #[path = "../../operator/tests/netns/mod.rs"]
@@ -153,18 +153,6 @@ fn free_port(ip: Ipv4Addr) -> u16 {
         .port()
 }
 
-/// Polls `f` every 20 ms until it returns `Some`, at most `limit`.
-fn eventually<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A test's world: the cluster with deploy/ applied, a temp dir, its processes.
 struct World {
     cluster: &'static Cluster,
@@ -187,33 +175,11 @@ impl World {
         let serial = serial();
         let cluster = Cluster::shared();
         static DEPLOYED: OnceLock<()> = OnceLock::new();
-        DEPLOYED.get_or_init(|| {
-            let deploy = repo_path("deploy");
-            cluster
-                .kubectl_ok(["apply", "-k", &deploy.to_string_lossy()])
-                .expect("kubectl apply -k deploy/");
-            let wait = [
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd",
-                "--all",
-            ];
-            cluster.kubectl_ok(wait).unwrap();
-        });
+        DEPLOYED.get_or_init(|| cluster.apply_deploy().unwrap());
         let dir = std::env::temp_dir().join(format!("fairlead-e2e-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let token = [
-            "create",
-            "token",
-            "fairlead-operator",
-            "-n",
-            SYSTEM,
-            "--duration=2h",
-        ];
-        let token = (cluster.kubectl_ok(token)).expect("a token of the operator's ServiceAccount");
-        let kubeconfig = cluster.kubeconfig_for_token(&token).unwrap();
+        let kubeconfig = cluster.operator_kubeconfig(SYSTEM).unwrap();
         World {
             cluster,
             dir,
@@ -244,6 +210,30 @@ impl World {
         self.kubectl(&["get", object, "-n", ns, "-o", &format!("jsonpath={path}")])
     }
 
+    /// `kubectl wait` (at most `seconds`) until `objects` in `ns` have
+    /// `condition` (`Type` for true, `Type=false`).
+    fn wait_for(&self, ns: &str, condition: &str, seconds: u32, objects: &[&str]) {
+        let condition = format!("--for=condition={condition}");
+        let timeout = format!("--timeout={seconds}s");
+        let wait = ["wait", "-n", ns, condition.as_str(), timeout.as_str()];
+        self.kubectl(&[&wait[..], objects].concat());
+    }
+
+    /// `reason: message` of condition `kind` of `object` in `ns`.
+    fn reason_and_message(&self, ns: &str, object: &str, kind: &str) -> String {
+        let condition = format!(r#".status.conditions[?(@.type=="{kind}")]"#);
+        let path = format!("{{{condition}.reason}}: {{{condition}.message}}");
+        self.jsonpath(ns, object, &path)
+    }
+
+    /// Whether `object` in `ns` is Programmed (True) at its current generation.
+    fn programmed_now(&self, ns: &str, object: &str) -> bool {
+        let generation = self.jsonpath(ns, object, "{.metadata.generation}");
+        let programmed = r#".status.conditions[?(@.type=="Programmed")]"#;
+        let condition = format!("{{{programmed}.observedGeneration}} {{{programmed}.status}}");
+        self.jsonpath(ns, object, &condition) == format!("{generation} True")
+    }
+
     fn logs(&self) -> String {
         let ops = self.operators.iter().map(Proc::log);
         let dps = self.dataplanes.iter().map(|(p, _, _)| p.log());
@@ -271,16 +261,8 @@ impl World {
     /// Waits for the credentials Secret and writes its keys to files.
     fn credentials(&self) -> PathBuf {
         let dir = self.dir.join("credentials");
-        std::fs::create_dir_all(&dir).unwrap();
-        for key in ["ca.crt", "tls.crt", "tls.key"] {
-            let template = format!("--template={{{{index .data \"{key}\" | base64decode}}}}");
-            let value = eventually(Duration::from_secs(30), "the credentials Secret", || {
-                let secret = ["get", "secret", "fairlead-dataplane-tls", "-n", SYSTEM];
-                let args = secret.into_iter().chain(["-o", "go-template", &template]);
-                self.cluster.kubectl_ok(args).ok().filter(|v| !v.is_empty())
-            });
-            std::fs::write(dir.join(key), value).unwrap();
-        }
+        (self.cluster.write_dataplane_credentials(SYSTEM, &dir))
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", self.logs()));
         dir
     }
 
@@ -388,16 +370,7 @@ impl Drop for World {
             let _ = self.cluster.kubectl(delete);
         }
         for (_, pod, _) in &self.dataplanes {
-            let delete = [
-                "delete",
-                "pod",
-                pod,
-                "-n",
-                SYSTEM,
-                "--grace-period=0",
-                "--force",
-            ];
-            let _ = self.cluster.kubectl(delete);
+            let _ = self.cluster.delete_pod_now(SYSTEM, pod);
         }
         if std::thread::panicking() {
             eprintln!("{}", self.logs());
@@ -478,14 +451,7 @@ fn examples_are_programmed_carry_traffic_follow_edits_and_report_missing_secrets
         &ns,
         &example(w.cluster, "http-in.yaml", http, &[(9001, p1), (9002, p2)]),
     );
-    let programmed = [
-        "wait",
-        "-n",
-        &ns,
-        "--for=condition=Programmed",
-        "--timeout=60s",
-    ];
-    w.kubectl(&[&programmed[..], &["frontend/http-in", "backend/app"]].concat());
+    w.wait_for(&ns, "Programmed", 60, &["frontend/http-in", "backend/app"]);
     let programmed_message = "{.status.conditions[?(@.type==\"Programmed\")].message}";
     let message = w.jsonpath(&ns, "backend/app", programmed_message);
     assert!(
@@ -536,27 +502,15 @@ fn examples_are_programmed_carry_traffic_follow_edits_and_report_missing_secrets
     eventually(
         Duration::from_secs(15),
         "the new generation programmed",
-        || {
-            let g = w.jsonpath(&ns, "backend/app", "{.metadata.generation}");
-            let c = "{.status.conditions[?(@.type==\"Programmed\")].observedGeneration} {.status.conditions[?(@.type==\"Programmed\")].status}";
-            (w.jsonpath(&ns, "backend/app", c) == format!("{g} True")).then_some(())
-        },
+        || w.programmed_now(&ns, "backend/app").then_some(()),
     );
 
     // A Frontend whose certificate Secret is missing is not accepted, with the reason...
     let https = loopback(1);
     w.apply(&ns, &example(w.cluster, "https-in.yaml", https, &[]));
-    let not_accepted = [
-        "wait",
-        "-n",
-        &ns,
-        "--for=condition=Accepted=false",
-        "--timeout=30s",
-    ];
-    w.kubectl(&[&not_accepted[..], &["frontend/https-in"]].concat());
-    let accepted = "{.status.conditions[?(@.type==\"Accepted\")].reason}: {.status.conditions[?(@.type==\"Accepted\")].message}";
+    w.wait_for(&ns, "Accepted=false", 30, &["frontend/https-in"]);
     assert_eq!(
-        w.jsonpath(&ns, "frontend/https-in", accepted),
+        w.reason_and_message(&ns, "frontend/https-in", "Accepted"),
         format!("SecretNotFound: spec.tls.certificates[0].secret: Secret {ns}/site does not exist")
     );
     // ... and a Warning Event says so.
@@ -584,7 +538,7 @@ fn examples_are_programmed_carry_traffic_follow_edits_and_report_missing_secrets
     );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
-        w.jsonpath(&ns, "frontend/https-in", accepted),
+        w.reason_and_message(&ns, "frontend/https-in", "Accepted"),
         format!("SecretNotFound: spec.tls.certificates[0].secret: Secret {ns}/site does not exist")
     );
     w.kubectl(&["delete", "secret", "site", "-n", &ns]);
@@ -605,7 +559,7 @@ fn examples_are_programmed_carry_traffic_follow_edits_and_report_missing_secrets
         format!("--key={}", key.display()),
     );
     w.kubectl(&["create", "secret", "tls", "site", "-n", &ns, &cert, &key]);
-    w.kubectl(&[&programmed[..], &["frontend/https-in"]].concat());
+    w.wait_for(&ns, "Programmed", 60, &["frontend/https-in"]);
     let curl = Command::new("curl")
         .args(["-sk", "--max-time", "5", &format!("https://{https}/")])
         .output()
@@ -642,14 +596,7 @@ fn a_config_the_dataplane_rejects_is_reported_and_nothing_is_half_applied() {
             &[(9001, port), (9002, port)],
         ),
     );
-    let programmed = [
-        "wait",
-        "-n",
-        &ns,
-        "--for=condition=Programmed",
-        "--timeout=60s",
-    ];
-    w.kubectl(&[&programmed[..], &["frontend/http-in"]].concat());
+    w.wait_for(&ns, "Programmed", 60, &["frontend/http-in"]);
     assert_eq!(http_get(good).as_deref(), Some("kept"));
 
     // Valid to render, but the dataplane cannot bind an address it does not have.
@@ -663,16 +610,8 @@ fn a_config_the_dataplane_rejects_is_reported_and_nothing_is_half_applied() {
     bad["items"][0]["metadata"]["name"] = json!("unbindable");
     bad["items"].as_array_mut().unwrap().truncate(1);
     w.apply(&ns, &bad);
-    let not_programmed = [
-        "wait",
-        "-n",
-        &ns,
-        "--for=condition=Programmed=false",
-        "--timeout=30s",
-    ];
-    w.kubectl(&[&not_programmed[..], &["frontend/unbindable"]].concat());
-    let condition = "{.status.conditions[?(@.type==\"Programmed\")].reason}: {.status.conditions[?(@.type==\"Programmed\")].message}";
-    let reported = w.jsonpath(&ns, "frontend/unbindable", condition);
+    w.wait_for(&ns, "Programmed=false", 30, &["frontend/unbindable"]);
+    let reported = w.reason_and_message(&ns, "frontend/unbindable", "Programmed");
     assert!(
         reported.starts_with("Rejected: dataplane dataplane-3 rejected version "),
         "{reported}"
@@ -724,14 +663,7 @@ fn a_backend_follows_its_service_endpoints_and_a_restarted_dataplane_gets_the_co
              "spec": {"service": {"name": "web", "port": "http"}}}
         ]}),
     );
-    let programmed = [
-        "wait",
-        "-n",
-        &ns,
-        "--for=condition=Programmed",
-        "--timeout=60s",
-    ];
-    w.kubectl(&[&programmed[..], &["backend/app"]].concat());
+    w.wait_for(&ns, "Programmed", 60, &["backend/app"]);
     let servers = "{.status.servers[*].address}:{.status.servers[*].port}";
     eventually(
         Duration::from_secs(15),
@@ -878,15 +810,7 @@ fn a_stopped_leader_releases_the_lease_and_a_standby_takes_over_at_once() {
             "spec": {"servers": [{"name": "one", "address": "127.0.0.1", "port": port}]}})
     };
     w.apply(&ns, &backend(9));
-    let programmed = [
-        "wait",
-        "-n",
-        &ns,
-        "--for=condition=Programmed",
-        "--timeout=60s",
-        "backend/app",
-    ];
-    w.kubectl(&programmed);
+    w.wait_for(&ns, "Programmed", 60, &["backend/app"]);
     // Standby op-b is ready (it reads the Lease) but does not lead.
     assert_eq!(w.leader(), "op-a");
     let b = 1;
@@ -926,11 +850,7 @@ fn a_stopped_leader_releases_the_lease_and_a_standby_takes_over_at_once() {
     eventually(
         Duration::from_secs(30),
         "the change programmed by op-b",
-        || {
-            let g = w.jsonpath(&ns, "backend/app", "{.metadata.generation}");
-            let c = "{.status.conditions[?(@.type==\"Programmed\")].observedGeneration} {.status.conditions[?(@.type==\"Programmed\")].status}";
-            (w.jsonpath(&ns, "backend/app", c) == format!("{g} True")).then_some(())
-        },
+        || w.programmed_now(&ns, "backend/app").then_some(()),
     );
 }
 
@@ -999,16 +919,7 @@ fn measure_apply_to_applied_latency() {
         &ns,
         &json!({"apiVersion": "v1", "kind": "List", "items": backends}),
     );
-    let wait = [
-        "wait",
-        "-n",
-        &ns,
-        "--for=condition=Programmed",
-        "--timeout=120s",
-        "backend",
-        "--all",
-    ];
-    w.kubectl(&wait);
+    w.wait_for(&ns, "Programmed", 120, &["backend", "--all"]);
     let message = w.jsonpath(
         &ns,
         "backend/b0",
@@ -1128,15 +1039,7 @@ fn virtual_ip_status_shows_the_master_and_follows_a_failover() {
             },
         }),
     );
-    let wait = [
-        "wait",
-        "--for=condition=Ready",
-        "--timeout=30s",
-        "virtualip/vip",
-        "-n",
-        &ns,
-    ];
-    world.kubectl(&wait);
+    world.wait_for(&ns, "Ready", 30, &["virtualip/vip"]);
     lab.wait_sole_holder(1, "10.88.0.100", Duration::from_secs(5));
     let status = |world: &World| -> Value {
         let text = world.kubectl(&["get", "virtualip", "vip", "-n", &ns, "-o", "json"]);

@@ -2,7 +2,7 @@
 
 use std::net::Ipv4Addr;
 
-use fairlead_e2e::{Cluster, DATAPLANE_LABEL};
+use fairlead_e2e::{Cluster, DATAPLANE_LABEL, Kubectl};
 
 #[test]
 fn a_registered_dataplane_pod_has_its_ip_and_is_ready() {

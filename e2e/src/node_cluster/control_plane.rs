@@ -69,16 +69,7 @@ pub fn start(
     let mut processes = Vec::new();
     let etcd_client = "http://127.0.0.1:2379";
     let etcd_peer = "http://127.0.0.1:2380";
-    let etcd_args = [
-        format!("--data-dir={}", dir.join("etcd").display()),
-        format!("--listen-client-urls={etcd_client}"),
-        format!("--advertise-client-urls={etcd_client}"),
-        format!("--listen-peer-urls={etcd_peer}"),
-        format!("--initial-advertise-peer-urls={etcd_peer}"),
-        format!("--initial-cluster=default={etcd_peer}"),
-        // Test data: durability is not worth the fsync latency.
-        "--unsafe-no-fsync=true".to_owned(),
-    ];
+    let etcd_args = crate::etcd_args(&dir.join("etcd"), etcd_client, etcd_peer);
     processes.push(start_one(dir, netns, "etcd", &etcd_args)?);
 
     let p = |path: &PathBuf| path.display().to_string();
