@@ -315,3 +315,114 @@ async fn lines_reach_rsyslog_and_a_dead_rsyslog_costs_nothing() {
         "{metrics}"
     );
 }
+
+/// The state field (7th) of the tcplog line from client port `local`.
+fn tcplog_state(rsyslog: &Rsyslog, local: u16) -> String {
+    let line =
+        wait_for(|| line_with(&rsyslog.text(), &format!("127.0.0.1:{local} ")).map(str::to_string))
+            .unwrap_or_else(|| panic!("no tcplog line for port {local}:\n{}", rsyslog.text()));
+    println!("tcplog: {line}");
+    let msg = line.split_once(": ").unwrap().1;
+    msg.split(' ').nth(6).unwrap_or_default().to_string()
+}
+
+/// HAProxy's termination states in tcplog lines, with real sockets (issue
+/// 11): `--` both sides closed, `CD` client reset, `SD` server reset, `cD`
+/// idle past the client timeout, `SC` connection refused, `cR` no TLS
+/// ClientHello on a passthrough frontend within the client timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcplog_termination_states() {
+    use std::net::TcpListener;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("access_log_states");
+    let _ = std::fs::remove_dir_all(&dir);
+    let port = free_addr().port();
+    let rsyslog = Rsyslog::start(&dir, port);
+    let logging = Some(Logging {
+        format: LogFormat::Tcplog,
+        dont_log_null: false,
+        stdout: false,
+        syslog: syslog(port, "local2", SyslogFormat::Rfc3164),
+    });
+    let echo = Demo::start("echo", "tcp");
+    // A server that sends a line, then resets the connection.
+    let resetting = TcpListener::bind("127.0.0.1:0").unwrap();
+    let reset_addr = resetting.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in resetting.incoming().take(1) {
+            let mut s = s.unwrap();
+            s.write_all(b"hello\n").unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            socket2::SockRef::from(&s)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+        }
+    });
+    let mut backends = Vec::new();
+    let mut frontends = Vec::new();
+    for (name, server) in [
+        ("echo", echo.server("s")),
+        (
+            "reset",
+            fairlead_dataplane::config::Server::new("s", "127.0.0.1", reset_addr.port()),
+        ),
+        ("dead", dead_server("s")),
+    ] {
+        backends.push(backend(name, Mode::Tcp, Balance::Roundrobin, vec![server]));
+        let mut fe = frontend(name, Mode::Tcp, name);
+        fe.client_timeout_ms = 300;
+        fe.logging = logging.clone();
+        frontends.push(fe);
+    }
+    let mut pass = frontend("pass", Mode::Tcp, "echo");
+    pass.tls = Some(fairlead_dataplane::config::FrontendTls {
+        mode: fairlead_dataplane::config::TlsMode::Passthrough,
+        ..fairlead_dataplane::config::FrontendTls::terminate(Vec::new())
+    });
+    pass.client_timeout_ms = 300;
+    pass.logging = logging.clone();
+    frontends.push(pass);
+    let addrs: Vec<_> = frontends.iter().map(|f| f.bind).collect();
+    let _engine = engine(config(1, frontends, backends)).await;
+    let local = |s: &TcpStream| s.local_addr().unwrap().port();
+    let greet = |s: &mut TcpStream| {
+        let mut buf = [0u8; 16];
+        s.set_read_timeout(Some(STEP)).unwrap();
+        assert!(s.read(&mut buf).unwrap() > 0);
+    };
+    let mut cases = Vec::new();
+    // Both sides close: the client half-closes, the demo says bye and closes.
+    let mut s = TcpStream::connect(addrs[0]).unwrap();
+    greet(&mut s);
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let _ = s.read_to_end(&mut Vec::new());
+    cases.push((local(&s), "--"));
+    // The client resets.
+    let mut s = TcpStream::connect(addrs[0]).unwrap();
+    greet(&mut s);
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    cases.push((local(&s), "CD"));
+    drop(s);
+    // The client sends nothing past the 300 ms client timeout.
+    let mut s = TcpStream::connect(addrs[0]).unwrap();
+    greet(&mut s);
+    let _ = s.read_to_end(&mut Vec::new());
+    cases.push((local(&s), "cD"));
+    // The server resets.
+    let mut s = TcpStream::connect(addrs[1]).unwrap();
+    greet(&mut s);
+    let _ = s.read_to_end(&mut Vec::new());
+    cases.push((local(&s), "SD"));
+    // The server refuses.
+    let mut s = TcpStream::connect(addrs[2]).unwrap();
+    let _ = s.read_to_end(&mut Vec::new());
+    cases.push((local(&s), "SC"));
+    // No ClientHello on a passthrough frontend.
+    let mut s = TcpStream::connect(addrs[3]).unwrap();
+    let _ = s.read_to_end(&mut Vec::new());
+    cases.push((local(&s), "cR"));
+    for (port, state) in cases {
+        assert_eq!(tcplog_state(&rsyslog, port), state, "client port {port}");
+    }
+}

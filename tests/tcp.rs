@@ -174,3 +174,139 @@ async fn send_proxy_v2_gives_haproxy_the_client_address() {
     assert_eq!(resp.status, 200);
     assert_eq!(resp.text(), format!("{local} {addr}"));
 }
+
+/// A client served (greeted) within `wait`.
+async fn greeted_within(c: &mut Conn, wait: Duration) -> bool {
+    let mut line = String::new();
+    matches!(tokio::time::timeout(wait, c.io.read_line(&mut line)).await, Ok(Ok(n)) if n > 0)
+}
+
+/// maxConnections changed on a full frontend (issue 12, item 8), with the
+/// listener on two runtimes (a socket each): raised, waiting clients are
+/// served at once; lowered, none is let in until the count is below the new
+/// limit; sampled every millisecond, the count is never above the limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn max_connections_changes_apply_at_once_and_are_never_exceeded() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let workers = fairlead_dataplane::engine::Workers::start(1).unwrap();
+    let demo = Demo::start("echo", "tcp");
+    let mut fe = frontend("fe", Mode::Tcp, "be");
+    fe.max_connections = 10;
+    let addr = fe.bind;
+    let be = backend("be", Mode::Tcp, Balance::Roundrobin, vec![demo.server("s")]);
+    let engine = Arc::new(fairlead_dataplane::Engine::new().serving_on(workers.handles()));
+    let apply = |version, limit| {
+        let mut fe = fe.clone();
+        fe.max_connections = limit;
+        let engine = engine.clone();
+        let cfg = config(version, vec![fe], vec![be.clone()]);
+        async move { engine.apply(cfg).await.expect("applies") }
+    };
+    apply(1, 10).await;
+    // The highest count sampled while the limit was 20, and once below 12 after lowering to it.
+    let (max_20, max_12, lowered, done) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let sampler = tokio::spawn({
+        let (engine, max_20, max_12, lowered, done) = (
+            engine.clone(),
+            max_20.clone(),
+            max_12.clone(),
+            lowered.clone(),
+            done.clone(),
+        );
+        async move {
+            let mut below = false;
+            for _ in 0..60_000 {
+                if done.load(Ordering::SeqCst) {
+                    break;
+                }
+                let n = engine.active_connections();
+                if !lowered.load(Ordering::SeqCst) {
+                    max_20.fetch_max(n, Ordering::SeqCst);
+                } else if n <= 12 || below {
+                    below = true;
+                    max_12.fetch_max(n, Ordering::SeqCst);
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    });
+    let mut held = Vec::new();
+    for i in 0..10 {
+        let mut c = Conn::open(addr).await;
+        let ok = greeted_within(&mut c, STEP).await;
+        assert!(
+            ok,
+            "client {i} not served; {} open",
+            engine.active_connections()
+        );
+        held.push(c);
+    }
+    let mut waiting = Vec::new();
+    for _ in 0..5 {
+        waiting.push(Conn::open(addr).await);
+    }
+    for c in &mut waiting {
+        assert!(
+            !greeted_within(c, Duration::from_millis(100)).await,
+            "served beyond 10"
+        );
+    }
+    let raised = std::time::Instant::now();
+    apply(2, 20).await;
+    for c in &mut waiting {
+        assert!(
+            greeted_within(c, Duration::from_secs(1)).await,
+            "not served after the raise"
+        );
+    }
+    let took = raised.elapsed();
+    println!("5 waiting clients served {took:?} after raising the limit");
+    held.append(&mut waiting);
+    // 15 open: 5 more get in, 5 wait.
+    let (mut served, mut queued) = (Vec::new(), Vec::new());
+    for _ in 0..10 {
+        let mut c = Conn::open(addr).await;
+        match greeted_within(&mut c, Duration::from_millis(300)).await {
+            true => served.push(c),
+            false => queued.push(c),
+        }
+    }
+    assert_eq!(served.len(), 5, "20 is the limit");
+    assert_eq!(engine.active_connections(), 20);
+    // Lowered to 12 with 20 open: none gets in; 10 leave, then 2 get in.
+    apply(3, 12).await;
+    for c in &mut queued {
+        assert!(
+            !greeted_within(c, Duration::from_millis(60)).await,
+            "served beyond 12"
+        );
+    }
+    lowered.store(true, Ordering::SeqCst);
+    held.truncate(5);
+    for _ in 0..500 {
+        if engine.active_connections() == 12 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut admitted = 0;
+    for c in &mut queued {
+        admitted += greeted_within(c, Duration::from_millis(300)).await as usize;
+    }
+    done.store(true, Ordering::SeqCst);
+    sampler.await.unwrap();
+    let (max_20, max_12) = (max_20.load(Ordering::SeqCst), max_12.load(Ordering::SeqCst));
+    println!("highest count: {max_20} under 20; {max_12} under 12 once below it");
+    assert!(max_20 <= 20, "{max_20} open under a limit of 20");
+    assert!(max_12 <= 12, "{max_12} open under a limit of 12");
+    assert_eq!(admitted, 2, "after lowering to 12 with 10 open, 2 more");
+    assert_eq!(engine.active_connections(), 12);
+    engine.shutdown(Duration::from_millis(100)).await;
+}

@@ -437,3 +437,163 @@ async fn tcp_mode_relays_to_a_server_over_tls() {
     let _e2 = serve(fe, be).await;
     assert_eq!(ask(addr).await, "");
 }
+
+/// Twenty connections that hold every slot of `addr` (maxConnections 20)
+/// without ever completing a TLS handshake: silent ones and ones that send
+/// half a ClientHello. Returned to be kept open.
+async fn stall_twenty(addr: SocketAddr, silent: usize) -> Vec<tokio::net::TcpStream> {
+    let mut stalled = Vec::new();
+    for i in 0..20 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        if i >= silent {
+            // A handshake record header announcing 512 bytes, then one of them.
+            s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+                .await
+                .unwrap();
+        }
+        stalled.push(s);
+    }
+    stalled
+}
+
+/// True when every stream in `stalled` was closed by the proxy.
+async fn all_closed(stalled: &mut [tokio::net::TcpStream]) -> bool {
+    for s in stalled {
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(STEP, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Stalled TLS handshakes and TLS sessions that send nothing are closed after
+/// the client timeout (issue 12, item 1): twenty of them against
+/// maxConnections 20 lock a normal client out only until then.
+#[tokio::test(flavor = "multi_thread")]
+async fn stalled_handshakes_and_idle_tls_sessions_free_their_slots() {
+    let pki = site_pki();
+    let demo = Demo::start("t", "tcp");
+    let mut fe = frontend("fe", Mode::Tcp, "be");
+    fe.tls = Some(FrontendTls::terminate(vec![certificate(&pki, "a")]));
+    fe.client_timeout_ms = 1000;
+    fe.max_connections = 20;
+    let addr = fe.bind;
+    let be = backend("be", Mode::Tcp, Balance::Roundrobin, vec![demo.server("s")]);
+    let _e = serve(fe, be).await;
+    let connector = tokio_rustls::TlsConnector::from(client_config(&pki));
+    let name = rustls_pki_types::ServerName::try_from("a.example.com").unwrap();
+    let mut stalled = stall_twenty(addr, 7).await;
+    // Six of the slots go to handshakes that complete, then nothing is sent.
+    stalled.truncate(14);
+    let mut idle = Vec::new();
+    for _ in 0..6 {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        idle.push(
+            connector
+                .connect(name.clone(), tcp)
+                .await
+                .expect("handshake"),
+        );
+    }
+    let started = std::time::Instant::now();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let handshake = connector.connect(name.clone(), tcp);
+    let mut tls = tokio::time::timeout(STEP, handshake)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut line = [0u8; 2];
+    tls.read_exact(&mut line).await.unwrap();
+    let waited = started.elapsed();
+    println!("a normal client was served after {waited:?}");
+    assert_eq!(&line, b"t\n");
+    assert!(
+        waited >= std::time::Duration::from_millis(500),
+        "served at once: slots not full?"
+    );
+    assert!(
+        waited < std::time::Duration::from_secs(4),
+        "locked out for {waited:?}"
+    );
+    assert!(
+        all_closed(&mut stalled).await,
+        "a stalled handshake is still open"
+    );
+    for mut tls in idle {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(STEP, tls.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "an idle TLS session is still open");
+    }
+}
+
+/// The same against an HTTP frontend (the handshake phase), and against TLS
+/// passthrough (the wait for a ClientHello).
+#[tokio::test(flavor = "multi_thread")]
+async fn stalled_handshakes_time_out_on_http_and_passthrough_frontends() {
+    let pki = site_pki();
+    let demo = Demo::http("h");
+    let mut fe = frontend("fe", Mode::Http, "be");
+    fe.tls = Some(FrontendTls::terminate(vec![certificate(&pki, "a")]));
+    fe.client_timeout_ms = 1000;
+    fe.max_connections = 20;
+    let http_addr = fe.bind;
+    let be = backend(
+        "be",
+        Mode::Http,
+        Balance::Roundrobin,
+        vec![demo.server("s")],
+    );
+    pki.issue("pass", "srv.pass.test", &["srv.pass.test"]);
+    let pass = SServer::start(&pki, "pass", &[]).await;
+    let mut pfe = frontend("pass", Mode::Tcp, "pass");
+    pfe.tls = Some(FrontendTls {
+        mode: TlsMode::Passthrough,
+        ..FrontendTls::terminate(Vec::new())
+    });
+    pfe.client_timeout_ms = 1000;
+    pfe.max_connections = 20;
+    let pass_addr = pfe.bind;
+    let pbe = backend(
+        "pass",
+        Mode::Tcp,
+        Balance::Roundrobin,
+        vec![pass.server("s")],
+    );
+    let _e = engine(config(1, vec![fe, pfe], vec![be, pbe])).await;
+    let connector = tokio_rustls::TlsConnector::from(client_config(&pki));
+    for (addr, name) in [(http_addr, "a.example.com"), (pass_addr, "srv.pass.test")] {
+        let mut stalled = stall_twenty(addr, 10).await;
+        let started = std::time::Instant::now();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from(name).unwrap();
+        let mut tls = tokio::time::timeout(STEP, connector.connect(name, tcp))
+            .await
+            .unwrap()
+            .expect("handshake once a slot is free");
+        tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(STEP, tls.read_to_end(&mut answer)).await;
+        let waited = started.elapsed();
+        println!("{addr}: a normal client was served after {waited:?}");
+        assert!(
+            String::from_utf8_lossy(&answer).starts_with("HTTP/1."),
+            "{answer:?}"
+        );
+        assert!(
+            waited >= std::time::Duration::from_millis(500),
+            "served at once"
+        );
+        assert!(
+            waited < std::time::Duration::from_secs(4),
+            "locked out for {waited:?}"
+        );
+        assert!(
+            all_closed(&mut stalled).await,
+            "a stalled connection is still open"
+        );
+    }
+}

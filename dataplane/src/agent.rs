@@ -12,6 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::admin::{self, AdminServer, Api, Auth, Credentials, StateDir};
 use crate::diagnostics::LogFormat;
+use crate::engine::Workers;
 use crate::metrics::server::MetricsServer;
 use crate::tls::{certs, provider};
 use crate::{Engine, Error, Result};
@@ -61,7 +62,9 @@ pub struct Options {
     /// refer to [default: the host name].
     #[arg(long, env = "FAIRLEAD_NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,
-    /// Worker threads of the proxy runtime [default: one per CPU].
+    /// Proxy threads, each with its own event loop and a socket per
+    /// listener (SO_REUSEPORT), like HAProxy's nbthread; the first also runs
+    /// the admin API, health checks and VRRP [default: one per CPU].
     #[arg(long, env = "FAIRLEAD_THREADS", value_name = "N")]
     pub threads: Option<NonZeroUsize>,
     /// How often the files of --tls-cert, --tls-key, --client-ca and
@@ -95,12 +98,9 @@ impl Error {
 /// Runs the agent until SIGTERM or SIGINT, then stops the admin API and
 /// shuts the engine down within the grace period.
 pub fn run(options: Options) -> Result<()> {
-    let threads = options
-        .threads
-        .or_else(|| std::thread::available_parallelism().ok())
-        .map_or(1, NonZeroUsize::get);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
+    // This thread's runtime runs the control plane and is the first proxy
+    // worker; Workers adds the others.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|source| Error::Io {
@@ -134,6 +134,8 @@ pub struct Agent {
     metrics: Option<MetricsServer>,
     reload: Option<tokio::task::JoinHandle<()>>,
     shutdown_grace: Duration,
+    /// Proxy worker threads, stopped after the engine.
+    workers: Workers,
 }
 
 impl Agent {
@@ -154,10 +156,18 @@ impl Agent {
                 what: format!("--admin-address {}", options.admin_address),
                 source,
             })?;
-        let engine = Arc::new(match &options.node_name {
+        let threads = (options.threads)
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, NonZeroUsize::get);
+        let workers = Workers::start(threads - 1).map_err(|source| Error::Io {
+            what: "starting the worker threads".into(),
+            source,
+        })?;
+        let engine = match &options.node_name {
             Some(name) => Engine::with_node(name.clone()),
             None => Engine::new(),
-        });
+        };
+        let engine = Arc::new(engine.serving_on(workers.handles()));
         let metrics = match options.metrics_address {
             None => None,
             Some(addr) => {
@@ -184,6 +194,7 @@ impl Agent {
             metrics,
             reload,
             shutdown_grace: options.shutdown_grace,
+            workers,
         })
     }
 
@@ -211,6 +222,7 @@ impl Agent {
             self.shutdown_grace
         );
         self.api.engine().shutdown(self.shutdown_grace).await;
+        drop(self.workers);
         tracing::info!("stopped");
     }
 }

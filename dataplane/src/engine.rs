@@ -2,6 +2,7 @@
 //! atomically: see `LIFECYCLE.md` beside this file.
 
 mod listener;
+mod workers;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::runtime::Handle;
+use tokio::sync::Mutex;
 
 use bytes::Bytes;
 
@@ -19,13 +20,14 @@ use crate::backend::{BackendRuntime, ServerShared, ServerStateKey};
 use crate::config::DataplaneConfig;
 use crate::counters::Registry;
 use crate::drain::Connections;
-use crate::frontend::FrontendRuntime;
+use crate::frontend::{FrontendRuntime, Slots};
 use crate::health::{self, Checkers, status::EngineStatus};
 use crate::snapshot::{Observed, Snapshot, View};
 use crate::stats::{StatsService, StatsSource};
 use crate::vrrp::{self, Vrrp};
 use crate::{Error, Result};
 use listener::Listener;
+pub use workers::Workers;
 
 /// Runs listeners for the current config; `apply` replaces it.
 pub struct Engine {
@@ -42,6 +44,9 @@ pub struct Engine {
     stats: Arc<StatsSource>,
     /// Access logs and events to syslog.
     access_log: AccessLog,
+    /// Runtimes that accept and serve connections, a socket per listener
+    /// each; empty: the runtime `apply` runs on.
+    workers: Vec<Handle>,
 }
 
 #[derive(Default)]
@@ -71,6 +76,12 @@ impl Engine {
         Engine::with_node(host_name())
     }
 
+    /// This engine, accepting and serving connections on `workers` (see
+    /// [`Workers`]) instead of the runtime `apply` runs on.
+    pub fn serving_on(self, workers: Vec<Handle>) -> Engine {
+        Engine { workers, ..self }
+    }
+
     /// An engine with no listeners on node `node`.
     pub fn with_node(node: impl Into<String>) -> Engine {
         let node = node.into();
@@ -91,6 +102,7 @@ impl Engine {
             observed,
             stats,
             access_log,
+            workers: Vec::new(),
         }
     }
 
@@ -155,9 +167,10 @@ impl Engine {
         let mut opened = HashMap::new();
         for spec in &config.frontends {
             let old = running.listeners.get(&spec.bind);
-            let slots = match old.map(|l| l.current.load()) {
-                Some(fe) if fe.spec.max_connections == spec.max_connections => fe.slots.clone(),
-                _ => Arc::new(Semaphore::new(spec.max_connections as usize)),
+            // A kept listener keeps its slots; commit sets the new limit.
+            let slots = match old {
+                Some(l) => l.current.load().slots.clone(),
+                None => Slots::new(spec.max_connections),
             };
             let stats = (spec.stats.as_ref()).map(|s| StatsService::new(s, &self.stats));
             let fe_counters = counters.frontend(&running.counters, &spec.name);
@@ -177,14 +190,14 @@ impl Engine {
                 log,
             )?));
             if old.is_none() {
-                let socket =
-                    listener::bind(spec.bind, spec.virtual_ip.is_some()).map_err(|source| {
-                        Error::Bind {
-                            frontend: spec.name.clone(),
-                            addr: spec.bind,
-                            source,
-                        }
-                    })?;
+                let count = self.workers.len();
+                let socket = listener::bind(spec.bind, spec.virtual_ip.is_some(), count).map_err(
+                    |source| Error::Bind {
+                        frontend: spec.name.clone(),
+                        addr: spec.bind,
+                        source,
+                    },
+                )?;
                 opened.insert(spec.bind, socket);
             }
         }
@@ -202,6 +215,10 @@ impl Engine {
     /// the rest stop; then health checkers, virtual IPs and the version.
     async fn commit(&self, running: &mut Running, mut plan: Plan) {
         let mut listeners = HashMap::with_capacity(plan.frontends.len());
+        let workers = match self.workers.is_empty() {
+            true => vec![Handle::current()],
+            false => self.workers.clone(),
+        };
         let mut view = View {
             frontends: plan.frontends.clone(),
             backends: (plan.config.backends.iter())
@@ -213,12 +230,14 @@ impl Engine {
             let bind = fe.spec.bind;
             let l = match running.listeners.remove(&bind) {
                 Some(l) => {
+                    let (slots, limit) = (fe.slots.clone(), fe.spec.max_connections);
                     l.current.store(fe);
+                    slots.set_limit(limit);
                     l
                 }
                 None => {
-                    let socket = plan.opened.remove(&bind).expect("opened by plan");
-                    Listener::start(socket, fe, self.connections.clone())
+                    let sockets = plan.opened.remove(&bind).expect("opened by plan");
+                    Listener::start(sockets, &workers, fe, self.connections.clone())
                 }
             };
             listeners.insert(bind, l);
@@ -286,7 +305,7 @@ struct Plan {
     backends: HashMap<String, Arc<BackendRuntime>>,
     frontends: Vec<Arc<FrontendRuntime>>,
     /// Sockets of bind addresses the running config does not listen on.
-    opened: HashMap<SocketAddr, TcpListener>,
+    opened: HashMap<SocketAddr, Vec<std::net::TcpListener>>,
     vrrp: vrrp::Plan,
 }
 

@@ -4,11 +4,10 @@
 //! the protocol handlers read it.
 
 mod route;
+mod slots;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-
-use tokio::sync::Semaphore;
 
 use crate::access_log::FrontendLog;
 use crate::backend::BackendRuntime;
@@ -17,6 +16,7 @@ use crate::counters::FrontendCounters;
 use crate::stats::StatsService;
 use crate::{Error, Result};
 pub use route::{HostPattern, RouteRuntime};
+pub use slots::{Slot, Slots};
 
 /// A frontend ready to serve: its spec with backends resolved.
 #[derive(Debug)]
@@ -24,8 +24,8 @@ pub struct FrontendRuntime {
     pub spec: config::Frontend,
     pub default_backend: Option<Arc<BackendRuntime>>,
     pub routes: Vec<RouteRuntime>,
-    /// Connection slots (maxconn); kept across applies while the limit is unchanged.
-    pub slots: Arc<Semaphore>,
+    /// Connection slots (maxconn) of its listener, kept across applies.
+    pub slots: Arc<Slots>,
     /// TLS termination, when the frontend terminates TLS.
     pub tls: Option<crate::tls::Terminator>,
     /// HTTP request and response rules, compiled.
@@ -44,7 +44,7 @@ impl FrontendRuntime {
     pub fn build(
         spec: config::Frontend,
         backends: &HashMap<String, Arc<BackendRuntime>>,
-        slots: Arc<Semaphore>,
+        slots: Arc<Slots>,
         counters: Arc<FrontendCounters>,
         stats: Option<StatsService>,
         log: Option<FrontendLog>,

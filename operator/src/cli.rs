@@ -79,7 +79,9 @@ pub struct RunArgs {
     /// Where the manifests are.
     #[command(flatten)]
     pub inputs: Inputs,
-    /// Worker threads of the proxy runtime [default: one per CPU].
+    /// Proxy threads, each with its own event loop and a socket per
+    /// listener (SO_REUSEPORT), like HAProxy's nbthread; the first also
+    /// reloads and checks health [default: one per CPU].
     #[arg(long, env = "FAIRLEAD_THREADS", value_name = "N")]
     pub threads: Option<NonZeroUsize>,
     /// How often to look for changed, added or removed input files (1s, 500ms, 1m).

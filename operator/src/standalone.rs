@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use fairlead_dataplane::DataplaneConfig;
-use fairlead_dataplane::engine::Engine;
+use fairlead_dataplane::engine::{Engine, Workers};
 use fairlead_dataplane::metrics::server::MetricsServer;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -60,7 +60,8 @@ pub struct RunOptions {
     pub files: Vec<PathBuf>,
     /// Namespace of objects that name none.
     pub namespace: String,
-    /// Proxy worker threads; `None`: one per CPU.
+    /// Proxy threads (event loops), the first shared with the control
+    /// plane; `None`: one per CPU.
     pub threads: Option<NonZeroUsize>,
     /// How often to look for changed inputs.
     pub watch_interval: Duration,
@@ -85,12 +86,9 @@ pub fn run(options: RunOptions) -> Result<ExitCode> {
         }
         return Ok(ExitCode::FAILURE);
     }
-    let threads = options
-        .threads
-        .or_else(|| std::thread::available_parallelism().ok())
-        .map_or(1, NonZeroUsize::get);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
+    // This thread's runtime runs the control plane and is the first proxy
+    // worker; Workers adds the others.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|source| Error::Io {
@@ -115,10 +113,18 @@ async fn serve(
     let mut hangup = listen(SignalKind::hangup(), "SIGHUP")?;
     let mut terminate = listen(SignalKind::terminate(), "SIGTERM")?;
     let mut interrupt = listen(SignalKind::interrupt(), "SIGINT")?;
-    let engine = std::sync::Arc::new(match &options.node_name {
+    let threads = (options.threads)
+        .or_else(|| std::thread::available_parallelism().ok())
+        .map_or(1, NonZeroUsize::get);
+    let workers = Workers::start(threads - 1).map_err(|source| Error::Io {
+        what: "starting the worker threads".into(),
+        source,
+    })?;
+    let engine = match &options.node_name {
         Some(node) => Engine::with_node(node.clone()),
         None => Engine::new(),
-    });
+    };
+    let engine = std::sync::Arc::new(engine.serving_on(workers.handles()));
     let metrics = match options.metrics_address {
         None => None,
         Some(addr) => {
@@ -178,6 +184,7 @@ async fn serve(
         metrics.stop().await;
     }
     engine.shutdown(options.shutdown_grace).await;
+    drop(workers);
     tracing::info!("stopped");
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -29,41 +30,66 @@ const ACCEPT_BACKOFF: (Duration, Duration) =
 /// Failed accepts of every proxy listener: a line a second, with a count.
 static ACCEPT_FAILED: LogLimit = LogLimit::per_second(1);
 
-/// Opens a listening socket (SO_REUSEADDR; IPv6 sockets are v6-only).
-/// `freebind` allows an address this node does not hold yet (a virtual IP),
-/// like `net.ipv4.ip_nonlocal_bind=1` for this socket only.
-pub fn bind(addr: SocketAddr, freebind: bool) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-        socket.set_freebind_v6(freebind)?;
-    } else {
-        socket.set_freebind_v4(freebind)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(BACKLOG)?;
-    TcpListener::from_std(socket.into())
+/// Opens `count` listening sockets on `addr` (SO_REUSEADDR, and SO_REUSEPORT
+/// when more than one; IPv6 sockets are v6-only). `freebind` allows an
+/// address this node does not hold yet (a virtual IP), like
+/// `net.ipv4.ip_nonlocal_bind=1` for these sockets only.
+pub fn bind(
+    addr: SocketAddr,
+    freebind: bool,
+    count: usize,
+) -> io::Result<Vec<std::net::TcpListener>> {
+    (0..count.max(1))
+        .map(|_| {
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            socket.set_reuse_address(true)?;
+            if count > 1 {
+                socket.set_reuse_port(true)?;
+            }
+            if addr.is_ipv6() {
+                socket.set_only_v6(true)?;
+                socket.set_freebind_v6(freebind)?;
+            } else {
+                socket.set_freebind_v4(freebind)?;
+            }
+            socket.set_nonblocking(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(BACKLOG)?;
+            Ok(socket.into())
+        })
+        .collect()
 }
 
 /// A running listener: the frontend it serves now, and its stop switch.
 pub struct Listener {
     pub current: Arc<ArcSwap<FrontendRuntime>>,
     stop: watch::Sender<bool>,
-    accepting: JoinHandle<()>,
+    accepting: Vec<JoinHandle<()>>,
 }
 
 impl Listener {
-    /// Starts accepting on `socket` for `frontend`.
+    /// Starts accepting for `frontend`: socket i on runtime `workers[i]`.
     pub fn start(
-        socket: TcpListener,
+        sockets: Vec<std::net::TcpListener>,
+        workers: &[Handle],
         frontend: Arc<FrontendRuntime>,
         connections: Arc<Connections>,
     ) -> Listener {
         let current = Arc::new(ArcSwap::new(frontend));
         let (stop, stopped) = watch::channel(false);
-        let accepting = tokio::spawn(accept_loop(socket, current.clone(), stopped, connections));
+        let accepting = (sockets.into_iter().zip(workers.iter().cycle()))
+            .map(|(socket, worker)| {
+                let (current, stopped, connections) =
+                    (current.clone(), stopped.clone(), connections.clone());
+                worker.spawn(async move {
+                    // Registered with this worker's reactor.
+                    match TcpListener::from_std(socket) {
+                        Ok(socket) => accept_loop(socket, current, stopped, connections).await,
+                        Err(e) => tracing::error!(error = %e, "listener socket not usable"),
+                    }
+                })
+            })
+            .collect();
         Listener {
             current,
             stop,
@@ -71,11 +97,13 @@ impl Listener {
         }
     }
 
-    /// Closes the socket, returning once it is closed; HTTP connections
+    /// Closes the sockets, returning once they are closed; HTTP connections
     /// finish their request and close, TCP sessions run to their end.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        let _ = self.accepting.await;
+        for accepting in self.accepting {
+            let _ = accepting.await;
+        }
     }
 }
 
@@ -87,10 +115,12 @@ async fn accept_loop(
 ) {
     let mut backoff = ACCEPT_BACKOFF.0;
     loop {
-        // Take a connection slot first: at maxconn, clients wait in the backlog.
+        // At maxconn, clients wait in the backlog: accept only while a slot
+        // is free, and take it after. Another worker's loop may take it
+        // first; then this one connection waits, unserved, for the next.
         let slots = current.load().slots.clone();
-        let permit = tokio::select! {
-            p = slots.acquire_owned() => p.expect("semaphores are never closed"),
+        tokio::select! {
+            () = slots.wait_free() => {}
             _ = stop_signal(&mut stopped) => return,
         };
         let (stream, peer) = tokio::select! {
@@ -112,6 +142,10 @@ async fn accept_loop(
             _ = stop_signal(&mut stopped) => return,
         };
         backoff = ACCEPT_BACKOFF.0;
+        let slot = tokio::select! {
+            s = slots.take() => s,
+            _ = stop_signal(&mut stopped) => return,
+        };
         let frontend = current.load_full();
         let guard = connections.open();
         let open = frontend.counters.open();
@@ -119,9 +153,9 @@ async fn accept_loop(
         let current = current.clone();
         tokio::spawn(async move {
             serve(frontend, current, stream, peer, stop).await;
-            drop(open);
-            drop(permit);
-            drop(guard);
+            // The slot last: the connection counts stay within maxconn.
+            drop((open, guard));
+            drop(slot);
         });
     }
 }
@@ -134,21 +168,24 @@ async fn serve(
     stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let stream = Counted::new(stream, frontend.counters.clone());
     if (frontend.spec.tls.as_ref()).is_some_and(|t| t.mode == TlsMode::Passthrough) {
         return crate::tls::passthrough::serve(frontend, stream, peer).await;
     }
     let Some(tls) = frontend.tls.clone() else {
         return match frontend.spec.mode {
-            Mode::Tcp => tcp::serve(frontend, stream, peer).await,
-            Mode::Http => http::serve(current, stream, peer, stop, false, false).await,
+            Mode::Tcp => tcp::serve(frontend, tcp::Client::<TcpStream>::Plain(stream), peer).await,
+            Mode::Http => {
+                let stream = Counted::new(stream, frontend.counters.clone());
+                http::serve(current, stream, peer, stop, false, false).await
+            }
         };
     };
+    let stream = Counted::new(stream, frontend.counters.clone());
     let Some(stream) = tls.accept(stream, frontend.spec.client_timeout()).await else {
         return;
     };
     match frontend.spec.mode {
-        Mode::Tcp => tcp::serve(frontend, stream, peer).await,
+        Mode::Tcp => tcp::serve(frontend, tcp::Client::Stream(stream), peer).await,
         Mode::Http => {
             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
             http::serve(current, stream, peer, stop, true, h2).await

@@ -38,6 +38,11 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// The client's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
     /// The server connection is ready.
     pub fn connected(&mut self) {
         if self.log.is_some() {
@@ -49,7 +54,7 @@ impl<'a> Session<'a> {
     /// bytes to it, in HAProxy's state `state`.
     pub fn end(
         self,
-        backend: &Arc<BackendRuntime>,
+        backend: Option<&Arc<BackendRuntime>>,
         server: Option<&Arc<ServerRuntime>>,
         sent: u64,
         received: u64,
@@ -66,7 +71,7 @@ impl<'a> Session<'a> {
             client: self.peer,
             date_unix_ms: self.date_unix_ms,
             tls: self.tls,
-            backend: Some(backend.clone()),
+            backend: backend.cloned(),
             server: server.cloned(),
             no_server: "<NOSRV>",
             timers: Timers {
@@ -79,7 +84,7 @@ impl<'a> Session<'a> {
             status: 0,
             bytes: received,
             termination: *state,
-            connections: log.connections(Some(backend), server),
+            connections: log.connections(backend.map(|b| &**b), server),
             retries: 0,
             request: None,
         });
