@@ -272,6 +272,18 @@ impl World {
         )
     }
 
+    /// Waits (up to `limit`) until the Service's Serving condition names node
+    /// `n{master}` as the master.
+    fn wait_serving_master(&self, ns: &str, name: &str, master: usize, limit: Duration) {
+        let what = format!("n{master} as the master in {name}'s condition");
+        eventually(limit, &what, || {
+            let c = self.condition(ns, name, "Serving");
+            (c["message"].as_str().unwrap())
+                .contains(&format!("master: n{master}"))
+                .then_some(())
+        });
+    }
+
     /// The Service's address, once it has one; panics with its status after 30 s.
     fn wait_address(&self, ns: &str, name: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -450,20 +462,7 @@ fn keepalived(lab: &netns::Lab, dir: &Path, vrid: u8) -> Keepalived {
         ),
     )
     .unwrap();
-    let (pid, vrrp_pid) = (dir.join("keepalived.pid"), dir.join("keepalived-vrrp.pid"));
-    let args = [
-        "--vrrp",
-        "--dont-fork",
-        "--log-console",
-        "--no-syslog",
-        "--use-file",
-        conf.to_str().unwrap(),
-        "--pid",
-        pid.to_str().unwrap(),
-        "--vrrp_pid",
-        vrrp_pid.to_str().unwrap(),
-    ];
-    let mut proc = lab.spawn(&lab.client(), "keepalived", &args, &[]);
+    let (mut proc, _) = lab.keepalived(&lab.client(), &conf, dir);
     proc.wait_for("Entering MASTER STATE", Duration::from_secs(15));
     Keepalived(proc)
 }
@@ -578,18 +577,7 @@ fn services_get_addresses_spread_masters_survive_restarts_and_fail_over() {
         .as_str()
         .unwrap()
         .to_string();
-    eventually(
-        Duration::from_secs(10),
-        "the master in a's condition",
-        || {
-            let c = world.condition(&ns, "a", "Serving");
-            c["message"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("master: n{master_a}"))
-                .then_some(())
-        },
-    );
+    world.wait_serving_master(&ns, "a", master_a, Duration::from_secs(10));
 
     // Another router on the link (keepalived, in the client namespace) uses
     // the ID Service d would get: the dataplanes hear it, the conditions
@@ -744,18 +732,7 @@ fn services_get_addresses_spread_masters_survive_restarts_and_fail_over() {
     lab.wait_holds(other, "10.88.0.100", Duration::from_secs(3));
     // The VRRP floor at 100 ms adverts: 3 x 100 ms + skew; with margin for a shared machine.
     assert!(failover < 1500, "failover took {failover} ms");
-    eventually(
-        Duration::from_secs(20),
-        "the new master in a's condition",
-        || {
-            let c = world.condition(&ns, "a", "Serving");
-            c["message"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("master: n{other}"))
-                .then_some(())
-        },
-    );
+    world.wait_serving_master(&ns, "a", other, Duration::from_secs(20));
     eprintln!(
         "BENCH load balancer: apply to first connection {:.0} ms; SIGKILL failover to an answer {failover} ms",
         to_first_connection.as_secs_f64() * 1000.0

@@ -78,23 +78,7 @@ struct Keepalived {
 
 impl Keepalived {
     fn start(lab: &Lab, dir: &Path, conf: &Path) -> Keepalived {
-        let pid = dir.join("keepalived.pid");
-        let vrrp_pid = dir.join("vrrp.pid");
-        let _ = std::fs::remove_file(&vrrp_pid);
-        let args = [
-            "--vrrp",
-            "--dont-fork",
-            "--log-console",
-            "--log-detail",
-            "--no-syslog",
-            "--use-file",
-            conf.to_str().unwrap(),
-            "--pid",
-            pid.to_str().unwrap(),
-            "--vrrp_pid",
-            vrrp_pid.to_str().unwrap(),
-        ];
-        let mut proc = lab.spawn(&lab.node(2), "keepalived", &args, &[]);
+        let (mut proc, vrrp_pid) = lab.keepalived(&lab.node(2), conf, dir);
         proc.wait_for("Entering BACKUP STATE", Duration::from_secs(10));
         Keepalived { proc, vrrp_pid }
     }

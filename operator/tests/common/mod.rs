@@ -2,7 +2,7 @@
 
 #![allow(dead_code)] // each test file uses part of it
 
-mod lines;
+mod child;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -37,7 +37,7 @@ impl Running {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let log = lines::stderr_lines(&mut child);
+        let log = child::stderr_lines(&mut child);
         Running { child, log }
     }
 
@@ -64,11 +64,7 @@ impl Running {
     }
 
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        child::signal(&self.child, name);
     }
 
     /// SIGTERM, then expects a clean exit.

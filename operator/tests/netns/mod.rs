@@ -10,11 +10,11 @@
 
 // Also a module of common/: tests that use both hold two copies of it.
 #[allow(clippy::duplicate_mod)]
-#[path = "../common/lines.rs"]
-mod lines;
+#[path = "../common/child.rs"]
+mod child;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, mpsc};
@@ -181,6 +181,28 @@ impl Lab {
             .output()
             .unwrap()
     }
+    /// Debian's keepalived in namespace `ns` with config `conf`: VRRP only,
+    /// in the foreground, logging to stderr; its pid files in `dir`. Returns
+    /// it and the path of its VRRP child's pid file.
+    pub fn keepalived(&self, ns: &str, conf: &Path, dir: &Path) -> (Proc, PathBuf) {
+        let pid = dir.join("keepalived.pid");
+        let vrrp_pid = dir.join("vrrp.pid");
+        let _ = std::fs::remove_file(&vrrp_pid);
+        let args = [
+            "--vrrp",
+            "--dont-fork",
+            "--log-console",
+            "--log-detail",
+            "--no-syslog",
+            "--use-file",
+            conf.to_str().unwrap(),
+            "--pid",
+            pid.to_str().unwrap(),
+            "--vrrp_pid",
+            vrrp_pid.to_str().unwrap(),
+        ];
+        (self.spawn(ns, "keepalived", &args, &[]), vrrp_pid)
+    }
 
     /// Starts `program args` in namespace `ns`, capturing stderr lines.
     pub fn spawn(&self, ns: &str, program: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
@@ -192,7 +214,7 @@ impl Lab {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let log = lines::stderr_lines(&mut child);
+        let log = child::stderr_lines(&mut child);
         Proc {
             child,
             log,
@@ -413,11 +435,7 @@ impl Proc {
 
     pub fn signal(&self, name: &str) {
         // `ip netns exec` execs the program, so the child's pid is the program's.
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        child::signal(&self.child, name);
     }
 
     /// Waits for the process to exit (bounded), returning whether it succeeded.
