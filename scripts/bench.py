@@ -132,6 +132,17 @@ def wait_port(port, timeout=10.0):
     raise SystemExit(f"nothing listens on port {port} after {timeout}s")
 
 
+def wait_listening(port, timeout=10.0):
+    """Waits for a listener without connecting to it (iperf3 logs an error for a probe)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open("/proc/net/tcp") as f:  # local_address is "0100007F:PORT" in hex, state 0A is LISTEN
+            if any(row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A" for row in list(f)[1:]):
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on port {port} after {timeout}s")
+
+
 def scrape_every_second(stop, count):
     """GETs fairlead's /metrics once a second until `stop` is set."""
     while not stop.wait(1.0):
@@ -248,10 +259,12 @@ def http_scenario(name, path, flags, targets, args, work):
         if peer not in res:
             continue
         pr = res[peer]
-        line = f"  ratio fairlead/{peer}: {'handshakes' if handshake else 'req'}/s {MED(fr['rps']) / MED(pr['rps']):.2f}"
+        unit = "handshake" if handshake else "req"
+        rate = "handshakes/s" if handshake else "req/s"
+        line = f"  ratio fairlead/{peer}: {rate} {MED(fr['rps']) / MED(pr['rps']):.2f}"
         if not handshake:
             line += f", p99 {MED(fr['p99']) / MED(pr['p99']):.2f}"
-        print(line + f", CPU/{'handshake' if handshake else 'req'} {MED(fr['cpu']) / MED(pr['cpu']):.2f}")
+        print(line + f", CPU/{unit} {MED(fr['cpu']) / MED(pr['cpu']):.2f}")
     print("  (aim: CPU <= 0.8 against each peer)" if handshake else
           "  (aim: req/s >= 1, p99 <= 1, CPU <= 0.8 against each peer)")
 
@@ -291,8 +304,9 @@ def versions(haproxy_bin, nginx_bin, fairlead):
 
 def parse_args():
     names = "\n".join(f"  {s[0]}" for s in SCENARIOS)
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=f"scenarios (--only: a whole name, or any part of names; case-insensitive):\n{names}")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"scenarios (--only: a whole name, or any part of names; case-insensitive):\n{names}")
     ap.add_argument("--duration", type=int, default=None, help="seconds per run (default 10; --quick 5)")
     ap.add_argument("--runs", type=int, default=None, help="runs per target and scenario (default 3; --quick 1)")
     ap.add_argument("--connections", type=int, default=50, help="wrk connections (default 50; multi-core twice)")
@@ -340,7 +354,7 @@ def main():
 
     lab = Lab()
     work = lab.dir
-    fl_env = {**os.environ, "RUST_LOG": "warn"}
+    fl_env = {**os.environ, "RUST_LOG": "warn,rustls=error"}  # s_time sends an IP address as SNI
     try:
         lab.write("www/16k", "x" * 16384)
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
@@ -372,8 +386,10 @@ def main():
             lab.write("rsyslog.conf", conf.RSYSLOG_CONF.format(dir=work, port=SYSLOG_PORT))
             lab.start([rsyslogd, "-n", "-f", f"{work}/rsyslog.conf", "-i", f"{work}/rsyslog/rsyslogd.pid"], "1")
         if "tcp" in kinds:
-            lab.start(["iperf3", "-s", "-p", str(IPERF_PORT), "--logfile", f"{work}/iperf3.log"])
-            ports.append(IPERF_PORT)
+            # the client reports errors (JSON); the server would print a line on SIGTERM
+            lab.start(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(IPERF_PORT)],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_listening(IPERF_PORT)
         haproxy = start_haproxy("haproxy", HAPROXY)
         nginx = start_nginx("nginx", NGINX_PROXY)
         fl = start_fairlead("fairlead", FAIRLEAD, extra=("--metrics-address", f"127.0.0.1:{FAIRLEAD_METRICS_PORT}"))
