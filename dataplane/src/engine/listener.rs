@@ -160,6 +160,8 @@ async fn accept_loop(
     }
 }
 
+/// Each protocol's future is boxed: a connection's task holds the one it
+/// runs, not the largest of them.
 async fn serve(
     frontend: Arc<FrontendRuntime>,
     current: Arc<ArcSwap<FrontendRuntime>>,
@@ -169,14 +171,17 @@ async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     if (frontend.spec.tls.as_ref()).is_some_and(|t| t.mode == TlsMode::Passthrough) {
-        return crate::tls::passthrough::serve(frontend, stream, peer).await;
+        return Box::pin(crate::tls::passthrough::serve(frontend, stream, peer)).await;
     }
     let Some(tls) = frontend.tls.clone() else {
         return match frontend.spec.mode {
-            Mode::Tcp => tcp::serve(frontend, tcp::Client::<TcpStream>::Plain(stream), peer).await,
+            Mode::Tcp => {
+                let client = tcp::Client::<TcpStream>::Plain(stream);
+                Box::pin(tcp::serve(frontend, client, peer)).await
+            }
             Mode::Http => {
                 let stream = Counted::new(stream, frontend.counters.clone());
-                http::serve(current, stream, peer, stop, false, false).await
+                Box::pin(http::serve(current, stream, peer, stop, false, false)).await
             }
         };
     };
@@ -185,10 +190,10 @@ async fn serve(
         return;
     };
     match frontend.spec.mode {
-        Mode::Tcp => tcp::serve(frontend, tcp::Client::Stream(stream), peer).await,
+        Mode::Tcp => Box::pin(tcp::serve(frontend, tcp::Client::Stream(stream), peer)).await,
         Mode::Http => {
             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-            http::serve(current, stream, peer, stop, true, h2).await
+            Box::pin(http::serve(current, stream, peer, stop, true, h2)).await
         }
     }
 }
