@@ -22,7 +22,7 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(sni vrrp_packet vrrp_receive manifest admin_config)
+  targets=(sni vrrp_packet vrrp_receive manifest admin_config http1)
 fi
 # No sanitizer: the code is safe Rust (unsafe_code is forbidden), so
 # libFuzzer's coverage and the targets' assertions are what find defects;

@@ -426,3 +426,64 @@ async fn tcplog_termination_states() {
         assert_eq!(tcplog_state(&rsyslog, port), state, "client port {port}");
     }
 }
+
+/// Requests that never reach a server are logged as HAProxy logs them: a
+/// head that does not parse as `<BADREQ>` with 400 and `PR--`, a head not
+/// finished within the http-request timeout with 408 and `cR--`, a client
+/// gone mid-head with `CR--`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_and_slow_requests_are_logged_like_haproxy() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("access_log_bad");
+    let _ = std::fs::remove_dir_all(&dir);
+    let port = free_addr().port();
+    let rsyslog = Rsyslog::start(&dir, port);
+    let srv = Demo::http("srv1");
+    let app = backend(
+        "default/app",
+        Mode::Http,
+        Balance::Roundrobin,
+        vec![srv.server("srv1")],
+    );
+    let mut web = frontend("default/web", Mode::Http, "default/app");
+    web.http_request_timeout_ms = Some(300);
+    web.logging = Some(Logging {
+        format: LogFormat::Httplog,
+        dont_log_null: false,
+        stdout: false,
+        syslog: syslog(port, "local2", SyslogFormat::Rfc3164),
+    });
+    let addr = web.bind;
+    let _engine = engine(config(1, vec![web], vec![app])).await;
+    let exchange = |raw: &'static [u8], close: bool| {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let local = s.local_addr().unwrap().port();
+        s.write_all(raw).unwrap();
+        if close {
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+        s.set_read_timeout(Some(STEP)).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        (local, String::from_utf8_lossy(&got).into_owned())
+    };
+    let (bad, got) = exchange(b"NOT HTTP AT ALL\r\n\r\n", false);
+    assert!(got.starts_with("HTTP/1.1 400 "), "{got}");
+    let (slow, got) = exchange(b"GET / HTTP/1.1\r\nHost: x\r\n", false);
+    assert!(got.starts_with("HTTP/1.1 408 "), "{got}");
+    let (gone, got) = exchange(b"GET / HTTP/1.1\r\nHost: x\r\n", true);
+    assert!(got.is_empty(), "{got}");
+    for (local, status, state) in [
+        (bad, "400", "PR--"),
+        (slow, "408", "cR--"),
+        (gone, "400", "CR--"),
+    ] {
+        let needle = format!("127.0.0.1:{local} ");
+        let line = wait_for(|| line_with(&rsyslog.text(), &needle).map(str::to_string))
+            .unwrap_or_else(|| panic!("no line for {needle} in {}", rsyslog.text()));
+        let msg = line.split_once(": ").expect("tag").1;
+        let f: Vec<&str> = msg.split(' ').collect();
+        assert_eq!(f[3], "default/web/<NOSRV>", "{msg}");
+        assert_eq!((f[5], f[9]), (status, state), "{msg}");
+        assert!(msg.ends_with("\"<BADREQ>\""), "{msg}");
+    }
+}

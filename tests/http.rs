@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::*;
 use fairlead_dataplane::config::{Balance, Mode, Route};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 async fn single(demo: &Demo) -> (fairlead_dataplane::Engine, std::net::SocketAddr) {
     let fe = frontend("fe", Mode::Http, "be");
@@ -223,9 +223,12 @@ async fn idle_client_is_closed_after_client_timeout() {
         conn.closed_within(Duration::from_secs(3)).await,
         "idle keep-alive connection stayed open"
     );
-    // A client that never finishes its headers is dropped too.
+    // A client that never finishes its headers gets 408 and is dropped too
+    // (the http-request timeout defaults to the client timeout when shorter).
     let mut slow = Conn::open(addr).await;
     slow.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n").await;
+    let r = slow.read_response().await;
+    assert_eq!(r.status, 408);
     assert!(
         slow.closed_within(Duration::from_secs(3)).await,
         "half-sent request held the connection"
@@ -317,7 +320,6 @@ struct CountingServer {
 
 impl CountingServer {
     async fn start() -> Self {
-        use tokio::io::AsyncBufReadExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -378,4 +380,184 @@ async fn unanswering_server() -> (
         }
     }
     (addr, (sock, fillers))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelined_head_and_http10_requests() {
+    let demo = Demo::http("s");
+    let (_e, addr) = single(&demo).await;
+    // Three requests in one write come back in order on one connection.
+    let mut c = Conn::open(addr).await;
+    c.send_raw(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /bytes?n=3 HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    assert_eq!(c.read_response().await.text(), "s\n");
+    assert_eq!(c.read_response().await.body.len(), 3);
+    assert_eq!(c.read_response().await.text(), "s\n");
+    // HEAD: the length of the body, no body; the next response follows at once.
+    c.send_raw(b"HEAD /bytes?n=5 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    let mut raw = Vec::new();
+    tokio::time::timeout(STEP, c.io.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let raw = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    assert!(raw.starts_with("http/1.1 200 ok\r\n"), "{raw}");
+    assert!(raw.contains("content-length: 5\r\n"), "{raw}");
+    let second = raw
+        .find("\r\n\r\nhttp/1.1 200 ok\r\n")
+        .expect("second response");
+    assert!(raw[second..].contains("connection: close"), "{raw}");
+    assert!(raw.ends_with("\r\n\r\ns\n"), "{raw}");
+    // HTTP/1.0: a chunked body from the server arrives without chunks, then close.
+    let mut c = Conn::open(addr).await;
+    c.send_raw(b"GET /stream?bytes=100000 HTTP/1.0\r\n\r\n")
+        .await;
+    let r = c.read_response().await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("transfer-encoding"), None);
+    assert_eq!(r.body.len(), 100_000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expect_continue_and_content_length_upload() {
+    let demo = Demo::http("s");
+    let (_e, addr) = single(&demo).await;
+    let mut c = Conn::open(addr).await;
+    c.send_raw(
+        b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await;
+    // The interim response has no body: its head ends at the blank line.
+    let mut interim = String::new();
+    while !interim.ends_with("\r\n\r\n") {
+        let n = tokio::time::timeout(STEP, c.io.read_line(&mut interim))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed after {interim:?}");
+    }
+    assert_eq!(interim, "HTTP/1.1 100 Continue\r\n\r\n");
+    c.send_raw(b"hello").await;
+    let r = c.read_response().await;
+    assert_eq!((r.status, r.text().trim()), (200, "5"));
+    let body = vec![b'x'; 3 * 1024 * 1024];
+    c.send_raw(
+        format!(
+            "POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    c.send_raw(&body).await;
+    assert_eq!(
+        c.read_response().await.text().trim(),
+        body.len().to_string()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pooled_connection_the_server_closed_is_not_used() {
+    // The server claims keep-alive but closes after each response.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    let fe = frontend("fe", Mode::Http, "be");
+    let addr = fe.bind;
+    let server = fairlead_dataplane::config::Server::new("c", "127.0.0.1", port);
+    let _e = serve(
+        fe,
+        backend("be", Mode::Http, Balance::Roundrobin, vec![server]),
+    )
+    .await;
+    let mut conn = Conn::open(addr).await;
+    for _ in 0..10 {
+        let r = conn.get("/").await;
+        assert_eq!((r.status, r.text()), (200, "ok".to_string()));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_headers_get_408_and_idle_keep_alive_closes() {
+    let demo = Demo::http("s");
+    let mut fe = frontend("fe", Mode::Http, "be");
+    fe.http_request_timeout_ms = Some(600);
+    fe.http_keep_alive_timeout_ms = Some(300);
+    let addr = fe.bind;
+    let _e = serve(
+        fe,
+        backend(
+            "be",
+            Mode::Http,
+            Balance::Roundrobin,
+            vec![demo.server("s")],
+        ),
+    )
+    .await;
+    // Slowloris: a header line every 100 ms never completes the head.
+    let reader = Conn::open(addr).await; // sends nothing meanwhile
+    let (answer, took) = slowloris(addr).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{answer}"
+    );
+    assert!(took < Duration::from_secs(3), "408 after {took:?}");
+    let mut reader = reader;
+    // A connection that sent nothing is closed after the http-request timeout.
+    assert!(reader.closed_within(Duration::from_secs(2)).await);
+    // Idle between requests: closed after the keep-alive timeout.
+    let mut c = Conn::open(addr).await;
+    assert_eq!(c.get("/").await.status, 200);
+    let idle = std::time::Instant::now();
+    assert!(c.closed_within(Duration::from_secs(3)).await);
+    let idle = idle.elapsed();
+    assert!(idle >= Duration::from_millis(250), "closed after {idle:?}");
+}
+
+/// Sends a request head a line every 100 ms (for at most 5 s); what came
+/// back until the proxy closed, and when.
+async fn slowloris(addr: std::net::SocketAddr) -> (String, Duration) {
+    let started = std::time::Instant::now();
+    let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut r, mut w) = s.into_split();
+    w.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let trickle = async move {
+        for i in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if w.write_all(format!("X-{i}: y\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        std::future::pending::<()>().await;
+    };
+    let mut answer = Vec::new();
+    tokio::select! {
+        _ = tokio::time::timeout(STEP, r.read_to_end(&mut answer)) => {}
+        _ = trickle => {}
+    }
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
 }

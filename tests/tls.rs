@@ -597,3 +597,112 @@ async fn stalled_handshakes_time_out_on_http_and_passthrough_frontends() {
         );
     }
 }
+
+/// A TLS-terminating http frontend with `timeouts` applied, in front of `demo`.
+async fn terminating_with(
+    pki: &Pki,
+    demo: &Demo,
+    timeouts: impl FnOnce(&mut fairlead_dataplane::config::Frontend),
+) -> (fairlead_dataplane::Engine, SocketAddr) {
+    let mut fe = frontend("fe", Mode::Http, "be");
+    fe.tls = Some(FrontendTls::terminate(vec![certificate(pki, "a")]));
+    timeouts(&mut fe);
+    let addr = fe.bind;
+    let be = backend(
+        "be",
+        Mode::Http,
+        Balance::Roundrobin,
+        vec![demo.server("s")],
+    );
+    (serve(fe, be).await, addr)
+}
+
+/// A TLS connection to `addr` with these ALPN protocols.
+async fn tls_connect(
+    pki: &Pki,
+    addr: SocketAddr,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut config = (*client_config(pki)).clone();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("a.example.com").unwrap();
+    tokio::time::timeout(STEP, connector.connect(name, tcp))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Issue 12 #1: twenty clients that never finish their headers hold all
+/// twenty connection slots only until the http-request timeout; each gets
+/// 408, and a normal `curl -k` is served meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn stalled_tls_clients_get_408_and_do_not_lock_out_others() {
+    let pki = site_pki();
+    let demo = Demo::http("s");
+    let (_e, addr) = terminating_with(&pki, &demo, |fe| {
+        fe.max_connections = 20;
+        fe.http_request_timeout_ms = Some(800);
+    })
+    .await;
+    let mut stalled = Vec::new();
+    for _ in 0..20 {
+        let mut tls = tls_connect(&pki, addr, &[b"http/1.1"]).await;
+        tls.write_all(b"GET / HTTP/1.1\r\nHost: a.example.com\r\nX-Slow: ")
+            .await
+            .unwrap();
+        stalled.push(tls);
+    }
+    let started = std::time::Instant::now();
+    let url = format!("https://127.0.0.1:{}/", addr.port());
+    let args = ["-sk", "--max-time", "8", url.as_str()].map(String::from);
+    let (ok, out) = run("curl", &args).await;
+    assert!(ok && out == "s\n", "curl: {out}");
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(4),
+        "curl served after {took:?}"
+    );
+    for mut tls in stalled {
+        let mut got = Vec::new();
+        let _ = tokio::time::timeout(STEP, tls.read_to_end(&mut got)).await;
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            text.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+            "{text}"
+        );
+    }
+}
+
+/// Issue 12 #2: an HTTP/2 connection with no open stream is closed after the
+/// keep-alive timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_h2_connection_is_closed() {
+    let pki = site_pki();
+    let demo = Demo::http("s");
+    let (_e, addr) = terminating_with(&pki, &demo, |fe| {
+        fe.http_keep_alive_timeout_ms = Some(500);
+    })
+    .await;
+    let mut tls = tls_connect(&pki, addr, &[b"h2"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let started = std::time::Instant::now();
+    // The preface and an empty SETTINGS frame, then nothing.
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(STEP, tls.read_to_end(&mut got)).await;
+    let took = started.elapsed();
+    assert!(closed.is_ok(), "still open after {took:?}");
+    assert!(
+        took >= std::time::Duration::from_millis(450) && took < std::time::Duration::from_secs(3),
+        "closed after {took:?}"
+    );
+    // A GOAWAY frame (type 7) came before the close.
+    assert!(
+        got.windows(4).any(|w| w[3] == 7 && w[..3] == [0, 0, 8]),
+        "{got:?}"
+    );
+}

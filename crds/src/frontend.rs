@@ -198,6 +198,20 @@ pub struct FrontendTimeouts {
     /// Inactivity on the client side (`timeout client`). Default: 1m.
     #[schemars(pattern(duration::PATTERN))]
     pub client: Option<String>,
+    /// Time to receive a request's headers from their first byte (`timeout
+    /// http-request`); slower clients get 408 and are closed (http mode).
+    /// Default: 10s, or `client` when shorter.
+    #[schemars(pattern(duration::PATTERN))]
+    pub http_request: Option<String>,
+    /// Idle time between requests on a keep-alive connection, and of an
+    /// HTTP/2 connection with no open stream (`timeout http-keep-alive`;
+    /// http mode). Default: `httpRequest`.
+    #[schemars(pattern(duration::PATTERN))]
+    pub http_keep_alive: Option<String>,
+    /// Inactivity of an upgraded connection (WebSocket), both ways
+    /// (`timeout tunnel`; http mode). Default: `client`.
+    #[schemars(pattern(duration::PATTERN))]
+    pub tunnel: Option<String>,
 }
 
 /// Headers added to requests that carry the client's address.

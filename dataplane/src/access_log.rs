@@ -61,9 +61,11 @@ pub struct Target {
 /// The timers of a request or connection, in ms; -1: the step was not reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timers {
-    /// Time to get the request, from the end of the previous response on the
-    /// connection (or the accept); HAProxy splits idle time out (Ti), this
-    /// does not. HTTP only.
+    /// Idle time before the request's first byte (`Ti`): since the accept
+    /// or the previous response on the connection. HTTP only.
+    pub idle: i64,
+    /// Time to receive the request's head from its first byte (`TR`);
+    /// -1 when it never came whole. HTTP only.
     pub request: i64,
     /// Time in queue (always 0: fairlead does not queue).
     pub queue: i64,

@@ -94,6 +94,21 @@ pub struct Frontend {
     /// idle keep-alive connection. Default 60000.
     #[serde(default = "default_client_timeout_ms")]
     pub client_timeout_ms: u64,
+    /// Limit for receiving a request's head from its first byte, in ms
+    /// (haproxy `timeout http-request`); a client that does not finish in
+    /// time gets 408 and is closed. Default 10000, or the client timeout
+    /// when that is shorter. HTTP mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_request_timeout_ms: Option<u64>,
+    /// Idle time allowed between two requests of a keep-alive connection
+    /// (and on an HTTP/2 connection with no open stream), in ms (haproxy
+    /// `timeout http-keep-alive`). Default: the http-request timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_keep_alive_timeout_ms: Option<u64>,
+    /// Inactivity limit of an upgraded (WebSocket) connection, both ways,
+    /// in ms (haproxy `timeout tunnel`). Default: the client timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_timeout_ms: Option<u64>,
     /// Connections served at once; further clients wait in the kernel's accept
     /// queue (haproxy `maxconn`). Default 10000.
     #[serde(default = "default_max_connections")]
@@ -384,6 +399,9 @@ impl Frontend {
             default_backend: None,
             routes: Vec::new(),
             client_timeout_ms: default_client_timeout_ms(),
+            http_request_timeout_ms: None,
+            http_keep_alive_timeout_ms: None,
+            tunnel_timeout_ms: None,
             max_connections: default_max_connections(),
             x_forwarded_for: true,
             forwarded: false,
@@ -400,7 +418,28 @@ impl Frontend {
     pub fn client_timeout(&self) -> Duration {
         Duration::from_millis(self.client_timeout_ms)
     }
+
+    /// Limit for a request's head (see `http_request_timeout_ms`).
+    pub fn http_request_timeout(&self) -> Duration {
+        let ms = (self.http_request_timeout_ms)
+            .unwrap_or_else(|| self.client_timeout_ms.min(DEFAULT_HTTP_REQUEST_TIMEOUT_MS));
+        Duration::from_millis(ms)
+    }
+
+    /// Idle limit between requests (see `http_keep_alive_timeout_ms`).
+    pub fn http_keep_alive_timeout(&self) -> Duration {
+        (self.http_keep_alive_timeout_ms)
+            .map_or_else(|| self.http_request_timeout(), Duration::from_millis)
+    }
+
+    /// Inactivity limit of tunnels (see `tunnel_timeout_ms`).
+    pub fn tunnel_timeout(&self) -> Duration {
+        Duration::from_millis(self.tunnel_timeout_ms.unwrap_or(self.client_timeout_ms))
+    }
 }
+
+/// `timeout http-request` when unset, as in HAProxy's usual configs.
+const DEFAULT_HTTP_REQUEST_TIMEOUT_MS: u64 = 10_000;
 
 impl Backend {
     /// A backend with every optional field at its default.
@@ -582,6 +621,15 @@ impl DataplaneConfig {
                     "clientTimeoutMs".into(),
                     "must be greater than 0".into(),
                 );
+            }
+            for (field, value) in [
+                ("httpRequestTimeoutMs", f.http_request_timeout_ms),
+                ("httpKeepAliveTimeoutMs", f.http_keep_alive_timeout_ms),
+                ("tunnelTimeoutMs", f.tunnel_timeout_ms),
+            ] {
+                if value == Some(0) {
+                    bad(&object, field.into(), "must be greater than 0".into());
+                }
             }
             if f.max_connections == 0 {
                 bad(

@@ -1,11 +1,12 @@
 //! Idle HTTP/1.1 connections to one server, kept for reuse (keep-alive).
-//! Lock-free: a bounded queue of request senders.
+//! Lock-free: a bounded queue of connections, holding no buffers.
 
 use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
-use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
+
+use crate::http::idle_and_open;
+use crate::tls::client::Upstream;
 
 /// Idle connections kept per server; more are closed.
 const MAX_IDLE: usize = 256;
@@ -15,7 +16,7 @@ const MAX_IDLE_AGE: Duration = Duration::from_secs(30);
 
 /// A pool of idle connections to one server.
 pub struct Pool {
-    idle: ArrayQueue<(Instant, SendRequest<Incoming>)>,
+    idle: ArrayQueue<(Instant, Box<dyn Upstream>)>,
 }
 
 impl Default for Pool {
@@ -35,21 +36,11 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// A connection ready for a request, if one is idle and alive.
-    pub async fn take(&self) -> Option<SendRequest<Incoming>> {
-        while let Some((since, mut sender)) = self.idle.pop() {
-            if since.elapsed() > MAX_IDLE_AGE || sender.is_closed() {
-                continue;
-            }
-            // A connection returns here as soon as its response body ended;
-            // hyper marks it ready a moment later, so wait for that briefly.
-            if sender.is_ready() {
-                return Some(sender);
-            }
-            if let Ok(Ok(())) =
-                tokio::time::timeout(Duration::from_millis(50), sender.ready()).await
-            {
-                return Some(sender);
+    /// A connection ready for a request, if one is idle, young and still open.
+    pub fn take(&self) -> Option<Box<dyn Upstream>> {
+        while let Some((since, mut io)) = self.idle.pop() {
+            if since.elapsed() <= MAX_IDLE_AGE && idle_and_open(&mut io) {
+                return Some(io);
             }
         }
         None
@@ -60,10 +51,9 @@ impl Pool {
         self.idle.len()
     }
 
-    /// Keeps a connection for reuse; closes it when the pool is full.
-    pub fn put(&self, sender: SendRequest<Incoming>) {
-        if !sender.is_closed() {
-            let _ = self.idle.push((Instant::now(), sender));
-        }
+    /// Keeps a connection whose last response ended cleanly; closes it when
+    /// the pool is full.
+    pub fn put(&self, io: Box<dyn Upstream>) {
+        let _ = self.idle.push((Instant::now(), io));
     }
 }

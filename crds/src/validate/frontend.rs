@@ -58,6 +58,12 @@ pub fn validate_frontend(spec: &FrontendSpec) -> Vec<FieldError> {
     }
     if let Some(timeouts) = &spec.timeouts {
         errors.duration("spec.timeouts.client", timeouts.client.as_ref());
+        errors.duration("spec.timeouts.httpRequest", timeouts.http_request.as_ref());
+        errors.duration(
+            "spec.timeouts.httpKeepAlive",
+            timeouts.http_keep_alive.as_ref(),
+        );
+        errors.duration("spec.timeouts.tunnel", timeouts.tunnel.as_ref());
     }
     errors.range("spec.maxConnections", spec.max_connections, 1, i32::MAX);
     if let Some(logging) = &spec.logging {
@@ -391,6 +397,9 @@ mod tests {
         let mut s = spec();
         s.timeouts = Some(FrontendTimeouts {
             client: Some("1 minute".into()),
+            http_request: Some("5s".into()),
+            http_keep_alive: Some("0.5s".into()),
+            tunnel: Some("1h".into()),
         });
         s.max_connections = Some(0);
         s.logging = Some(Logging {
@@ -417,6 +426,7 @@ mod tests {
             fields,
             [
                 "spec.timeouts.client",
+                "spec.timeouts.httpKeepAlive",
                 "spec.maxConnections",
                 "spec.logging.syslog.address",
                 "spec.logging.syslog.facility",

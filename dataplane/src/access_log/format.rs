@@ -81,7 +81,7 @@ pub fn http_line(r: &Record) -> String {
     let (backend, server) = backend_server(r);
     let t = &r.timers;
     let [ac, fc, bc, sc] = r.connections;
-    let request = r.request.as_ref().map(request_line).unwrap_or_default();
+    let request = (r.request.as_ref()).map_or_else(|| "<BADREQ>".into(), request_line);
     format!(
         "{}:{} [{}] {} {backend}/{server} {}/{}/{}/{}/{} {} {} - - {}-- {ac}/{fc}/{bc}/{sc}/{} 0/0 \"{request}\"",
         r.client.ip(),
@@ -135,6 +135,7 @@ pub fn json_line(r: &Record) -> String {
     put("backend_name", json!(backend));
     put("server_name", json!(server));
     if r.target.http {
+        put("Ti", json!(t.idle));
         put("TR", json!(t.request));
     }
     put("Tw", json!(t.queue));

@@ -29,6 +29,7 @@ fn record(http: bool, format: LogFormat) -> Record {
         server: None,
         no_server: "<NOSRV>",
         timers: Timers {
+            idle: 0,
             request: 10,
             queue: 0,
             connect: 30,
@@ -81,6 +82,7 @@ fn httplog_is_haproxys_example_field_for_field() {
 fn tcplog_is_haproxys_example_field_for_field() {
     let mut r = record(false, LogFormat::Tcplog);
     r.timers = Timers {
+        idle: -1,
         request: -1,
         queue: 0,
         connect: 0,
@@ -98,11 +100,32 @@ fn tcplog_is_haproxys_example_field_for_field() {
 }
 
 #[test]
+fn a_request_that_never_parsed_is_badreq() {
+    let mut r = record(true, LogFormat::Httplog);
+    r.request = None;
+    r.status = 408;
+    r.termination = *b"cR";
+    r.timers = Timers {
+        idle: 0,
+        request: -1,
+        queue: -1,
+        connect: -1,
+        response: -1,
+        total: 10001,
+    };
+    let line = http_line(&r);
+    assert!(
+        line.ends_with(" -1/-1/-1/-1/10001 408 2750 - - cR-- 1/1/1/1/0 0/0 \"<BADREQ>\""),
+        "{line}"
+    );
+}
+
+#[test]
 fn json_names_the_fields() {
     let line = json_line(&record(true, LogFormat::Json));
     // In the line's order.
     assert!(
-        line.starts_with(r#"{"client_ip":"10.0.1.2","client_port":33317,"accept_date":"06/Feb/2009:12:14:14.655","frontend_name":"http-in","backend_name":"http-in","server_name":"<NOSRV>","TR":10,"Tw":0,"Tc":30,"Tr":69,"Ta":109,"status_code":200,"bytes_read":2750,"#),
+        line.starts_with(r#"{"client_ip":"10.0.1.2","client_port":33317,"accept_date":"06/Feb/2009:12:14:14.655","frontend_name":"http-in","backend_name":"http-in","server_name":"<NOSRV>","Ti":0,"TR":10,"Tw":0,"Tc":30,"Tr":69,"Ta":109,"status_code":200,"bytes_read":2750,"#),
         "{line}"
     );
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();

@@ -1,109 +1,195 @@
-//! The response body: streamed from a server (returning its connection to the
-//! pool once fully read), or a short local response.
+//! The response body of HTTP/2 clients: streamed from a server connection
+//! (returned to its pool once the body ended cleanly), or a short local
+//! response; and the local responses of both HTTP versions.
 
+use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{Response, StatusCode, header};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::SendRequest;
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::time::Sleep;
 
-use crate::backend::{ActiveGuard, ServerRuntime};
+use super::upstream::READ_SIZE;
+use super::wire::BodyState;
+use crate::backend::ActiveGuard;
+use crate::tls::client::Upstream;
 
-/// A response body as the client sees it.
+/// A response body as an HTTP/2 client sees it.
 pub enum ProxyBody {
     /// Streamed from a server.
-    Upstream {
-        body: Incoming,
-        /// The connection, returned to its server's pool when the body ends.
-        reuse: Option<SendRequest<Incoming>>,
-        /// Counts the request as active on the server until the body is done.
-        guard: ActiveGuard,
-    },
+    Upstream(Box<ServerBody>),
     /// Generated here (errors); `None` once sent.
     Local(Option<Bytes>),
     /// Another body whose request is logged when it ends (access logs).
     Logged(Box<super::log::Logged>),
+    /// Another body, counted as an open stream of its connection until dropped.
+    Stream(Box<(ProxyBody, StreamGuard)>),
 }
 
-impl ProxyBody {
-    /// Streams `body`; `reuse` goes back to the pool when it ends.
-    pub fn upstream(
-        body: Incoming,
-        reuse: Option<SendRequest<Incoming>>,
+/// Counts an open HTTP/2 stream while it lives.
+pub struct StreamGuard(Arc<AtomicUsize>);
+
+impl StreamGuard {
+    pub fn new(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        StreamGuard(open.clone())
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body read from a server connection, without its framing.
+pub struct ServerBody {
+    io: Option<Box<dyn Upstream>>,
+    buf: BytesMut,
+    state: BodyState,
+    keep: bool,
+    guard: ActiveGuard,
+    idle: Duration,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl ServerBody {
+    /// The body after a response head; its first bytes are in `buf`. The
+    /// connection goes back to the pool at the end when `keep`; each read
+    /// waits at most `idle`.
+    pub fn new(
+        io: Box<dyn Upstream>,
+        buf: BytesMut,
+        state: BodyState,
+        keep: bool,
         guard: ActiveGuard,
+        idle: Duration,
     ) -> Self {
-        let mut this = ProxyBody::Upstream { body, reuse, guard };
+        let keep = keep && !matches!(state, BodyState::UntilClose);
+        let mut this = ServerBody {
+            io: Some(io),
+            buf,
+            state,
+            keep,
+            guard,
+            idle,
+            timer: Box::pin(tokio::time::sleep(idle)),
+        };
         this.release_if_done();
         this
     }
 
-    /// No body.
-    pub fn empty() -> Self {
-        ProxyBody::Local(None)
+    fn release_if_done(&mut self) {
+        if self.state.done()
+            && let Some(io) = self.io.take()
+            && self.keep
+            && self.buf.is_empty()
+        {
+            self.guard.server().shared.pool.put(io);
+        }
     }
 
-    fn release_if_done(&mut self) {
-        if let ProxyBody::Upstream { body, reuse, guard } = self
-            && body.is_end_stream()
-            && let Some(sender) = reuse.take()
-        {
-            release(guard.server(), sender);
+    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        loop {
+            if !self.buf.is_empty() {
+                let mut data = BytesMut::new();
+                let n = (self.state)
+                    .feed(&self.buf, &mut |p| data.extend_from_slice(p))
+                    .map_err(|_| {
+                        io::Error::new(io::ErrorKind::InvalidData, "bad chunk from server")
+                    })?;
+                let _ = self.buf.split_to(n);
+                self.release_if_done();
+                if !data.is_empty() {
+                    return Poll::Ready(Some(Ok(data.freeze())));
+                }
+            }
+            if self.state.done() {
+                self.release_if_done();
+                return Poll::Ready(None);
+            }
+            let Some(io) = self.io.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let start = self.buf.len();
+            self.buf.resize(start + READ_SIZE, 0);
+            let mut rb = ReadBuf::new(&mut self.buf[start..]);
+            match Pin::new(io).poll_read(cx, &mut rb) {
+                Poll::Pending => {
+                    self.buf.truncate(start);
+                    ready!(self.timer.as_mut().poll(cx));
+                    return Poll::Ready(Some(Err(io::ErrorKind::TimedOut.into())));
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Ok(())) => {
+                    let n = rb.filled().len();
+                    self.buf.truncate(start + n);
+                    let deadline = tokio::time::Instant::now() + self.idle;
+                    self.timer.as_mut().reset(deadline);
+                    if n == 0 {
+                        if matches!(self.state, BodyState::UntilClose) {
+                            self.state = BodyState::Done;
+                            self.io = None;
+                            return Poll::Ready(None);
+                        }
+                        return Poll::Ready(Some(Err(io::ErrorKind::UnexpectedEof.into())));
+                    }
+                }
+            }
         }
     }
 }
 
-fn release(server: &Arc<ServerRuntime>, sender: SendRequest<Incoming>) {
-    server.shared.pool.put(sender);
+impl ProxyBody {
+    /// No body.
+    pub fn empty() -> Self {
+        ProxyBody::Local(None)
+    }
 }
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        match this {
-            ProxyBody::Upstream { body, reuse, guard } => {
-                let polled = Pin::new(body).poll_frame(cx);
-                match &polled {
-                    Poll::Ready(None) => {
-                        if let Some(sender) = reuse.take() {
-                            release(guard.server(), sender);
-                        }
-                    }
-                    Poll::Ready(Some(Ok(_))) => this.release_if_done(),
-                    // A broken body makes the connection unusable.
-                    Poll::Ready(Some(Err(_))) => *reuse = None,
-                    Poll::Pending => {}
-                }
-                polled
-            }
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Upstream(body) => body.poll_data(cx).map(|d| d.map(|r| r.map(Frame::data))),
             ProxyBody::Local(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Logged(logged) => logged.poll_frame(cx),
+            ProxyBody::Stream(inner) => Pin::new(&mut inner.0).poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ProxyBody::Upstream { body, .. } => body.is_end_stream(),
+            ProxyBody::Upstream(body) => body.state.done() && body.buf.is_empty(),
             ProxyBody::Local(bytes) => bytes.is_none(),
             ProxyBody::Logged(logged) => logged.is_end_stream(),
+            ProxyBody::Stream(inner) => inner.0.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ProxyBody::Upstream { body, .. } => body.size_hint(),
+            ProxyBody::Upstream(body) => match body.state {
+                BodyState::Length(n) if body.buf.is_empty() => SizeHint::with_exact(n),
+                _ => SizeHint::default(),
+            },
             ProxyBody::Local(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
             ProxyBody::Logged(logged) => logged.size_hint(),
+            ProxyBody::Stream(inner) => inner.0.size_hint(),
         }
     }
 }

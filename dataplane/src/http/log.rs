@@ -1,13 +1,13 @@
 //! The HTTP side of access logs: a [`Trace`] that a request fills in as it
-//! goes (backend, server, connect and response times, how it ended), and
-//! [`Logged`], the response body that hands the record to the log when the
-//! client has it all (or is gone). With logging off, a trace stays empty and
-//! costs no clock read.
+//! goes (backend, server, connect and response times, how it ended);
+//! [`finished`] logs an HTTP/1 request once its response is sent, and
+//! [`Logged`] is the HTTP/2 response body that hands the record to the log
+//! when the client has it all (or is gone). With logging off, a trace stays
+//! empty and costs no clock read.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -81,6 +81,19 @@ impl Trace {
         self.state = *state;
     }
 
+    /// Whether this trace records.
+    pub fn on(&self) -> bool {
+        self.on
+    }
+
+    /// The request's head is all here: its active time starts now.
+    pub fn restart(&mut self) {
+        if self.on {
+            let now = Instant::now();
+            (self.begun, self.at) = (Some(now), Some(now));
+        }
+    }
+
     /// The request was sent once more on a new connection.
     pub fn retried(&mut self) {
         self.retries += 1;
@@ -93,27 +106,80 @@ impl Trace {
     }
 }
 
-/// When a connection's previous request ended, for the next one's `TR`.
-#[derive(Clone, Debug)]
-pub struct ConnectionLog {
-    accepted: Instant,
-    /// µs after `accepted` at which the last response was sent.
-    idle_since_us: Arc<AtomicU64>,
+/// An HTTP/1 request's times: idle before it (`Ti`), its first byte, its
+/// head complete (none when it never was).
+pub struct Times {
+    pub idle_ms: i64,
+    pub started: Instant,
+    pub received: Option<Instant>,
 }
 
-impl ConnectionLog {
-    /// A connection accepted now.
-    pub fn new() -> Self {
-        ConnectionLog {
-            accepted: Instant::now(),
-            idle_since_us: Arc::default(),
-        }
-    }
+/// Logs an HTTP/1 request whose answer (`status`, `bytes` sent) is done:
+/// `TR` is the time to receive the head from its first byte, `Ta` the
+/// active time from that first byte (idle time excluded, as HAProxy does).
+#[allow(clippy::too_many_arguments)]
+pub fn finished(
+    log: &FrontendLog,
+    trace: Trace,
+    line: Option<RequestLine>,
+    client: &super::Client,
+    times: Times,
+    status: u16,
+    bytes: u64,
+) {
+    let request_ms = times.received.map_or(-1, |r| ms(r - times.started));
+    let total = ms(times.started.elapsed());
+    let date_unix_ms = crate::counters::unix_ms().saturating_sub(total as u64);
+    let mut record = record(
+        log,
+        trace,
+        line,
+        client.peer,
+        client.tls,
+        status,
+        request_ms,
+        date_unix_ms,
+    );
+    record.timers.idle = times.idle_ms;
+    record.timers.total = total;
+    record.bytes = bytes;
+    record.connections = log.connections(record.backend.as_deref(), record.server.as_ref());
+    log.log(record);
 }
 
-impl Default for ConnectionLog {
-    fn default() -> Self {
-        Self::new()
+#[allow(clippy::too_many_arguments)]
+fn record(
+    log: &FrontendLog,
+    trace: Trace,
+    line: Option<RequestLine>,
+    client: SocketAddr,
+    tls: bool,
+    status: u16,
+    request_ms: i64,
+    date_unix_ms: u64,
+) -> Record {
+    Record {
+        target: log.target.clone(),
+        client,
+        date_unix_ms,
+        tls,
+        backend: trace.backend,
+        server: trace.server,
+        no_server: trace.local,
+        timers: Timers {
+            idle: 0,
+            request: request_ms,
+            queue: if trace.connect_ms >= 0 { 0 } else { -1 },
+            connect: trace.connect_ms,
+            response: trace.response_ms,
+            total: -1,
+        },
+        status,
+        bytes: 0,
+        termination: trace.state,
+        connections: [0; 4],
+        retries: trace.retries,
+        request: line,
     }
 }
 
@@ -123,14 +189,13 @@ pub struct Logged {
     log: FrontendLog,
     record: Option<Record>,
     started: Instant,
-    request_ms: i64,
-    connection: Option<ConnectionLog>,
     body_bytes: u64,
     ended: bool,
     failed: bool,
 }
 
-/// Wraps `resp` so that its request is logged to `log` once sent.
+/// Wraps `resp` (to an HTTP/2 client) so that its request is logged to
+/// `log` once sent.
 pub fn logged(
     resp: Response<ProxyBody>,
     log: &FrontendLog,
@@ -138,49 +203,27 @@ pub fn logged(
     line: Option<RequestLine>,
     client: SocketAddr,
     tls: bool,
-    connection: Option<&ConnectionLog>,
 ) -> Response<ProxyBody> {
     let started = trace.begun.unwrap_or_else(Instant::now);
-    // TR: from the end of the previous response on this connection (or the
-    // accept) to the request handed over here.
-    let request_ms = connection.map_or(0, |c| {
-        let idle_since = c.idle_since_us.load(Ordering::Relaxed);
-        let since_accept = c.accepted.elapsed().as_micros() as u64;
-        i64::try_from(since_accept.saturating_sub(idle_since) / 1000).unwrap_or(i64::MAX)
-    });
     let head = head_bytes(&resp);
-    let status = resp.status().as_u16();
-    let date_unix_ms = crate::counters::unix_ms().saturating_sub(request_ms as u64);
-    let record = Record {
-        target: log.target.clone(),
+    let date_unix_ms = crate::counters::unix_ms();
+    let mut record = record(
+        log,
+        trace,
+        line,
         client,
-        date_unix_ms,
         tls,
-        backend: trace.backend,
-        server: trace.server,
-        no_server: trace.local,
-        timers: Timers {
-            request: request_ms,
-            queue: if trace.connect_ms >= 0 { 0 } else { -1 },
-            connect: trace.connect_ms,
-            response: trace.response_ms,
-            total: -1,
-        },
-        status,
-        bytes: head,
-        termination: trace.state,
-        connections: [0; 4],
-        retries: trace.retries,
-        request: line,
-    };
+        resp.status().as_u16(),
+        0,
+        date_unix_ms,
+    );
+    record.bytes = head;
     resp.map(|inner| {
         ProxyBody::Logged(Box::new(Logged {
             inner,
             log: log.clone(),
             record: Some(record),
             started,
-            request_ms,
-            connection: connection.cloned(),
             body_bytes: 0,
             ended: false,
             failed: false,
@@ -188,9 +231,9 @@ pub fn logged(
     })
 }
 
-/// The size of the HTTP/1.1 response head as hyper writes it: status line,
-/// headers, the `date` and `content-length` headers it adds when missing,
-/// blank line. (Chunk framing is not counted.)
+/// The size of the response head as it would be in HTTP/1.1: status line,
+/// headers, the `date` and `content-length` headers hyper adds when
+/// missing, blank line.
 fn head_bytes(resp: &Response<ProxyBody>) -> u64 {
     let status = resp.status();
     let reason = status.canonical_reason().unwrap_or("").len();
@@ -215,7 +258,7 @@ impl Logged {
     pub fn poll_frame(
         &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -253,12 +296,8 @@ impl Drop for Logged {
             }
         }
         r.bytes += self.body_bytes;
-        r.timers.total = self.request_ms.saturating_add(ms(self.started.elapsed()));
+        r.timers.total = ms(self.started.elapsed());
         r.connections = (self.log).connections(r.backend.as_deref(), r.server.as_ref());
-        if let Some(c) = &self.connection {
-            let now = c.accepted.elapsed().as_micros() as u64;
-            c.idle_since_us.store(now, Ordering::Relaxed);
-        }
         self.log.log(r);
     }
 }

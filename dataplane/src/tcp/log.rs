@@ -75,6 +75,7 @@ impl<'a> Session<'a> {
             server: server.cloned(),
             no_server: "<NOSRV>",
             timers: Timers {
+                idle: -1,
                 request: -1,
                 queue: if self.connect_ms >= 0 { 0 } else { -1 },
                 connect: self.connect_ms,

@@ -73,10 +73,20 @@ pub(super) fn render_frontend(
         .and_then(|t| t.client.as_deref())
         .unwrap_or(CLIENT_TIMEOUT);
     let headers = spec.forwarded_headers.as_ref();
+    let timeouts = spec.timeouts.clone().unwrap_or_default();
+    let mut optional = |field: &str, value: Option<String>| {
+        value.map(|v| millis(report, &format!("spec.timeouts.{field}"), &v))
+    };
+    let http_request_timeout_ms = optional("httpRequest", timeouts.http_request);
+    let http_keep_alive_timeout_ms = optional("httpKeepAlive", timeouts.http_keep_alive);
+    let tunnel_timeout_ms = optional("tunnel", timeouts.tunnel);
     config::Frontend {
         default_backend,
         routes,
         client_timeout_ms: millis(report, "spec.timeouts.client", client),
+        http_request_timeout_ms,
+        http_keep_alive_timeout_ms,
+        tunnel_timeout_ms,
         max_connections,
         x_forwarded_for: headers.and_then(|h| h.x_forwarded_for).unwrap_or(true),
         forwarded: headers.and_then(|h| h.forwarded).unwrap_or(false),

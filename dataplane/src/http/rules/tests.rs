@@ -17,7 +17,6 @@ fn client(peer: &str, tls: bool) -> Client {
         peer,
         peer_header: headers::ip_value(peer.ip()),
         tls,
-        log: None,
     }
 }
 
