@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target (fuzz/fuzz_targets/) for SECONDS each (default 30),
-# starting from its seed corpus in fuzz/seeds/<target>. Needs the nightly
+# starting from its seed corpus in fuzz/seeds/<target>; `--build` only builds
+# them (CI builds them while the tests run). Needs the nightly
 # toolchain and cargo-fuzz (installed from crates.io when missing). Build
 # caches, the growing corpus and crash artifacts live outside the checkout,
 # in $FAIRLEAD_FUZZ_DIR (default ~/.cache/fairlead-fuzz). A crash fails the
@@ -8,8 +9,14 @@
 #
 #   scripts/fuzz.sh            # every target, 30 s each
 #   scripts/fuzz.sh 300 sni    # one target, 5 minutes
+#   scripts/fuzz.sh --build    # build only
 set -euo pipefail
 cd "$(dirname "$0")/.."
+build_only=false
+if [ "${1:-}" = --build ]; then
+  build_only=true
+  shift
+fi
 seconds=${1:-30}
 shift || true
 work=${FAIRLEAD_FUZZ_DIR:-$HOME/.cache/fairlead-fuzz}
@@ -29,6 +36,7 @@ fi
 # ASan would only slow the run down. Debug assertions stay on.
 build=(--sanitizer none --debug-assertions --target-dir "$work/target")
 cargo +nightly fuzz build "${build[@]}"
+$build_only && exit 0
 for target in "${targets[@]}"; do
   corpus="$work/corpus/$target"
   artifacts="$work/artifacts/$target/"
