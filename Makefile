@@ -1,7 +1,7 @@
 # The README's commands. Build caches live outside the checkout.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/fairlead-target
 
-.PHONY: quickstart test lint bench bench-failover deps e2e-bins images fuzz
+.PHONY: quickstart test lint bench bench-config bench-failover deps e2e-bins images fuzz
 
 ## Two demo backends and fairlead on deploy/examples/: curl localhost:8080
 quickstart:
@@ -18,6 +18,14 @@ lint:
 ## fairlead vs HAProxy on loopback (not a test: prints figures and ratios).
 bench: deps
 	python3 scripts/bench.py
+
+## Config scale (prints figures, not a test): dataplane apply time and memory per
+## server vs HAProxy; then the operator's change-to-applied latency on a real API server.
+bench-config: deps e2e-bins
+	cargo build --release -p fairlead-dataplane --bin fairlead-dataplane -p fairlead-operator --bin fairlead-operator
+	cargo build -p fairlead-e2e --bin config-scale
+	python3 scripts/bench-config-scale.py
+	$(CARGO_TARGET_DIR)/debug/config-scale --operator $(CARGO_TARGET_DIR)/release/fairlead-operator --dataplane $(CARGO_TARGET_DIR)/release/fairlead-dataplane
 
 ## VRRP failover, fairlead vs Keepalived in network namespaces (root; prints figures, not a test).
 bench-failover: deps

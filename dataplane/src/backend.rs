@@ -159,6 +159,8 @@ impl Drop for ActiveGuard {
 /// A backend ready to serve: spec, servers and selector.
 #[derive(Debug)]
 pub struct BackendRuntime {
+    /// The backend's settings; its `servers` list is empty (each server's
+    /// spec is in [`ServerRuntime::spec`]).
     pub spec: config::Backend,
     pub servers: Vec<Arc<ServerRuntime>>,
     selector: Selector,
@@ -195,9 +197,10 @@ impl BackendRuntime {
         counters: &mut Registry,
         counted: &Registry,
     ) -> Self {
-        let servers: Vec<Arc<ServerRuntime>> = spec
-            .servers
-            .iter()
+        let mut spec = spec;
+        // Each server's spec moves to its runtime: one copy, not two.
+        let servers: Vec<Arc<ServerRuntime>> = std::mem::take(&mut spec.servers)
+            .into_iter()
             .map(|s| {
                 let key = (spec.name.clone(), s.name.clone(), s.address.clone(), s.port);
                 let shared = previous.get(&key).cloned().unwrap_or_else(|| {
@@ -209,7 +212,7 @@ impl BackendRuntime {
                     })
                 });
                 let server_counters = counters.server(counted, &spec.name, &s.name);
-                Arc::new(ServerRuntime::new(s.clone(), shared, server_counters))
+                Arc::new(ServerRuntime::new(s, shared, server_counters))
             })
             .collect();
         let selector = Selector::new(spec.balance, &servers);

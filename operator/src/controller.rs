@@ -2,9 +2,10 @@
 //! dataplane Pods, and runs one global round — render, version, push, status —
 //! whenever any of them changes.
 //!
-//! Rounds are coalesced: a change marks the state dirty, the loop waits a
-//! short debounce window, then runs one round for everything that changed;
-//! only one round runs at a time. Pushes are asynchronous (one task per
+//! Rounds are coalesced: a change marks the state dirty and the loop runs one
+//! round for everything that changed, at once when the last round started
+//! more than the debounce window ago, else when that window ends (a burst of
+//! changes makes at most one round per window); only one round runs at a time. Pushes are asynchronous (one task per
 //! dataplane, see [`fleet`](crate::fleet)); their progress marks the status
 //! dirty. Statuses are written by one task at a time beside the rounds (so
 //! they never delay a push), and only where they differ from what is stored.
@@ -48,7 +49,7 @@ pub struct Settings {
     pub namespace: String,
     /// Namespace whose resources are watched; all when `None`.
     pub watch_namespace: Option<String>,
-    /// Wait after the first change before a round renders (changes meanwhile join it).
+    /// Least time between the starts of two rounds; changes within it join the next.
     pub debounce: Duration,
     /// How often each dataplane's status is read.
     pub poll_interval: Duration,
@@ -324,6 +325,7 @@ async fn rounds(
     let mut status_backoff = Duration::from_millis(500);
     let mut published = Instant::now();
     let mut status_dirty = false;
+    let mut last_round: Option<Instant> = None;
     signals.render();
     loop {
         let retry = async {
@@ -361,8 +363,11 @@ async fn rounds(
                 }
             }
         }
-        tokio::time::sleep(settings.debounce).await;
+        if let Some(last) = last_round {
+            tokio::time::sleep_until((last + settings.debounce).into()).await;
+        }
         let started = Instant::now();
+        last_round = Some(started);
         let dataplane = stores.credentials.state().into_iter().next();
         let operator = stores.client_credentials.state().into_iter().next();
         let version = |s: &Option<Arc<Secret>>| s.as_ref()?.metadata.resource_version.clone();

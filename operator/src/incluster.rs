@@ -85,8 +85,8 @@ pub struct OperatorArgs {
         default_value = "0.0.0.0:8080"
     )]
     pub metrics_address: SocketAddr,
-    /// Milliseconds a round waits after the first change before it renders,
-    /// so a burst of changes makes one render and push.
+    /// Least milliseconds between two rounds (render and push): a change
+    /// after a quiet spell renders at once, a burst makes one round per window.
     #[arg(
         long,
         env = "FAIRLEAD_OPERATOR_DEBOUNCE_MS",

@@ -8,9 +8,10 @@ use std::net::IpAddr;
 /// Ring points per unit of (gcd-reduced) weight.
 const POINTS_PER_WEIGHT: u32 = 160;
 
-/// Points sorted by position; each names the server (an index into the list).
+/// Points sorted by position; each names the server (an index into the
+/// list; a backend has at most 10,000 servers, so 32 bits: 8 bytes a point).
 pub(super) struct Ring {
-    points: Vec<(u32, usize)>,
+    points: Vec<(u32, u32)>,
 }
 
 /// One server to place on the ring.
@@ -25,13 +26,21 @@ pub(super) struct Member<'a> {
 
 impl Ring {
     pub(super) fn new(members: &[Member]) -> Ring {
-        let mut points = Vec::new();
+        let total = members
+            .iter()
+            .map(|m| m.weight * POINTS_PER_WEIGHT)
+            .sum::<u32>();
+        let mut points = Vec::with_capacity(total as usize);
         for m in members {
+            // Validation keeps backends far below 2^32 servers.
+            let Ok(index) = u32::try_from(m.index) else {
+                continue;
+            };
             let index_id = (m.index as u64).to_le_bytes();
             let id = m.id.map_or(&index_id[..], str::as_bytes);
             for replica in 0..m.weight * POINTS_PER_WEIGHT {
                 let position = hash(&[id, b"#", &replica.to_le_bytes()]);
-                points.push((fold(position), m.index));
+                points.push((fold(position), index));
             }
         }
         // Ties between positions are broken by index so the order is total.
@@ -46,7 +55,7 @@ impl Ring {
         before
             .iter()
             .chain(after)
-            .map(|&(_, index)| index)
+            .map(|&(_, index)| index as usize)
             .find(|&i| eligible(i))
     }
 }
@@ -135,6 +144,7 @@ mod tests {
     fn points_follow_weight() {
         let r = ring(&[1, 3]);
         let heavy = r.points.iter().filter(|p| p.1 == 1).count();
+        assert_eq!(std::mem::size_of_val(&r.points[0]), 8);
         assert_eq!(r.points.len(), 4 * POINTS_PER_WEIGHT as usize);
         assert_eq!(heavy, 3 * POINTS_PER_WEIGHT as usize);
     }

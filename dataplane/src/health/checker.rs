@@ -223,6 +223,13 @@ mod tests {
         Arc::new(BackendRuntime::build(spec, &HashMap::new()))
     }
 
+    /// The config `b` was built from.
+    fn spec_of(b: &BackendRuntime) -> Backend {
+        let mut spec = b.spec.clone();
+        spec.servers = b.servers.iter().map(|s| s.spec.clone()).collect();
+        spec
+    }
+
     fn fast() -> HealthCheck {
         HealthCheck {
             interval_ms: 100,
@@ -260,7 +267,7 @@ mod tests {
         assert!(changed.is_some());
 
         // The same backend without checks: the checker stops, the server is up.
-        let mut spec = b.spec.clone();
+        let mut spec = spec_of(&b);
         spec.health_check = None;
         let mut states = HashMap::new();
         b.shared_states(&mut states);
@@ -280,13 +287,13 @@ mod tests {
             .id();
         let mut states = HashMap::new();
         b.shared_states(&mut states);
-        let same = Arc::new(BackendRuntime::build(b.spec.clone(), &states));
+        let same = Arc::new(BackendRuntime::build(spec_of(&b), &states));
         checkers.sync([&same]);
         let kept = checkers.running[&("b".to_string(), "s".to_string())]
             .task
             .id();
         assert_eq!(first, kept);
-        let mut spec = b.spec.clone();
+        let mut spec = spec_of(&b);
         spec.health_check = Some(HealthCheck { fall: 5, ..fast() });
         let changed = Arc::new(BackendRuntime::build(spec, &states));
         checkers.sync([&changed]);
