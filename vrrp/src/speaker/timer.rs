@@ -101,7 +101,8 @@ mod tests {
             expiry(&mut timer).await;
             let late = Instant::now().saturating_duration_since(deadline);
             assert!(Instant::now() >= deadline, "woke before the deadline");
-            assert!(late < Duration::from_millis(50), "{late:?} late");
+            // Generous: a loaded 2-core CI machine delays wakeups by tens of ms.
+            assert!(late < Duration::from_millis(250), "{late:?} late");
         }
         // Re-armed further out before expiring: the later deadline counts.
         let start = Instant::now();
