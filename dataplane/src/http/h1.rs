@@ -8,7 +8,7 @@
 
 use std::cell::RefCell;
 use std::future::poll_fn;
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -292,7 +292,7 @@ impl Exchange<'_> {
         let sent_at = Instant::now();
         // A pooled connection may turn out closed by the server: when the
         // whole request is in `out`, send it again on a new connection.
-        let mut server_buf = BytesMut::new();
+        let mut server_buf = upstream::response_buf();
         let (resp, resp_head) = loop {
             let wrote = timeout(server_timeout, conn.io.write_all(&out)).await;
             let mut failed_early = !matches!(wrote, Ok(Ok(())));
@@ -496,10 +496,9 @@ impl Exchange<'_> {
             .counters
             .traffic
             .response(resp.status().as_u16());
-        let mut out = Vec::with_capacity(256 + server_buf.len());
+        let mut out = Vec::with_capacity(256);
         wire::write_response(&mut out, resp.status(), resp.headers());
         end.status = resp.status().as_u16();
-        end.bytes = out.len() as u64;
         let mut body = BodyState::new(framing);
         let fed = body.feed(&server_buf, &mut |p| {
             if strip {
@@ -508,28 +507,29 @@ impl Exchange<'_> {
         });
         let client_timeout = self.frontend.spec.client_timeout();
         let server_timeout = self.backend.spec.server_timeout();
-        match fed {
+        // The head and the body bytes already read go in one vectored write.
+        let first = match fed {
+            Ok(n) if !strip => server_buf.split_to(n),
             Ok(n) => {
-                if !strip {
-                    out.extend_from_slice(&server_buf[..n]);
-                }
                 server_buf.advance(n);
+                BytesMut::new()
             }
             Err(_) => {
                 // Head sent, body broken: nothing more to tell the client.
                 keep = false;
                 body = BodyState::Done;
                 end.trace.ended(b"SD");
+                BytesMut::new()
             }
-        }
+        };
         if !matches!(
-            timeout(client_timeout, io.write_all(&out)).await,
+            timeout(client_timeout, write_both(io, &out, &first)).await,
             Ok(Ok(()))
         ) {
             return end.client_gone(guard, b"CD");
         }
-        end.bytes = out.len() as u64;
-        drop(out);
+        end.bytes = (out.len() + first.len()) as u64;
+        drop((out, first));
         let mut server_done = body.done();
         if !body.done() {
             let copied = copy_body(
@@ -564,9 +564,34 @@ impl Exchange<'_> {
             guard.server().shared.pool.put(conn.io);
         }
         drop(guard);
+        drop(resp);
+        upstream::recycle(server_buf);
         end.finish();
         keep
     }
+}
+
+/// Writes `a` then `b`, both in one call where `io` takes vectored writes.
+async fn write_both<W>(io: &mut W, mut a: &[u8], mut b: &[u8]) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    // Each turn writes at least one byte or fails.
+    while !a.is_empty() || !b.is_empty() {
+        let n = if a.is_empty() {
+            io.write(b).await?
+        } else {
+            io.write_vectored(&[IoSlice::new(a), IoSlice::new(b)])
+                .await?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_a = n.min(a.len());
+        a = &a[from_a..];
+        b = &b[n - from_a..];
+    }
+    Ok(())
 }
 
 /// How a body copy broke (`true`: a timeout).

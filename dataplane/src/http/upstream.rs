@@ -2,6 +2,7 @@
 //! (checked alive) or opened, with the backend's retries and redispatch;
 //! reading a response head with the server timeout.
 
+use std::cell::RefCell;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
@@ -18,8 +19,38 @@ use crate::tls::client::Upstream;
 
 /// Bytes read at once from either side (bodies).
 pub const READ_SIZE: usize = 16 * 1024;
-/// A head's first buffer; most heads fit.
-pub const HEAD_SIZE: usize = 4096;
+/// Room for a response head beside a read's worth of body.
+const HEAD_ROOM: usize = 4096;
+
+/// Spare response buffers kept per thread.
+const SPARES: usize = 64;
+
+thread_local! {
+    /// Response buffers of finished requests, reused on this thread: a fresh
+    /// allocation per response costs page faults when glibc has returned the
+    /// memory, and an idle connection holds none of them.
+    static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer to read a response into: a spare one when this thread has one.
+pub fn response_buf() -> BytesMut {
+    SPARE
+        .with_borrow_mut(Vec::pop)
+        .unwrap_or_else(|| BytesMut::with_capacity(READ_SIZE + HEAD_ROOM))
+}
+
+/// Keeps a response buffer for the next response once nothing else (head,
+/// header values) shares its memory; else it is freed.
+pub fn recycle(mut buf: BytesMut) {
+    buf.clear();
+    if buf.capacity() <= 4 * READ_SIZE && buf.try_reclaim(READ_SIZE + HEAD_ROOM) {
+        SPARE.with_borrow_mut(|spare| {
+            if spare.len() < SPARES {
+                spare.push(buf);
+            }
+        });
+    }
+}
 
 /// A connection to a server, and whether it came from the pool.
 pub struct ServerConn {
@@ -86,7 +117,8 @@ pub async fn read_head(
         if buf.len() >= 64 * 1024 {
             return Err(HeadError::Invalid);
         }
-        buf.reserve(if buf.is_empty() { HEAD_SIZE } else { READ_SIZE });
+        // A head and a 16 KiB body come in one read.
+        buf.reserve(READ_SIZE + HEAD_ROOM);
         let was_empty = buf.is_empty();
         match tokio::time::timeout_at(deadline, io.read_buf(buf)).await {
             Err(_) => return Err(HeadError::Timeout),
@@ -126,7 +158,27 @@ pub fn head_end(buf: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::head_end;
+    use super::{HEAD_ROOM, READ_SIZE, head_end, recycle, response_buf};
+
+    #[test]
+    fn response_buffers_are_reused_once_unshared() {
+        let mut buf = response_buf();
+        buf.extend_from_slice(b"HTTP/1.1 200 OK\r\n\r\nbody");
+        let start = buf.as_ptr();
+        let head = buf.split_to(19).freeze();
+        // The head still shares the memory: not kept.
+        recycle(buf);
+        assert_ne!(response_buf().as_ptr(), start);
+        drop(head);
+        let mut buf = response_buf();
+        let start = buf.as_ptr();
+        buf.extend_from_slice(b"HTTP/1.1 200 OK\r\n\r\nbody");
+        drop(buf.split_to(19).freeze());
+        recycle(buf);
+        let again = response_buf();
+        assert_eq!((again.as_ptr(), again.len()), (start, 0));
+        assert!(again.capacity() >= READ_SIZE + HEAD_ROOM);
+    }
 
     #[test]
     fn head_ends_at_the_first_blank_line() {
