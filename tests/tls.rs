@@ -706,3 +706,136 @@ async fn idle_h2_connection_is_closed() {
         "{got:?}"
     );
 }
+
+/// A TLS-terminating http frontend whose one server refuses connections, so
+/// every request gets fairlead's 503 at once; `fe` adjusts the frontend.
+async fn answering_at_once(
+    pki: &Pki,
+    fe: impl FnOnce(&mut fairlead_dataplane::config::Frontend),
+) -> (fairlead_dataplane::Engine, SocketAddr) {
+    let mut front = frontend("fe", Mode::Http, "be");
+    front.tls = Some(FrontendTls::terminate(vec![certificate(pki, "a")]));
+    fe(&mut front);
+    let addr = front.bind;
+    let be = backend(
+        "be",
+        Mode::Http,
+        Balance::Roundrobin,
+        vec![dead_server("s")],
+    );
+    (serve(front, be).await, addr)
+}
+
+type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// One HTTP/2 frame: type, flags, stream, payload.
+type Frame = (u8, u8, u32, Vec<u8>);
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = (payload.len() as u32).to_be_bytes();
+    let mut out = vec![len[1], len[2], len[3], kind, flags];
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Reads one frame (at most STEP), acknowledging the server's SETTINGS.
+async fn read_frame(tls: &mut Tls) -> Frame {
+    let mut head = [0u8; 9];
+    tokio::time::timeout(STEP, tls.read_exact(&mut head))
+        .await
+        .expect("a frame within STEP")
+        .expect("connection open");
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let mut payload = vec![0; len];
+    tls.read_exact(&mut payload).await.unwrap();
+    let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+    if head[3] == 4 && head[4] & 1 == 0 {
+        tls.write_all(&frame(4, 1, 0, &[])).await.unwrap();
+    }
+    (head[3], head[4], stream, payload)
+}
+
+/// Opens stream 1 with a GET whose request stream stays open (no
+/// END_STREAM) and reads until fairlead's whole 503 response came.
+async fn early_response(pki: &Pki, addr: SocketAddr) -> Tls {
+    let mut tls = tls_connect(pki, addr, &[b"h2"]).await;
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(4, 0, 0, &[]));
+    // HPACK: :method GET, :scheme https, :path /, :authority a.example.com.
+    let mut block = vec![0x82, 0x87, 0x84, 0x01, 13];
+    block.extend_from_slice(b"a.example.com");
+    out.extend(frame(1, 4, 1, &block));
+    tls.write_all(&out).await.unwrap();
+    for _ in 0..50 {
+        let (kind, flags, stream, _) = read_frame(&mut tls).await;
+        assert_ne!((kind, stream), (3, 1), "stream 1 reset before its response");
+        if (kind, stream) == (0, 1) && flags & 1 == 1 {
+            return tls;
+        }
+    }
+    panic!("no end of the response in 50 frames");
+}
+
+/// Reads frames until a RST_STREAM on stream 1 (its error code and when) or
+/// a PING ACK (None).
+async fn reset_or_pong(tls: &mut Tls) -> Option<(u32, std::time::Instant)> {
+    for _ in 0..200 {
+        match read_frame(tls).await {
+            (3, _, 1, code) => {
+                let code = u32::from_be_bytes(code[..4].try_into().unwrap());
+                return Some((code, std::time::Instant::now()));
+            }
+            (6, 1, 0, _) => return None,
+            _ => {}
+        }
+    }
+    panic!("neither RST_STREAM nor PING ACK in 200 frames");
+}
+
+/// When fairlead answers before the HTTP/2 request stream ended, it keeps
+/// reading it as HAProxy does: the rest of the body is taken, no reset.
+#[tokio::test(flavor = "multi_thread")]
+async fn h2_request_body_after_the_response_is_read() {
+    let pki = site_pki();
+    let (_e, addr) = answering_at_once(&pki, |_| {}).await;
+    let mut tls = early_response(&pki, addr).await;
+    let mut out = frame(0, 0, 1, &[b'x'; 1000]);
+    out.extend(frame(0, 1, 1, &[b'y'; 1000]));
+    out.extend(frame(6, 0, 0, b"drained?"));
+    tls.write_all(&out).await.unwrap();
+    assert_eq!(reset_or_pong(&mut tls).await, None, "stream 1 was reset");
+}
+
+/// The reading after the response is bounded: past 1 MiB of DATA, or after
+/// the client timeout, the stream is reset (NO_ERROR).
+#[tokio::test(flavor = "multi_thread")]
+async fn h2_request_body_after_the_response_is_bounded() {
+    let pki = site_pki();
+    let (_e, addr) = answering_at_once(&pki, |_| {}).await;
+    let mut tls = early_response(&pki, addr).await;
+    // 1 MiB of DATA: within the 1 MiB windows hyper grants, over the bound
+    // with the frame headers counted.
+    for _ in 0..64 {
+        tls.write_all(&frame(0, 0, 1, &[b'x'; 16384]))
+            .await
+            .unwrap();
+    }
+    // No PING: it would be answered before the body is read; the reset
+    // comes long before the 60 s client timeout.
+    let reset = reset_or_pong(&mut tls).await.map(|(code, _)| code);
+    assert_eq!(reset, Some(0), "no NO_ERROR reset after 1 MiB");
+
+    let (_e, addr) = answering_at_once(&pki, |fe| fe.client_timeout_ms = 600).await;
+    let mut tls = early_response(&pki, addr).await;
+    let started = std::time::Instant::now();
+    let (code, at) = reset_or_pong(&mut tls)
+        .await
+        .expect("a reset, no PING sent");
+    let took = at - started;
+    assert_eq!(code, 0);
+    assert!(
+        took >= std::time::Duration::from_millis(500) && took < std::time::Duration::from_secs(4),
+        "reset after {took:?}"
+    );
+}

@@ -16,6 +16,7 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::Sleep;
 
+use super::h2::OpenStream;
 use super::upstream::READ_SIZE;
 use super::wire::BodyState;
 use crate::backend::ActiveGuard;
@@ -29,8 +30,8 @@ pub enum ProxyBody {
     Local(Option<Bytes>),
     /// Another body whose request is logged when it ends (access logs).
     Logged(Box<super::log::Logged>),
-    /// Another body, counted as an open stream of its connection until dropped.
-    Stream(Box<(ProxyBody, StreamGuard)>),
+    /// Another body, with its stream's count and request body (see [`OpenStream`]).
+    Stream(Box<(ProxyBody, OpenStream)>),
 }
 
 /// Counts an open HTTP/2 stream while it lives.

@@ -45,8 +45,9 @@ pub async fn serve<S>(
         let client = client.clone();
         let guard = StreamGuard::new(&counted);
         async move {
-            let resp = proxy(&frontend, req, &client).await;
-            Ok::<_, std::convert::Infallible>(resp.map(|b| ProxyBody::Stream(Box::new((b, guard)))))
+            let (resp, request) = proxy(&frontend, req, &client).await;
+            let open = OpenStream::new(guard, request, frontend.spec.client_timeout());
+            Ok::<_, std::convert::Infallible>(resp.map(|b| ProxyBody::Stream(Box::new((b, open)))))
         }
     });
     let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
@@ -84,34 +85,36 @@ pub async fn serve<S>(
 /// How long an idle connection that was sent GOAWAY stays open.
 const GOAWAY_GRACE: Duration = Duration::from_secs(1);
 
-/// Applies the rules and forwards (or answers) one request.
+/// Applies the rules and forwards (or answers) one request; hands back the
+/// request body too, which may still be open.
 async fn proxy(
     frontend: &FrontendRuntime,
     req: Request<Incoming>,
     client: &Client,
-) -> Response<ProxyBody> {
+) -> (Response<ProxyBody>, Incoming) {
     let counters = &frontend.counters;
     counters
         .traffic
         .http_requests
         .fetch_add(1, Ordering::Relaxed);
-    let (parts, body) = req.into_parts();
+    let (parts, mut body) = req.into_parts();
     let mut req = Request::from_parts(parts, ());
     let mut trace = log::Trace::new(frontend.log.is_some());
     let line = frontend.log.as_ref().map(|_| RequestLine::of(&req));
     let (mut resp, mask) = match super::decide(frontend, &mut req, client, &mut trace) {
         Decision::Local(resp, mask) => (resp, mask),
         Decision::Forward(backend, mask) => (
-            forward(frontend, &backend, req, body, client, &mut trace).await,
+            forward(frontend, &backend, req, &mut body, client, &mut trace).await,
             mask,
         ),
     };
     frontend.rules.on_response(mask, &mut resp);
     counters.traffic.response(resp.status().as_u16());
-    match &frontend.log {
+    let resp = match &frontend.log {
         Some(l) => log::logged(resp, l, trace, line, client.peer, client.tls),
         None => resp,
-    }
+    };
+    (resp, body)
 }
 
 /// Sends one request to a server over HTTP/1.1; the response body streams
@@ -120,12 +123,12 @@ async fn forward(
     frontend: &FrontendRuntime,
     backend: &Arc<BackendRuntime>,
     mut req: Request<()>,
-    mut body: Incoming,
+    body: &mut Incoming,
     client: &Client,
     trace: &mut log::Trace,
 ) -> Response<ProxyBody> {
     headers::prepare_request(&mut req, frontend, &client.peer_header, client.peer, false);
-    let chunked = !hyper::body::Body::is_end_stream(&body)
+    let chunked = !hyper::body::Body::is_end_stream(body)
         && !req.headers().contains_key(header::CONTENT_LENGTH);
     if chunked {
         (req.headers_mut()).insert(
@@ -155,7 +158,7 @@ async fn forward(
     let server_timeout = backend.spec.server_timeout();
     let client_timeout = frontend.spec.client_timeout();
     let sent_at = Instant::now();
-    let replayable = hyper::body::Body::is_end_stream(&body);
+    let replayable = hyper::body::Body::is_end_stream(body);
     let mut buf = BytesMut::new();
     let (mut sent, mut chunked_ended) = (false, false);
     let (resp, _) = loop {
@@ -167,7 +170,7 @@ async fn forward(
                 Ok(Ok(()))
             );
         }
-        while !failed && !hyper::body::Body::is_end_stream(&body) {
+        while !failed && !hyper::body::Body::is_end_stream(body) {
             let frame = match timeout(client_timeout, body.frame()).await {
                 Ok(Some(Ok(frame))) => frame,
                 Ok(None) => break,
@@ -253,4 +256,52 @@ async fn forward(
         server_timeout,
     );
     resp.map(|()| ProxyBody::Upstream(Box::new(body)))
+}
+
+/// The most of a request body read and discarded after its response: 1 MiB,
+/// each DATA frame's 9-byte header included (so empty frames count too).
+const DRAIN_BYTES: u64 = 1 << 20;
+
+/// A stream's place among its connection's open streams, and its request
+/// body. When the response has been sent while the client still sends the
+/// body, the rest is read and discarded (at most [`DRAIN_BYTES`], for at
+/// most the frontend's client timeout), as HAProxy does, and only then
+/// dropped, which makes h2 reset the stream (NO_ERROR, RFC 9113 §8.1):
+/// until then the client's frames on the stream get the answers an open
+/// stream gives (a flow-control or protocol error, not silence).
+pub struct OpenStream(Option<(StreamGuard, Incoming, Duration)>);
+
+impl OpenStream {
+    fn new(guard: StreamGuard, request: Incoming, limit: Duration) -> Self {
+        OpenStream(Some((guard, request, limit)))
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        let Some((guard, request, limit)) = self.0.take() else {
+            return;
+        };
+        if hyper::body::Body::is_end_stream(&request) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let _ = timeout(limit, drain(request)).await;
+            drop(guard);
+        });
+    }
+}
+
+/// Reads and discards `body` until it ends, fails, or [`DRAIN_BYTES`] passed.
+async fn drain(mut body: Incoming) {
+    let mut left = DRAIN_BYTES;
+    while left > 0
+        && let Some(Ok(frame)) = body.frame().await
+    {
+        let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+        left = left.saturating_sub(len + 9);
+    }
 }
