@@ -43,6 +43,17 @@ pub fn request(buf: &Bytes) -> Parsed<Request<()>> {
     let Ok(uri) = Uri::from_maybe_shared(buf.slice_ref(path.as_bytes())) else {
         return bad;
     };
+    // Origin form, `*`, absolute form with an http(s) scheme, or CONNECT's
+    // authority form (RFC 9112 §3.2); anything else is a bad request.
+    let target_ok = match path.as_bytes()[0] {
+        b'/' => true,
+        b'*' => path == "*",
+        _ if method == Method::CONNECT => uri.authority().is_some(),
+        _ => matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some(),
+    };
+    if !target_ok {
+        return bad;
+    }
     let Some(headers) = header_map(buf, parsed.headers) else {
         return bad;
     };
@@ -188,12 +199,12 @@ pub fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
 pub fn write_request(out: &mut Vec<u8>, req: &Request<()>) {
     out.put_slice(req.method().as_str().as_bytes());
     out.put_u8(b' ');
-    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    out.put_slice(if target.is_empty() {
-        b"/"
-    } else {
-        target.as_bytes()
-    });
+    // An absolute-form target keeps its path and query; an empty path is `/`.
+    let target = req.uri().path_and_query().map_or("", |p| p.as_str());
+    if !target.starts_with('/') && target != "*" {
+        out.put_u8(b'/');
+    }
+    out.put_slice(target.as_bytes());
     out.put_slice(b" HTTP/1.1\r\n");
     write_headers(out, req.headers());
 }
@@ -391,6 +402,38 @@ impl Chunks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fuzz target found `GET ://a? HTTP/1.1` parsed and written back as
+    /// `GET ? HTTP/1.1`, which does not parse.
+    #[test]
+    fn request_targets_are_checked_and_written_back_in_origin_form() {
+        for bad in ["://a?", "a/b", "?x", "**", "ftp://a/b"] {
+            let head = Bytes::from(format!("GET {bad} HTTP/1.1\r\nHost: a\r\n\r\n"));
+            assert!(
+                matches!(request(&head), Parsed::Invalid(StatusCode::BAD_REQUEST)),
+                "{bad}"
+            );
+        }
+        for (method, target, written) in [
+            ("GET", "/p?q", "GET /p?q "),
+            ("GET", "http://a?x", "GET /?x "),
+            ("GET", "https://a/b", "GET /b "),
+            ("OPTIONS", "*", "OPTIONS * "),
+            ("CONNECT", "a:443", "CONNECT / "),
+        ] {
+            let head = Bytes::from(format!("{method} {target} HTTP/1.1\r\nHost: a\r\n\r\n"));
+            let Parsed::Complete(req, _) = request(&head) else {
+                panic!("{target} not parsed");
+            };
+            let mut out = Vec::new();
+            write_request(&mut out, &req);
+            assert!(out.starts_with(written.as_bytes()), "{target}: {out:?}");
+            assert!(
+                matches!(request(&Bytes::from(out)), Parsed::Complete(..)),
+                "{target}"
+            );
+        }
+    }
 
     fn feed_all(framing: Framing, input: &[u8]) -> Result<(usize, Vec<u8>, bool), BadChunk> {
         let mut state = BodyState::new(framing);
