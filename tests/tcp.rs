@@ -189,7 +189,8 @@ async fn greeted_within(c: &mut Conn, wait: Duration) -> bool {
 async fn max_connections_changes_apply_at_once_and_are_never_exceeded() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let workers = fairlead_dataplane::engine::Workers::start(1).unwrap();
+    let workers =
+        fairlead_dataplane::engine::Workers::start(std::num::NonZeroUsize::new(2)).unwrap();
     let demo = Demo::start("echo", "tcp");
     let mut fe = frontend("fe", Mode::Tcp, "be");
     fe.max_connections = 10;

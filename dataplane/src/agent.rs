@@ -156,10 +156,7 @@ impl Agent {
                 what: format!("--admin-address {}", options.admin_address),
                 source,
             })?;
-        let threads = (options.threads)
-            .or_else(|| std::thread::available_parallelism().ok())
-            .map_or(1, NonZeroUsize::get);
-        let workers = Workers::start(threads - 1).map_err(|source| Error::Io {
+        let workers = Workers::start(options.threads).map_err(|source| Error::Io {
             what: "starting the worker threads".into(),
             source,
         })?;

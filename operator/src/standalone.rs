@@ -113,10 +113,7 @@ async fn serve(
     let mut hangup = listen(SignalKind::hangup(), "SIGHUP")?;
     let mut terminate = listen(SignalKind::terminate(), "SIGTERM")?;
     let mut interrupt = listen(SignalKind::interrupt(), "SIGINT")?;
-    let threads = (options.threads)
-        .or_else(|| std::thread::available_parallelism().ok())
-        .map_or(1, NonZeroUsize::get);
-    let workers = Workers::start(threads - 1).map_err(|source| Error::Io {
+    let workers = Workers::start(options.threads).map_err(|source| Error::Io {
         what: "starting the worker threads".into(),
         source,
     })?;

@@ -4,6 +4,7 @@
 //! kernel spreads connections and each connection stays on one thread.
 
 use std::io;
+use std::num::NonZeroUsize;
 use std::thread::JoinHandle;
 
 use tokio::runtime::Handle;
@@ -16,8 +17,13 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// The current runtime and `extra` more threads; call within a runtime.
-    pub fn start(extra: usize) -> io::Result<Workers> {
+    /// `threads` workers in all (`None`: one per CPU): the current runtime
+    /// and a thread for each other; call within a runtime.
+    pub fn start(threads: Option<NonZeroUsize>) -> io::Result<Workers> {
+        let extra = threads
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, NonZeroUsize::get)
+            - 1;
         let mut handles = vec![Handle::current()];
         let mut threads = Vec::with_capacity(extra);
         for i in 1..=extra {
