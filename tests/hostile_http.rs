@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use fairlead_dataplane::config::{Balance, Mode};
+use fairlead_dataplane::config::Mode;
 use tokio::io::AsyncWriteExt;
 
 /// HAProxy (`haproxy -db`) proxying one loopback port to `server`; killed on drop.
@@ -67,16 +67,7 @@ async fn proxies(
 ) {
     let fe = frontend("fe", Mode::Http, "be");
     let addr = fe.bind;
-    let e = serve(
-        fe,
-        backend(
-            "be",
-            Mode::Http,
-            Balance::Roundrobin,
-            vec![demo.server("s")],
-        ),
-    )
-    .await;
+    let e = serve_one(fe, demo).await;
     let h = Haproxy::start(demo.addr).await;
     let targets = vec![("fairlead", addr), ("haproxy", h.addr)];
     (e, h, targets)

@@ -11,16 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 async fn single(demo: &Demo) -> (fairlead_dataplane::Engine, std::net::SocketAddr) {
     let fe = frontend("fe", Mode::Http, "be");
     let addr = fe.bind;
-    let e = serve(
-        fe,
-        backend(
-            "be",
-            Mode::Http,
-            Balance::Roundrobin,
-            vec![demo.server("s")],
-        ),
-    )
-    .await;
+    let e = serve_one(fe, demo).await;
     (e, addr)
 }
 
@@ -207,16 +198,7 @@ async fn idle_client_is_closed_after_client_timeout() {
     let mut fe = frontend("fe", Mode::Http, "be");
     fe.client_timeout_ms = 300;
     let addr = fe.bind;
-    let _e = serve(
-        fe,
-        backend(
-            "be",
-            Mode::Http,
-            Balance::Roundrobin,
-            vec![demo.server("s")],
-        ),
-    )
-    .await;
+    let _e = serve_one(fe, &demo).await;
     let mut conn = Conn::open(addr).await;
     assert_eq!(conn.get("/").await.status, 200);
     assert!(
@@ -502,16 +484,7 @@ async fn slow_headers_get_408_and_idle_keep_alive_closes() {
     fe.http_request_timeout_ms = Some(600);
     fe.http_keep_alive_timeout_ms = Some(300);
     let addr = fe.bind;
-    let _e = serve(
-        fe,
-        backend(
-            "be",
-            Mode::Http,
-            Balance::Roundrobin,
-            vec![demo.server("s")],
-        ),
-    )
-    .await;
+    let _e = serve_one(fe, &demo).await;
     // Slowloris: a header line every 100 ms never completes the head.
     let reader = Conn::open(addr).await; // sends nothing meanwhile
     let (answer, took) = slowloris(addr).await;

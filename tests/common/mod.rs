@@ -119,6 +119,18 @@ pub async fn serve(frontend: Frontend, backend: Backend) -> Engine {
     engine(config(1, vec![frontend], vec![backend])).await
 }
 
+/// An engine running `frontend` in front of one round-robin backend `be` (in
+/// the frontend's mode) with `demo`'s server `s`.
+pub async fn serve_one(frontend: Frontend, demo: &Demo) -> Engine {
+    let be = backend(
+        "be",
+        frontend.mode,
+        Balance::Roundrobin,
+        vec![demo.server("s")],
+    );
+    serve(frontend, be).await
+}
+
 /// A parsed HTTP response.
 #[derive(Debug)]
 pub struct Resp {
